@@ -1,0 +1,104 @@
+"""Save and load optimizer networks with their architecture and training metadata (notebook 04).
+
+A checkpoint is a dict written with ``torch.save``::
+
+    {"format": "l2l-optimizer", "version": 1, "config": {...}, "state_dict": {...},
+     "metadata": {...}, "training": {...} or None}
+
+``config`` rebuilds the network, so a checkpoint loads without knowing its architecture; loading into
+a network of another architecture is an error that says which sizes differ. Writes are atomic: the
+file is written next to its destination and renamed over it, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
+
+FORMAT = "l2l-optimizer"
+VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_checkpoint(
+    path: str | Path,
+    net: CoordinatewiseLSTM,
+    metadata: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``net`` (weights + architecture), free-form ``metadata`` and optional resumable ``training`` state."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": net.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "metadata": dict(metadata or {}),
+        "training": training,
+    }
+    return atomic_torch_save(payload, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and validate a checkpoint dict; ``ValueError`` with what to do if the file is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not a torch archive
+        raise ValueError(
+            f"{path} is not an l2l optimizer checkpoint (torch.load failed: {str(exc).splitlines()[0]}); "
+            "pass a file written by l2l train or save_checkpoint"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is a torch file but not an l2l optimizer checkpoint (no format={FORMAT!r} key)")
+    if payload.get("version") != VERSION:
+        raise ValueError(f"{path} has checkpoint version {payload.get('version')}, this code reads {VERSION}")
+    return payload
+
+
+def load_state_into(net: CoordinatewiseLSTM, payload: dict[str, Any], source: str = "checkpoint") -> None:
+    """Copy a checkpoint's weights into ``net``; ``ValueError`` naming the differences if architectures differ."""
+    theirs = OptimizerConfig.from_dict(payload["config"])
+    if theirs != net.config:
+        diffs = [
+            f"{k}: checkpoint {v!r} vs network {getattr(net.config, k)!r}"
+            for k, v in theirs.to_dict().items()
+            if getattr(net.config, k) != v
+        ]
+        raise ValueError(
+            f"{source} holds an optimizer of another architecture ({'; '.join(diffs)}); "
+            "build the network with load_optimizer(path) instead, which uses the checkpoint's own config"
+        )
+    net.load_state_dict(payload["state_dict"])
+
+
+def load_optimizer(path: str | Path, device: torch.device | str = "cpu") -> tuple[CoordinatewiseLSTM, dict[str, Any]]:
+    """Rebuild the optimizer network stored in ``path``; returns (net, metadata)."""
+    payload = read_checkpoint(path)
+    net = CoordinatewiseLSTM(OptimizerConfig.from_dict(payload["config"]))
+    load_state_into(net, payload, source=str(path))
+    return net.to(device), payload["metadata"]

@@ -1,0 +1,142 @@
+"""The optimizer network g_phi: a coordinatewise deep LSTM (paper, Section 2.1 and Figure 3; notebook 02).
+
+One small LSTM, whose weights phi are shared by every coordinate of theta, reads the (preprocessed)
+gradient of one coordinate and proposes that coordinate's update; each coordinate keeps its own
+hidden state. All coordinates of all parameter tensors are processed as one batch: coordinate i is
+row i of every tensor below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .preprocessing import PAPER_P, PREPROCESSING_INPUTS, check_preprocessing, preprocess
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Architecture of the optimizer network; stored with every checkpoint."""
+
+    num_layers: int = 2  # paper: 2
+    hidden_size: int = 20  # paper: 20
+    preprocessing: str = "log_sign"  # paper: log_sign (Appendix A); or log_sign_smooth, none
+    p: float = PAPER_P  # paper: 10
+    output_scale: float = 0.1  # authors' code: 1.0 (quadratics), 0.01 (MNIST)
+
+    def __post_init__(self) -> None:
+        for name in ("num_layers", "hidden_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        check_preprocessing(self.preprocessing, self.p)
+        scale = self.output_scale
+        if not isinstance(scale, (int, float)) or not (0 < scale < float("inf")):
+            raise ValueError(f"output_scale={scale!r} must be a positive finite number")
+
+    @property
+    def input_size(self) -> int:
+        """Number of LSTM inputs per coordinate after preprocessing."""
+        return PREPROCESSING_INPUTS[self.preprocessing]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python form, as stored in checkpoints."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OptimizerConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown optimizer config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+class CoordinatewiseLSTM(nn.Module):
+    """Coordinatewise deep LSTM optimizer: ``update, state = net(grad, state)``, theta += update.
+
+    The recurrent state of N coordinates is one tensor of shape ``(num_layers, 2, N, hidden_size)``
+    holding (h, c) per layer, so that it can be carried, detached, split and concatenated cheaply.
+    The parameter count does not depend on N.
+    """
+
+    def __init__(self, config: OptimizerConfig | None = None, **overrides: Any) -> None:
+        super().__init__()
+        if config is None:
+            config = OptimizerConfig(**overrides)
+        elif overrides:
+            config = OptimizerConfig(**{**config.to_dict(), **overrides})
+        self.config = config
+        sizes = [config.input_size] + [config.hidden_size] * config.num_layers
+        # One LSTMCell per layer; its batch dimension is the coordinate dimension.
+        self.cells = nn.ModuleList(nn.LSTMCell(sizes[i], sizes[i + 1]) for i in range(config.num_layers))
+        self.output = nn.Linear(config.hidden_size, 1)
+        with torch.no_grad():
+            # A small first step: the untrained optimizer starts close to "do nothing".
+            self.output.weight.mul_(0.1)
+            self.output.bias.zero_()
+
+    def init_state(
+        self, n_coords: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """Zero (h, c) for ``n_coords`` coordinates: shape ``(num_layers, 2, n_coords, hidden_size)``."""
+        ref = self.output.weight
+        return torch.zeros(
+            self.config.num_layers,
+            2,
+            n_coords,
+            self.config.hidden_size,
+            device=ref.device if device is None else device,
+            dtype=ref.dtype if dtype is None else dtype,
+        )
+
+    def forward(self, grad: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map gradients (any shape, N elements) and state to (update of grad's shape, new state)."""
+        n_coords = grad.numel()
+        if state.shape != (self.config.num_layers, 2, n_coords, self.config.hidden_size):
+            raise ValueError(
+                f"state has shape {tuple(state.shape)}, expected "
+                f"{(self.config.num_layers, 2, n_coords, self.config.hidden_size)}: "
+                "make it with net.init_state(grad.numel())"
+            )
+        x = preprocess(grad.reshape(-1), self.config.preprocessing, self.config.p)  # (N, input_size)
+        new_state = []
+        for layer, cell in enumerate(self.cells):
+            h, c = cell(x, (state[layer, 0], state[layer, 1]))  # (N, hidden) each
+            new_state.append(torch.stack([h, c]))
+            x = h
+        update = self.output(x).squeeze(-1) * self.config.output_scale  # (N,)
+        return update.reshape(grad.shape), torch.stack(new_state)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config.to_dict().items())
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable scalars in ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class LearnedRule:
+    """The optimizer network behind the update-rule interface shared with the baselines.
+
+    ``theta`` and ``grad`` have shape ``(n_tasks, dim)``; every coordinate of every task is one row of
+    the LSTM batch.
+    """
+
+    name = "LSTM"
+
+    def __init__(self, net: CoordinatewiseLSTM, name: str = "LSTM") -> None:
+        self.net = net
+        self.name = name
+
+    def init_state(self, theta: torch.Tensor) -> torch.Tensor:
+        """Zero LSTM state for every coordinate of ``theta``."""
+        return self.net.init_state(theta.numel(), device=theta.device, dtype=theta.dtype)
+
+    def step(self, grad: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (update, new state); the caller sets theta = theta + update."""
+        return self.net(grad, state)

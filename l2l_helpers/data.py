@@ -1,0 +1,201 @@
+"""MNIST from the standard IDX files, with checksums (paper, Section 3.2; notebook 06).
+
+Where the data comes from, in order:
+
+1. the full official set (60,000 training and 10,000 test images) if its four files are in
+   ``<root>/MNIST/raw`` with the right md5;
+2. otherwise, when online and downloads are allowed, the two missing training files are fetched
+   from the standard mirrors into that folder and checked;
+3. otherwise the project's shipped offline sample: the official 10,000-image test set, split by a
+   fixed permutation into disjoint parts for meta-training (8,000) and held-out evaluation (2,000).
+
+``MNISTData.source`` says which one is in use, and :func:`load_mnist` prints it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: File name and md5 of each official MNIST file.
+MNIST_FILES: dict[str, tuple[str, str]] = {
+    "train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+    "train_labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+    "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+    "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+}
+
+#: Standard mirrors of the official files, tried in order.
+MNIST_MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+
+#: Size of the meta-training part of the offline sample; the rest is held out.
+OFFLINE_TRAIN_SIZE = 8000
+_OFFLINE_SPLIT_SEED = 1606_04474  # the paper's arXiv number
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def default_data_dir() -> Path:
+    """``$L2L_DATA_DIR`` if set, else the repository's ``data/`` folder."""
+    env = os.environ.get("L2L_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+
+
+def md5sum(path: Path) -> str:
+    """Hex md5 digest of a file."""
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), checking its header against its size."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path} is not a readable IDX file ({exc}); delete it and fetch it again") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number); delete it and fetch it again")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(
+            f"{path} is truncated or corrupt ({len(raw)} bytes, header says {expected}); delete it and fetch it again"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+@dataclass
+class MNISTData:
+    """Images as float tensors in [0, 1] of shape (n, 784), labels as int64 tensors of shape (n,)."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    source: str  # "full" or "offline-sample"
+
+    @property
+    def description(self) -> str:
+        """One line saying which data is in use."""
+        n_train, n_test = len(self.train_labels), len(self.test_labels)
+        if self.source == "full":
+            return f"MNIST: full official set ({n_train} training / {n_test} test images)"
+        return (
+            f"MNIST: offline sample, the official test set split into {n_train} meta-training and "
+            f"{n_test} held-out images (the training files are not available: go online once to fetch them)"
+        )
+
+
+def _check_file(path: Path, md5: str) -> None:
+    actual = md5sum(path)
+    if actual != md5:
+        raise ValueError(
+            f"{path} is corrupt (md5 {actual}, expected {md5}): delete it; then either go online so it "
+            "is downloaded again, or copy the official file back in place"
+        )
+
+
+def _download(name: str, md5: str, dest: Path, timeout: float) -> None:
+    """Fetch one official file into ``dest`` from the first mirror that serves it intact."""
+    errors = []
+    for mirror in MNIST_MIRRORS:
+        try:
+            with urllib.request.urlopen(mirror + name, timeout=timeout) as response:
+                fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
+                with os.fdopen(fd, "wb") as fh:
+                    shutil.copyfileobj(response, fh)
+            if md5sum(Path(tmp)) != md5:
+                os.unlink(tmp)
+                errors.append(f"{mirror}: checksum mismatch")
+                continue
+            os.replace(tmp, dest)
+            return
+        except OSError as exc:
+            errors.append(f"{mirror}: {exc}")
+    raise OSError(f"could not download {name}: " + "; ".join(errors))
+
+
+def _tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+_CACHE: dict[tuple[str, bool], MNISTData] = {}
+
+
+def load_mnist(
+    root: str | Path | None = None, download: bool | None = None, verbose: bool = True, timeout: float = 10.0
+) -> MNISTData:
+    """Load MNIST (see the module docstring for where it comes from), caching it in memory.
+
+    ``download=None`` downloads unless the environment variable ``L2L_OFFLINE`` is set to 1.
+    Raises ``FileNotFoundError`` (what to do) if no usable files are found and ``ValueError`` for a
+    corrupt file.
+    """
+    root = Path(root) if root is not None else default_data_dir()
+    if download is None:
+        download = os.environ.get("L2L_OFFLINE", "0") != "1"
+    key = (str(root.resolve()), bool(download))
+    if key in _CACHE:
+        data = _CACHE[key]
+        if verbose:
+            print(data.description)
+        return data
+    raw = root / "MNIST" / "raw"
+    paths = {k: raw / name for k, (name, _) in MNIST_FILES.items()}
+    for k in ("test_images", "test_labels"):
+        if not paths[k].exists():
+            raise FileNotFoundError(
+                f"{paths[k]} is missing. The project ships the MNIST test set in data/MNIST/raw: restore it "
+                "with `git checkout data/`, or set L2L_DATA_DIR to a folder holding MNIST/raw/."
+            )
+        _check_file(paths[k], MNIST_FILES[k][1])
+
+    have_train = all(paths[k].exists() for k in ("train_images", "train_labels"))
+    if not have_train and download:
+        try:
+            for k in ("train_images", "train_labels"):
+                if not paths[k].exists():
+                    name, md5 = MNIST_FILES[k]
+                    if verbose:
+                        print(f"MNIST: downloading {name} ...")
+                    _download(name, md5, paths[k], timeout)
+            have_train = True
+        except OSError as exc:
+            if verbose:
+                print(f"MNIST: download failed ({exc}); using the offline sample")
+    test_x, test_y = _tensors(read_idx(paths["test_images"]), read_idx(paths["test_labels"]))
+    if have_train:
+        for k in ("train_images", "train_labels"):
+            _check_file(paths[k], MNIST_FILES[k][1])
+        train_x, train_y = _tensors(read_idx(paths["train_images"]), read_idx(paths["train_labels"]))
+        data = MNISTData(train_x, train_y, test_x, test_y, "full")
+    else:
+        perm = torch.randperm(len(test_y), generator=torch.Generator().manual_seed(_OFFLINE_SPLIT_SEED))
+        tr, ho = perm[:OFFLINE_TRAIN_SIZE], perm[OFFLINE_TRAIN_SIZE:]
+        data = MNISTData(test_x[tr], test_y[tr], test_x[ho], test_y[ho], "offline-sample")
+    _CACHE[key] = data
+    if verbose:
+        print(data.description)
+    return data

@@ -1,0 +1,57 @@
+"""A trained optimizer network as a ``torch.optim.Optimizer`` for any model (notebooks 06-07).
+
+Usage, in an ordinary training loop::
+
+    net = l2l.load_pretrained("mnist")
+    opt = l2l.LearnedOptimizer(model.parameters(), net)
+    loss.backward(); opt.step(); opt.zero_grad()
+
+The per-coordinate LSTM state of each parameter lives in ``opt.state[p]["lstm"]`` (so it is saved by
+``opt.state_dict()``); all coordinates of all parameters with a gradient go through the LSTM as one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from .coordinatewise_lstm import CoordinatewiseLSTM
+
+
+class LearnedOptimizer(torch.optim.Optimizer):
+    """Apply a (trained) :class:`CoordinatewiseLSTM` to the parameters: p += net(p.grad, state_p)."""
+
+    def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], net: CoordinatewiseLSTM) -> None:
+        if not isinstance(net, CoordinatewiseLSTM):
+            raise ValueError(f"net must be a CoordinatewiseLSTM, got {type(net).__name__}")
+        super().__init__(params, defaults={})
+        self.net = net.eval()
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """One update of every parameter that has a gradient; parameters without one are left alone."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None and p.numel() > 0]
+        if not params:
+            return loss
+        ref = next(self.net.parameters())
+        grads, states = [], []
+        for p in params:
+            grads.append(p.grad.reshape(-1).to(ref.device, ref.dtype))  # (n_p,)
+            state = self.state[p]
+            if "lstm" not in state:
+                state["lstm"] = self.net.init_state(p.numel())
+            states.append(state["lstm"])
+        update, new_state = self.net(torch.cat(grads), torch.cat(states, dim=2))  # one batch of coordinates
+        start = 0
+        for p in params:
+            n = p.numel()
+            p.add_(update[start : start + n].view_as(p).to(p.device, p.dtype))
+            self.state[p]["lstm"] = new_state[:, :, start : start + n].clone()  # (layers, 2, n_p, hidden)
+            start += n
+        return loss

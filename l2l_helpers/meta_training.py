@@ -1,0 +1,261 @@
+"""Meta-training the optimizer network with truncated back-propagation through time (paper, Section 2; notebook 04).
+
+The meta-loss of one trajectory of T steps is L(phi) = sum_{t=1..T} w_t f(theta_t), with
+theta_{t+1} = theta_t + g_t and (g_t, h_{t+1}) = m(grad f(theta_t), h_t; phi). The trajectory is cut
+into unrolls of ``unroll`` steps; after each unroll phi takes one Adam step on that unroll's part of the
+meta-loss, and theta and the LSTM state are carried into the next unroll (detached from the graph).
+Every epoch starts new trajectories on freshly sampled training tasks.
+
+The optimizee gradients grad f(theta_t) enter the optimizer as constants: no second derivatives of f
+are computed (the dashed edges of the paper's Figure 2), unless ``second_order=True``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoints import OptimizerConfig, load_state_into, read_checkpoint, save_checkpoint
+from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
+from .evaluation import check_positive_int, evaluate
+from .optimizees import SPLIT_SIZE, Problem, TaskBatch
+
+WEIGHTINGS = ("ones", "final")
+
+
+@dataclass
+class MetaTrainConfig:
+    """Settings of meta-training; paper values in the comments."""
+
+    epochs: int = 100  # authors' code: 10,000
+    steps: int = 100  # T, the optimizee horizon; paper: 100
+    unroll: int = 20  # truncation length; paper: 20
+    lr: float = 1e-3  # Adam on phi; authors' code: 1e-3
+    tasks_per_epoch: int = 1  # optimizees per trajectory batch; authors: 128 quadratics, 1 MNIST net
+    weights: str = "ones"  # w_t: "ones" (paper) or "final" (w_t = 1[t = T])
+    second_order: bool = False  # paper: False (gradients of f treated as constants)
+    grad_clip: float | None = None  # max norm of the meta-gradient; None = no clipping
+    val_every: int = 10  # epochs between validations on held-out tasks; 0 = never
+    val_tasks: int = 8
+    checkpoint_every: int = 0  # epochs between checkpoints; 0 = only at the end
+    seed: int = 0  # selects the training tasks
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "steps", "unroll", "tasks_per_epoch", "val_tasks"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("val_every", "checkpoint_every", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a non-negative integer")
+        if self.unroll > self.steps:
+            raise ValueError(f"unroll={self.unroll} is longer than the horizon steps={self.steps}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < math.inf):
+            raise ValueError(f"lr={self.lr!r} must be a positive finite number")
+        if self.weights not in WEIGHTINGS:
+            raise ValueError(f"weights={self.weights!r} is unknown; use one of: {', '.join(WEIGHTINGS)}")
+        if self.grad_clip is not None and not (self.grad_clip > 0):
+            raise ValueError(f"grad_clip={self.grad_clip!r} must be positive or None")
+
+    def step_weights(self) -> list[float]:
+        """w_t for t = 1..T."""
+        if self.weights == "ones":
+            return [1.0] * self.steps
+        return [0.0] * (self.steps - 1) + [1.0]
+
+
+@dataclass
+class MetaTrainResult:
+    """What meta-training produced. ``net`` holds the best weights on validation when validation ran."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch
+    val_history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val: float = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    last_state: dict[str, torch.Tensor] | None = None
+    skipped: int = 0  # meta-steps skipped because the loss or meta-gradient was not finite
+    interrupted: bool = False
+
+
+def training_indices(config: MetaTrainConfig, epoch: int) -> range:
+    """Training-task indices of ``epoch``: new tasks every epoch, the same ones for the same seed."""
+    n = config.tasks_per_epoch
+    first = (config.seed * 10_000_019 + epoch * n) % (SPLIT_SIZE - n)
+    return range(first, first + n)
+
+
+def unroll_trajectory(
+    net: CoordinatewiseLSTM,
+    tasks: TaskBatch,
+    config: MetaTrainConfig,
+    meta_optimizer: torch.optim.Optimizer,
+) -> tuple[torch.Tensor, int]:
+    """Run one trajectory of T steps on ``tasks``, updating phi after every unroll.
+
+    Returns (mean loss over tasks at t = 1..T, shape (T,), number of skipped meta-steps).
+    """
+    weights = config.step_weights()
+    theta = tasks.init_theta()  # (B, D)
+    state = net.init_state(theta.numel(), device=theta.device, dtype=theta.dtype)
+    curve: list[torch.Tensor] = []
+    skipped = 0
+    for start in range(0, config.steps, config.unroll):
+        # Truncation: theta and the LSTM state carry over, their history does not.
+        theta = theta.detach().requires_grad_(True)
+        state = state.detach()
+        loss = tasks.loss(theta, start)  # f(theta_start), shape (B,)
+        meta_loss = theta.new_zeros(())
+        for t in range(start, min(start + config.unroll, config.steps)):
+            (grad,) = torch.autograd.grad(loss.sum(), theta, retain_graph=True, create_graph=config.second_order)
+            update, state = net(grad, state)  # grad is a constant unless second_order
+            theta = theta + update
+            loss = tasks.loss(theta, t + 1)  # f(theta_{t+1})
+            meta_loss = meta_loss + weights[t] * loss.mean()
+            curve.append(loss.detach().mean())
+        if not any(weights[start : start + config.unroll]):
+            continue  # w_t = 0 on this whole unroll: no signal, no step
+        meta_optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(meta_loss):
+            skipped += 1
+            break  # theta has diverged: the rest of this trajectory carries no signal
+        meta_loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(
+            net.parameters(), config.grad_clip if config.grad_clip is not None else math.inf
+        )
+        if not torch.isfinite(norm):
+            skipped += 1
+            meta_optimizer.zero_grad(set_to_none=True)
+            break
+        meta_optimizer.step()
+    while len(curve) < config.steps:  # an aborted trajectory
+        curve.append(torch.tensor(math.nan))
+    return torch.stack([c.cpu() for c in curve]), skipped
+
+
+def _training_state(
+    config: MetaTrainConfig,
+    epoch: int,
+    opt_state: dict[str, Any],
+    last_state: dict[str, torch.Tensor],
+    result: MetaTrainResult,
+) -> dict[str, Any]:
+    return {
+        "config": asdict(config),
+        "epoch": epoch,
+        "last_state": last_state,
+        "meta_optimizer": opt_state,
+        "history": result.history,
+        "val_history": result.val_history,
+        "best_epoch": result.best_epoch,
+        "best_val": result.best_val,
+        "best_state": result.best_state,
+        "skipped": result.skipped,
+    }
+
+
+def meta_train(
+    net: CoordinatewiseLSTM,
+    problem: Problem,
+    config: MetaTrainConfig | None = None,
+    *,
+    checkpoint_path: str | Path | None = None,
+    resume: str | Path | None = None,
+    metadata: dict[str, Any] | None = None,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
+) -> MetaTrainResult:
+    """Meta-train ``net`` on ``problem`` in place; validate on held-out ``val`` tasks and keep the best.
+
+    With ``checkpoint_path`` the state is saved every ``config.checkpoint_every`` epochs, at the end
+    and when interrupted (Ctrl-C), at the last finished epoch. ``resume`` continues from such a file with
+    the same epoch counter and meta-optimizer state. ``callback(record, result)`` runs after every epoch
+    (e.g. a live plot). At the end ``net`` holds the weights of the best validation score.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or MetaTrainConfig()
+    device = next(net.parameters()).device
+    meta_optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    result = MetaTrainResult()
+    start_epoch = 0
+    if resume is not None:
+        payload = read_checkpoint(resume)
+        load_state_into(net, payload, source=str(resume))
+        training = payload.get("training")
+        if not training:
+            raise ValueError(f"{resume} holds weights only, no training state to resume from")
+        net.load_state_dict(training["last_state"])
+        meta_optimizer.load_state_dict(training["meta_optimizer"])
+        start_epoch = training["epoch"]
+        result.history, result.val_history = training["history"], training["val_history"]
+        result.best_epoch, result.best_val = training["best_epoch"], training["best_val"]
+        result.best_state, result.skipped = training["best_state"], training["skipped"]
+    meta = {"problem": problem.describe(), **(metadata or {})}
+
+    def save(epoch: int, weights: dict[str, torch.Tensor], opt_state: dict[str, Any]) -> None:
+        # The file's weights are the best so far (what a user loads); the last ones resume training.
+        if checkpoint_path is None:
+            return
+        snapshot = CoordinatewiseLSTM(OptimizerConfig.from_dict(net.config.to_dict()))
+        snapshot.load_state_dict(result.best_state if result.best_state is not None else weights)
+        training = _training_state(config, epoch, opt_state, weights, result)
+        info = {**meta, "epochs_done": epoch, "best_epoch": result.best_epoch, "best_val_meta_loss": result.best_val}
+        save_checkpoint(checkpoint_path, snapshot, info, training)
+
+    # The state at the last finished epoch: what an interruption saves.
+    good = (start_epoch, copy.deepcopy(net.state_dict()), copy.deepcopy(meta_optimizer.state_dict()))
+    bar = tqdm(
+        range(start_epoch, config.epochs),
+        desc="meta-training",
+        disable=not progress,
+        initial=start_epoch,
+        total=config.epochs,
+    )
+    try:
+        for epoch in bar:
+            tasks = problem.tasks("train", training_indices(config, epoch), device)
+            curve, skipped = unroll_trajectory(net, tasks, config, meta_optimizer)
+            result.skipped += skipped
+            record = {
+                "epoch": epoch + 1,
+                "meta_loss": float(curve.sum()),
+                "final_loss": float(curve[-1]),
+                "skipped": skipped,
+            }
+            if config.val_every and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+                val = evaluate(LearnedRule(net), problem, config.val_tasks, config.steps, "val", device)
+                score = val.mean_sum if math.isfinite(val.mean_sum) else math.inf
+                record["val_meta_loss"] = score
+                result.val_history.append({"epoch": epoch + 1, "val_meta_loss": score})
+                if score < result.best_val:
+                    result.best_val, result.best_epoch = score, epoch + 1
+                    result.best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            result.history.append(record)
+            bar.set_postfix(meta_loss=f"{record['meta_loss']:.3g}", best_val=f"{result.best_val:.3g}")
+            good = (epoch + 1, copy.deepcopy(net.state_dict()), copy.deepcopy(meta_optimizer.state_dict()))
+            if config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
+                save(*good)
+            if callback is not None:
+                callback(record, result)
+    except KeyboardInterrupt:
+        # Keep what was trained: roll back to the last finished epoch, save it, and return.
+        result.interrupted = True
+        net.load_state_dict(good[1])
+        result.last_state = {k: v.detach().cpu().clone() for k, v in good[1].items()}
+        save(*good)
+        where = f"; saved to {checkpoint_path}, continue with resume=" if checkpoint_path else ""
+        print(f"meta-training interrupted after epoch {good[0]}{where}")
+        return result
+    finally:
+        bar.close()
+    result.last_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    save(*good)
+    if result.best_state is not None:
+        net.load_state_dict(result.best_state)
+    return result
