@@ -10,7 +10,7 @@ from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfi
 from .data import MNISTData, load_mnist, read_idx
 from .evaluation import EvalResult, TuningResult, compare, evaluate, run_rule, tune_learning_rate
 from .learned_optimizer import LearnedOptimizer
-from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train, unroll_trajectory
+from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train, unroll, unroll_trajectory
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem
 from .preprocessing import PAPER_P, log_sign, log_sign_smooth, preprocess
 from .pretrained import available_pretrained, load_pretrained, pretrained_info
@@ -62,5 +62,6 @@ __all__ = [
     "seed_everything",
     "setup",
     "tune_learning_rate",
+    "unroll",
     "unroll_trajectory",
 ]

@@ -12,6 +12,7 @@ file is written next to its destination and renamed over it, so a crash never le
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -55,7 +56,8 @@ def save_checkpoint(
         "version": VERSION,
         "config": net.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-        "metadata": dict(metadata or {}),
+        # plain JSON types only, so that the file loads with torch.load(weights_only=True)
+        "metadata": json.loads(json.dumps(metadata or {}, default=str)),
         "training": training,
     }
     return atomic_torch_save(payload, path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,34 @@ def training_indices(config: MetaTrainConfig, epoch: int) -> range:
     return range(first, first + n)
 
 
+def unroll(
+    net: CoordinatewiseLSTM,
+    tasks: TaskBatch,
+    theta: torch.Tensor,
+    state: torch.Tensor,
+    start: int,
+    length: int,
+    weights: Sequence[float],
+    second_order: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Steps ``start .. start + length - 1`` of a trajectory, keeping the graph back to phi.
+
+    ``theta`` (n_tasks, dim) must require grad; ``weights[t]`` is w_{t+1}. Returns
+    (meta_loss = sum_t w_t mean_tasks f(theta_t) over the unroll, theta, state, mean loss per step).
+    """
+    loss = tasks.loss(theta, start)  # f(theta_start), shape (B,)
+    meta_loss = theta.new_zeros(())
+    curve = []
+    for t in range(start, start + length):
+        (grad,) = torch.autograd.grad(loss.sum(), theta, retain_graph=True, create_graph=second_order)
+        update, state = net(grad, state)  # grad is a constant here unless second_order
+        theta = theta + update
+        loss = tasks.loss(theta, t + 1)  # f(theta_{t+1})
+        meta_loss = meta_loss + weights[t] * loss.mean()
+        curve.append(loss.detach().mean())
+    return meta_loss, theta, state, curve
+
+
 def unroll_trajectory(
     net: CoordinatewiseLSTM,
     tasks: TaskBatch,
@@ -108,17 +136,12 @@ def unroll_trajectory(
     for start in range(0, config.steps, config.unroll):
         # Truncation: theta and the LSTM state carry over, their history does not.
         theta = theta.detach().requires_grad_(True)
-        state = state.detach()
-        loss = tasks.loss(theta, start)  # f(theta_start), shape (B,)
-        meta_loss = theta.new_zeros(())
-        for t in range(start, min(start + config.unroll, config.steps)):
-            (grad,) = torch.autograd.grad(loss.sum(), theta, retain_graph=True, create_graph=config.second_order)
-            update, state = net(grad, state)  # grad is a constant unless second_order
-            theta = theta + update
-            loss = tasks.loss(theta, t + 1)  # f(theta_{t+1})
-            meta_loss = meta_loss + weights[t] * loss.mean()
-            curve.append(loss.detach().mean())
-        if not any(weights[start : start + config.unroll]):
+        length = min(config.unroll, config.steps - start)
+        meta_loss, theta, state, part = unroll(
+            net, tasks, theta, state.detach(), start, length, weights, config.second_order
+        )
+        curve.extend(part)
+        if not any(weights[start : start + length]):
             continue  # w_t = 0 on this whole unroll: no signal, no step
         meta_optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(meta_loss):

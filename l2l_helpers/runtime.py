@@ -38,10 +38,10 @@ def seed_everything(seed: int) -> None:
 
 def versions() -> dict[str, str]:
     """Versions of the pieces a run depends on."""
-    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    out = {"python": platform.python_version(), "torch": str(torch.__version__), "numpy": str(np.__version__)}
     for mod in ("plotly", "ipywidgets", "papermill"):
         try:
-            out[mod] = __import__(mod).__version__
+            out[mod] = str(__import__(mod).__version__)
         except ImportError:
             pass
     return out

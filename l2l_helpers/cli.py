@@ -1,0 +1,294 @@
+"""Command line: ``python -m l2l_helpers`` (or ``l2l``) ``train``, ``evaluate`` and ``run-notebooks``.
+
+Bad input gives one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+
+from .baselines import BASELINES, DEFAULT_LR_GRID, make_baseline
+from .checkpoints import read_checkpoint
+from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig
+from .evaluation import EvalResult, evaluate, tune_learning_rate
+from .meta_training import MetaTrainConfig, meta_train
+from .optimizees import ACTIVATIONS, INITS, PROBLEMS, make_problem
+from .preprocessing import PREPROCESSING_INPUTS
+from .pretrained import available_pretrained, load_pretrained
+from .runtime import DEVICES, resolve_device, seed_everything, versions
+
+
+class CLIError(Exception):
+    """An error to report in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (with a pointer to --help) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive finite number")
+    return value
+
+
+def _add_problem_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("optimizee")
+    g.add_argument("--problem", required=True, choices=PROBLEMS, help="problem family (paper: both)")
+    g.add_argument(
+        "--hidden", type=_positive_int, nargs="+", default=[20], metavar="N", help="MNIST MLP hidden sizes (20)"
+    )
+    g.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid", help="MNIST MLP activation")
+    g.add_argument("--init", choices=INITS, default="normal", help="MNIST init: N(0, s^2) or PyTorch's default")
+    g.add_argument("--init-scale", type=_positive_float, default=0.01, help="std of the normal init (0.01)")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available")
+    g.add_argument("--seed", type=_non_negative_int, default=0)
+
+
+def _problem_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.problem == "mnist":
+        return {
+            "hidden": list(args.hidden),
+            "activation": args.activation,
+            "init": args.init,
+            "init_scale": args.init_scale,
+        }
+    return {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``l2l`` argument parser."""
+    parser = _Parser(prog="l2l", description="Learning to learn by gradient descent by gradient descent.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="meta-train an LSTM optimizer", description="Meta-train an LSTM optimizer.")
+    _add_problem_args(t)
+    o = t.add_argument_group("optimizer network")
+    o.add_argument("--lstm-layers", type=_positive_int, default=2, help="LSTM layers (paper: 2)")
+    o.add_argument("--lstm-hidden", type=_positive_int, default=20, help="units per LSTM layer (paper: 20)")
+    o.add_argument("--preprocessing", choices=list(PREPROCESSING_INPUTS), default="log_sign")
+    o.add_argument("--p", type=_positive_float, default=10.0, help="preprocessing constant (paper: 10)")
+    o.add_argument("--output-scale", type=_positive_float, default=0.1, help="factor on the LSTM's output")
+    m = t.add_argument_group("meta-training")
+    m.add_argument("--epochs", type=_positive_int, default=None, help="trajectories to train on (100)")
+    m.add_argument("--steps", type=_positive_int, default=100, help="optimizee horizon T (paper: 100)")
+    m.add_argument("--unroll", type=_positive_int, default=20, help="truncated BPTT length (paper: 20)")
+    m.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate on phi (1e-3)")
+    m.add_argument("--tasks-per-epoch", type=_positive_int, default=1, help="optimizees per trajectory batch")
+    m.add_argument("--weights", choices=["ones", "final"], default="ones", help="w_t (paper: ones)")
+    m.add_argument("--second-order", action="store_true", help="keep second derivatives (paper: dropped)")
+    m.add_argument("--grad-clip", type=_positive_float, default=None, help="max meta-gradient norm")
+    m.add_argument("--val-every", type=_non_negative_int, default=10, help="epochs between validations")
+    m.add_argument("--val-tasks", type=_positive_int, default=8, help="held-out validation tasks")
+    m.add_argument("--checkpoint-every", type=_non_negative_int, default=10, help="epochs between checkpoints")
+    m.add_argument("--out", type=Path, default=None, help="checkpoint file (checkpoints/<problem>.pt)")
+    m.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="compare optimizers on held-out tasks", description="Evaluate optimizers.")
+    _add_problem_args(e)
+    e.add_argument("--optimizer", default=None, help="checkpoint PATH or pretrained NAME of a learned optimizer")
+    e.add_argument("--baselines", default="adam,rmsprop,sgd,nag", help="comma list of baselines, or 'none'")
+    e.add_argument("--lr", action="append", default=[], metavar="NAME=LR", help="fix a baseline's lr (no tuning)")
+    e.add_argument("--steps", type=_positive_int, default=100, help="optimizee steps (paper: 100 and 200)")
+    e.add_argument("--tasks", type=_positive_int, default=20, help="held-out test tasks")
+    e.add_argument("--tune-tasks", type=_positive_int, default=8, help="training tasks for lr grid search")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    r = sub.add_parser("run-notebooks", help="execute every notebook into runs/<timestamp>/ with a report")
+    r.add_argument("--notebooks", type=Path, default=Path("notebooks"))
+    r.add_argument("--out", type=Path, default=None, help="output folder (runs/<timestamp>)")
+    r.add_argument("--profile", choices=["default", "smoke", "paper"], default="default")
+    r.add_argument("--device", choices=DEVICES, default="auto")
+    return parser
+
+
+def _learned_net(spec: str, device: torch.device) -> tuple[CoordinatewiseLSTM, str]:
+    """A learned optimizer from a checkpoint path or a pretrained name."""
+    if Path(spec).suffix or Path(spec).exists():
+        path = Path(spec)
+        if not path.exists():
+            raise CLIError(f"--optimizer {spec}: no such file (pretrained names: {', '.join(available_pretrained())})")
+        payload = read_checkpoint(path)
+        net = CoordinatewiseLSTM(OptimizerConfig.from_dict(payload["config"]))
+        net.load_state_dict(payload["state_dict"])
+        return net.to(device), path.stem
+    return load_pretrained(spec, device), spec
+
+
+def _fixed_lrs(items: Sequence[str]) -> dict[str, float]:
+    fixed = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name.lower() not in BASELINES:
+            raise CLIError(f"--lr {item!r}: expected NAME=LR with NAME in {', '.join(BASELINES)}")
+        try:
+            fixed[name.lower()] = _positive_float(value)
+        except argparse.ArgumentTypeError as exc:
+            raise CLIError(f"--lr {item!r}: {exc}") from None
+    return fixed
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a learned optimizer and tuned baselines on the same held-out tasks."""
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    problem = make_problem(args.problem, **_problem_args(args))
+    names = [] if args.baselines.strip().lower() == "none" else [n.strip().lower() for n in args.baselines.split(",")]
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise CLIError(f"--baselines: unknown {', '.join(unknown)}; use a comma list of {', '.join(BASELINES)}")
+    fixed = _fixed_lrs(args.lr)
+    if not names and args.optimizer is None:
+        raise CLIError("nothing to evaluate: give --optimizer and/or --baselines")
+    results: list[EvalResult] = []
+    if args.optimizer is not None:
+        net, label = _learned_net(args.optimizer, device)
+        results.append(evaluate(LearnedRule(net), problem, args.tasks, args.steps, "test", device, name=label))
+    for name in names:
+        lr = fixed.get(name)
+        if lr is None:
+            lr = tune_learning_rate(name, problem, DEFAULT_LR_GRID, args.tune_tasks, args.steps, device=device).best_lr
+        results.append(evaluate(make_baseline(name, lr), problem, args.tasks, args.steps, "test", device))
+    summaries = [r.summary() for r in results]
+    if args.json:
+        print(json.dumps({"problem": problem.describe(), "results": summaries}, indent=2))
+    else:
+        print(f"{problem.describe()}; {args.tasks} held-out tasks, {args.steps} steps")
+        print(f"{'optimizer':<14}{'lr':>10}{'mean final':>14}{'log10':>9}{'sum of losses':>16}")
+        for s in sorted(summaries, key=lambda s: s["mean_final"] if math.isfinite(s["mean_final"]) else math.inf):
+            lr = f"{s['lr']:.3g}" if s["lr"] is not None else "-"
+            print(f"{s['name']:<14}{lr:>10}{s['mean_final']:>14.4g}{s['log10_mean_final']:>9.3f}{s['mean_sum']:>16.4g}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Meta-train, checkpointing as it goes; resumes from ``--resume``."""
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    out = args.out or Path("checkpoints") / f"{args.problem}.pt"
+    problem_args = _problem_args(args)
+    if args.resume is not None:
+        payload = read_checkpoint(args.resume)
+        training = payload.get("training")
+        if not training:
+            raise CLIError(f"--resume {args.resume}: the file holds weights only, no training state")
+        net = CoordinatewiseLSTM(OptimizerConfig.from_dict(payload["config"]))
+        stored = dict(training["config"])
+        if args.epochs is not None:
+            stored["epochs"] = args.epochs
+        config = MetaTrainConfig(**stored)
+        meta = payload["metadata"]
+        if meta.get("problem_args") is not None and meta.get("problem_name") != args.problem:
+            raise CLIError(f"--resume {args.resume} was trained on {meta.get('problem_name')}, not {args.problem}")
+        problem_args = meta.get("problem_args", problem_args)
+    else:
+        net = CoordinatewiseLSTM(
+            OptimizerConfig(args.lstm_layers, args.lstm_hidden, args.preprocessing, args.p, args.output_scale)
+        )
+        config = MetaTrainConfig(
+            epochs=args.epochs or 100,
+            steps=args.steps,
+            unroll=args.unroll,
+            lr=args.lr,
+            tasks_per_epoch=args.tasks_per_epoch,
+            weights=args.weights,
+            second_order=args.second_order,
+            grad_clip=args.grad_clip,
+            val_every=args.val_every,
+            val_tasks=args.val_tasks,
+            checkpoint_every=args.checkpoint_every,
+            seed=args.seed,
+        )
+    problem = make_problem(args.problem, **problem_args)
+    net.to(device)
+    metadata = {
+        "command": "python -m l2l_helpers " + " ".join(sys.argv[1:]),
+        "problem_name": args.problem,
+        "problem_args": problem_args,
+        "seed": args.seed,
+        "device": str(device),
+        "versions": versions(),
+    }
+    print(f"meta-training on {problem.describe()}; {device}; checkpoints -> {out}")
+    start = time.perf_counter()
+    result = meta_train(
+        net, problem, config, checkpoint_path=out, resume=args.resume, metadata=metadata, progress=not args.quiet
+    )
+    seconds = time.perf_counter() - start
+    done = result.history[-1]["epoch"] if result.history else 0
+    if result.interrupted:
+        print(f"interrupted: {done} epochs kept in {out}; continue with --resume {out}")
+        return 130
+    best = f"best validation meta-loss {result.best_val:.4g} at epoch {result.best_epoch}" if result.best_epoch else ""
+    print(f"done: {done} epochs in {seconds:.0f} s; {best}; skipped meta-steps: {result.skipped}; saved {out}")
+    return 0
+
+
+def cmd_run_notebooks(args: argparse.Namespace) -> int:
+    """Execute every notebook headlessly and write the report."""
+    from .runner import run_notebooks
+
+    summary = run_notebooks(args.notebooks, args.out, profile=args.profile, device=args.device)
+    print(f"report: {summary.report}")
+    for run in summary.failed:
+        print(f"failed: {run.name}: {run.error}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``l2l`` and ``python -m l2l_helpers``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "run-notebooks": cmd_run_notebooks}
+    if args.command == "train":
+        signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM saves a checkpoint like Ctrl-C
+    try:
+        return commands[args.command](args)
+    except (CLIError, ValueError, FileNotFoundError) as exc:
+        print(f"l2l {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"l2l {args.command}: interrupted", file=sys.stderr)
+        return 130

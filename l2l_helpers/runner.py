@@ -1,0 +1,185 @@
+"""The main job: execute every notebook headlessly with papermill and write a report (``make run``).
+
+Each run goes to ``runs/<timestamp>/``: the executed notebooks, ``results/*.json`` written by the
+notebooks, and ``report.md`` / ``report.html`` that read without a kernel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Parameters each profile sets in notebooks that declare them (INTERACTIVE is always False headless).
+PROFILES: dict[str, dict[str, Any]] = {
+    "default": {"SMOKE": False},
+    "smoke": {"SMOKE": True},
+    "paper": {"SMOKE": False, "RETRAIN": True},
+}
+
+
+@dataclass
+class NotebookRun:
+    """How one notebook's execution went."""
+
+    name: str
+    ok: bool
+    seconds: float
+    parameters: dict[str, Any]
+    error: str = ""
+
+
+@dataclass
+class RunSummary:
+    """Where a run wrote its outputs and how each notebook went."""
+
+    out_dir: Path
+    runs: list[NotebookRun] = field(default_factory=list)
+
+    @property
+    def report(self) -> Path:
+        """The Markdown report."""
+        return self.out_dir / "report.md"
+
+    @property
+    def failed(self) -> list[NotebookRun]:
+        """Notebooks that raised."""
+        return [r for r in self.runs if not r.ok]
+
+
+def notebook_parameters(path: Path, profile: str, device: str) -> dict[str, Any]:
+    """The profile's parameters that the notebook's ``parameters`` cell declares."""
+    import papermill
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r} is unknown; use one of: {', '.join(PROFILES)}")
+    declared = papermill.inspect_notebook(str(path))
+    wanted = {"INTERACTIVE": False, "DEVICE": device, **PROFILES[profile]}
+    return {k: v for k, v in wanted.items() if k in declared}
+
+
+def run_notebooks(
+    notebook_dir: str | Path = "notebooks",
+    out_dir: str | Path | None = None,
+    profile: str = "default",
+    device: str = "auto",
+) -> RunSummary:
+    """Execute ``notebook_dir/*.ipynb`` in order into ``out_dir`` (default ``runs/<timestamp>``); write the report."""
+    import papermill
+    from tqdm.auto import tqdm
+
+    notebook_dir = Path(notebook_dir)
+    if not notebook_dir.is_dir():
+        raise FileNotFoundError(f"notebook folder {notebook_dir} does not exist")
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r} is unknown; use one of: {', '.join(PROFILES)}")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(out_dir) if out_dir is not None else Path("runs") / stamp
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    os.environ["L2L_RESULTS_DIR"] = str((out / "results").resolve())  # read by the notebooks' record()
+    summary = RunSummary(out)
+    notebooks = sorted(notebook_dir.glob("[0-9]*.ipynb"))
+    for path in tqdm(notebooks, desc="notebooks", unit="nb"):
+        params = notebook_parameters(path, profile, device)
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(path),
+                str(out / path.name),
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(notebook_dir),
+                progress_bar=False,
+            )
+            summary.runs.append(NotebookRun(path.stem, True, time.perf_counter() - start, params))
+        except Exception as exc:  # a failing notebook is reported; the others still run
+            message = str(exc).strip().splitlines()
+            summary.runs.append(
+                NotebookRun(
+                    path.stem, False, time.perf_counter() - start, params, message[-1] if message else repr(exc)
+                )
+            )
+    write_report(summary, profile, device)
+    return summary
+
+
+def _load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            out[path.stem] = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            out[path.stem] = {"error": f"unreadable results file: {exc}"}
+    return out
+
+
+def _markdown_table(rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return lines
+
+
+def write_report(summary: RunSummary, profile: str, device: str) -> Path:
+    """Write ``report.md`` and ``report.html``: notebook status table, then each notebook's recorded results."""
+    results = _load_results(summary.out_dir / "results")
+    total = sum(r.seconds for r in summary.runs)
+    md = [
+        "# l2l run report",
+        "",
+        f"Profile `{profile}`, device `{device}`, {len(summary.runs)} notebooks in {total:.0f} s, "
+        f"{len(summary.failed)} failed. Written {dt.datetime.now().isoformat(timespec='seconds')}.",
+        "",
+    ]
+    if summary.runs:
+        rows = [["notebook", "status", "seconds", "parameters"]]
+        for r in summary.runs:
+            status = "ok" if r.ok else f"FAILED: {r.error}"
+            rows.append([r.name, status, f"{r.seconds:.0f}", json.dumps(r.parameters)])
+        md += _markdown_table(rows)
+    else:
+        md.append("No notebooks were found to run.")
+    for name, data in results.items():
+        md += ["", f"## {name}", ""]
+        claims = data.get("claims", [])
+        if claims:
+            rows = [["claim", "ours", "reproduced"]]
+            rows += [[str(c.get("claim", "")), str(c.get("ours", "")), str(c.get("reproduced", ""))] for c in claims]
+            md += [*_markdown_table(rows), ""]
+        for key, value in data.get("values", {}).items():
+            md.append(f"- {key}: {value}")
+    summary.report.write_text("\n".join(md) + "\n")
+    body: list[str] = []
+    in_table = False
+    for line in md:  # the small Markdown subset the report uses
+        if line.startswith("|---"):
+            continue
+        if line.startswith("| ") != in_table:
+            in_table = not in_table
+            body.append("<table>" if in_table else "</table>")
+        if line.startswith("| "):
+            cells = "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("| ").split(" | "))
+            body.append(f"<tr>{cells}</tr>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("- "):
+            body.append(f"<li>{html.escape(line[2:])}</li>")
+        elif line:
+            body.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        body.append("</table>")
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:auto}"
+        "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 6px}"
+    )
+    page = f"<!doctype html><meta charset='utf-8'><title>l2l run report</title><style>{style}</style>" + "\n".join(body)
+    (summary.out_dir / "report.html").write_text(page)
+    if summary.failed:
+        (summary.out_dir / "FAILED").write_text("\n".join(r.name for r in summary.failed) + "\n")
+    return summary.report
