@@ -1,0 +1,43 @@
+# l2l: the single entry point. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION ?= 2.13.0
+DEVICE ?= auto
+PROFILE ?= default
+
+.PHONY: help setup run test test-fast lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+setup: $(VENV)/.installed  ## create .venv and install everything (torch first, then the package)
+
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[dev]"
+	touch $@
+
+run: setup  ## the main job: execute every notebook into runs/<timestamp>/ with a report (DEVICE=auto|cpu|cuda, PROFILE=default|smoke|paper)
+	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
+
+test: setup lint  ## the whole test suite
+	$(PY) -m pytest
+
+test-fast: setup  ## unit tests without the slow ones
+	$(PY) -m pytest -m "not slow"
+
+lint: setup  ## ruff on the package, tests, benchmarks and notebooks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup  ## speed benchmarks (a table, and JSON under benchmarks/results/)
+	$(PY) benchmarks/bench_core.py
+
+clean:  ## remove build products (keeps .venv, checkpoints/ and runs/)
+	rm -rf build .pytest_cache .ruff_cache
