@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import signal
 import sys
 import time
@@ -240,7 +241,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     problem = make_problem(args.problem, **problem_args)
     net.to(device)
     metadata = {
-        "command": "python -m l2l_helpers " + " ".join(sys.argv[1:]),
+        "command": shlex.join(["python", "-m", "l2l_helpers", *args.argv]),
         "problem_name": args.problem,
         "problem_args": problem_args,
         "seed": args.seed,
@@ -279,8 +280,10 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``l2l`` and ``python -m l2l_helpers``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "run-notebooks": cmd_run_notebooks}
     if args.command == "train":
         signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM saves a checkpoint like Ctrl-C

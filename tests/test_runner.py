@@ -1,0 +1,61 @@
+"""The main job's runner: notebooks executed with the profile's parameters, a report that lists each one."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from l2l_helpers.runner import notebook_parameters, run_notebooks
+
+
+def write_notebook(path, body: str, params: str = "SMOKE = False\nINTERACTIVE = True\nDEVICE = 'auto'") -> None:
+    """A two-cell notebook: a tagged parameters cell, then ``body``."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+
+
+RECORD = """
+import json, os, pathlib
+out = pathlib.Path(os.environ['L2L_RESULTS_DIR']) / '01_ok.json'
+out.write_text(json.dumps({'claims': [{'claim': 'smoke is on', 'ours': SMOKE, 'reproduced': SMOKE}],
+                           'values': {'interactive': INTERACTIVE, 'device': DEVICE}}))
+"""
+
+
+def test_parameters_follow_the_profile(tmp_path):
+    """Only parameters the notebook declares are passed; headless runs are never interactive."""
+    path = tmp_path / "01_x.ipynb"
+    write_notebook(path, "pass", params="SMOKE = False\nINTERACTIVE = True")
+    assert notebook_parameters(path, "smoke", "cpu") == {"INTERACTIVE": False, "SMOKE": True}
+    assert notebook_parameters(path, "default", "cpu") == {"INTERACTIVE": False, "SMOKE": False}
+    with pytest.raises(ValueError, match="profile"):
+        notebook_parameters(path, "huge", "cpu")
+
+
+@pytest.mark.slow
+def test_run_notebooks_writes_report(tmp_path):
+    """An ok and a failing notebook: both executed, the report shows their status and the recorded claims."""
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    write_notebook(nbs / "01_ok.ipynb", RECORD)
+    write_notebook(nbs / "02_broken.ipynb", "raise RuntimeError('deliberate failure')")
+    write_notebook(nbs / "helper_not_numbered.ipynb", "raise RuntimeError('must not run')")
+    summary = run_notebooks(nbs, tmp_path / "run", profile="smoke", device="cpu")
+    assert [r.name for r in summary.runs] == ["01_ok", "02_broken"]
+    assert [r.name for r in summary.failed] == ["02_broken"]
+    assert "deliberate failure" in summary.failed[0].error
+    executed = nbformat.read(tmp_path / "run" / "01_ok.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "SMOKE = True" in injected[0].source and "INTERACTIVE = False" in injected[0].source
+    results = json.loads((tmp_path / "run" / "results" / "01_ok.json").read_text())
+    assert results["values"] == {"interactive": False, "device": "cpu"}
+    report = summary.report.read_text()
+    assert "| 01_ok | ok |" in report
+    assert "FAILED: " in report and "deliberate failure" in report
+    assert "| smoke is on | True | True |" in report
+    assert "<table>" in (tmp_path / "run" / "report.html").read_text()
+    assert (tmp_path / "run" / "FAILED").read_text().split() == ["02_broken"]
