@@ -14,6 +14,7 @@ from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train, unroll,
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem
 from .preprocessing import PAPER_P, log_sign, log_sign_smooth, preprocess
 from .pretrained import available_pretrained, load_pretrained, pretrained_info
+from .results import check, claim, claims_markdown, record
 from .runtime import resolve_device, seed_everything, setup
 
 __version__ = "0.1.0"
@@ -41,6 +42,9 @@ __all__ = [
     "TuningResult",
     "UpdateRule",
     "available_pretrained",
+    "check",
+    "claim",
+    "claims_markdown",
     "compare",
     "count_parameters",
     "evaluate",
@@ -56,6 +60,7 @@ __all__ = [
     "pretrained_info",
     "read_checkpoint",
     "read_idx",
+    "record",
     "resolve_device",
     "run_rule",
     "save_checkpoint",

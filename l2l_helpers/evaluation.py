@@ -24,16 +24,32 @@ def check_positive_int(name: str, value: Any) -> int:
     return value
 
 
+def trajectory(rule: UpdateRule, tasks: TaskBatch, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Optimize ``tasks`` for ``steps`` steps keeping every iterate (for small problems and pictures).
+
+    Returns (losses (n_tasks, steps + 1), thetas (steps + 1, n_tasks, dim)).
+    """
+    thetas: list[torch.Tensor] = []
+    losses = _optimize(rule, tasks, steps, thetas)
+    return losses, torch.stack(thetas)
+
+
 def run_rule(rule: UpdateRule, tasks: TaskBatch, steps: int) -> torch.Tensor:
     """Optimize every task of ``tasks`` for ``steps`` steps; losses at theta_0..theta_T, shape (n_tasks, steps + 1).
 
     No graph is kept: the optimizer runs under ``torch.no_grad`` and only the optimizee's gradient is
     computed by autograd.
     """
+    return _optimize(rule, tasks, steps, None)
+
+
+def _optimize(rule: UpdateRule, tasks: TaskBatch, steps: int, thetas: list[torch.Tensor] | None) -> torch.Tensor:
     theta = tasks.init_theta()
     state = rule.init_state(theta)
     losses = []
     for t in range(steps):
+        if thetas is not None:
+            thetas.append(theta.detach().cpu())
         theta.requires_grad_(True)
         with torch.enable_grad():
             loss = tasks.loss(theta, t)
@@ -42,6 +58,8 @@ def run_rule(rule: UpdateRule, tasks: TaskBatch, steps: int) -> torch.Tensor:
         with torch.no_grad():
             update, state = rule.step(grad, state)
             theta = (theta + update).detach()
+    if thetas is not None:
+        thetas.append(theta.cpu())
     with torch.no_grad():
         losses.append(tasks.loss(theta, steps))
     return torch.stack(losses, dim=1)

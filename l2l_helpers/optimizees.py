@@ -90,8 +90,8 @@ class Problem(ABC):
 class QuadraticTasks(TaskBatch):
     """f(theta) = ||W theta - y||^2 for each task's own W (d x d) and y (d)."""
 
-    def __init__(self, seeds: list[int], dim: int, init_scale: float, device: torch.device) -> None:
-        self.seeds, self.dim, self.device = seeds, dim, device
+    def __init__(self, seeds: list[int], dim: int, init_scale: float, device: torch.device, scale: float = 1.0) -> None:
+        self.seeds, self.dim, self.device, self.scale = seeds, dim, device, scale
         ws, ys, thetas = [], [], []
         for seed in seeds:  # drawn on the CPU so that every device sees the same functions
             gen = torch.Generator().manual_seed(seed)
@@ -107,24 +107,30 @@ class QuadraticTasks(TaskBatch):
 
     def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
         residual = torch.bmm(self.W, theta.unsqueeze(-1)).squeeze(-1) - self.y  # (B, d)
-        return (residual * residual).sum(-1)
+        return self.scale * (residual * residual).sum(-1)
 
 
 class QuadraticProblem(Problem):
-    """The paper's synthetic family: f(theta) = ||W theta - y||^2, W and y i.i.d. standard Gaussian."""
+    """The paper's synthetic family: f(theta) = ||W theta - y||^2, W and y i.i.d. standard Gaussian.
 
-    def __init__(self, dim: int = 10, init_scale: float = 0.01) -> None:
+    ``scale`` multiplies f (1 in the paper): a way to change the gradients' magnitude (notebook 03).
+    """
+
+    def __init__(self, dim: int = 10, init_scale: float = 0.01, scale: float = 1.0) -> None:
         if not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim={dim!r} must be a positive integer (the paper uses 10)")
         if not (init_scale >= 0 and math.isfinite(init_scale)):
             raise ValueError(f"init_scale={init_scale!r} must be a non-negative finite number")
-        self.name, self.dim, self.init_scale = "quadratic", dim, float(init_scale)
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ValueError(f"scale={scale!r} must be a positive finite number")
+        self.name, self.dim, self.init_scale, self.scale = "quadratic", dim, float(init_scale), float(scale)
 
     def _make_tasks(self, seeds: list[int], device: torch.device, split: str) -> QuadraticTasks:
-        return QuadraticTasks(seeds, self.dim, self.init_scale, device)
+        return QuadraticTasks(seeds, self.dim, self.init_scale, device, self.scale)
 
     def describe(self) -> str:
-        return f"quadratic: ||W theta - y||^2 with W {self.dim}x{self.dim}, y {self.dim}-d, i.i.d. N(0, 1)"
+        factor = "" if self.scale == 1 else f"{self.scale:g} * "
+        return f"quadratic: {factor}||W theta - y||^2 with W {self.dim}x{self.dim}, y {self.dim}-d, i.i.d. N(0, 1)"
 
 
 # --------------------------------------------------------------------------------------------

@@ -154,3 +154,143 @@ def figure_data(fig: go.Figure) -> list[dict[str, Any]]:
         for t in fig.data
         if getattr(t, "name", None) and getattr(t, "x", None) is not None
     ]
+
+
+def plot_computational_graph(steps: int = 3) -> go.Figure:
+    """The unrolled graph of the paper's Figure 2: meta-gradients flow along solid edges only.
+
+    Top row: the optimizee f evaluated at theta_t gives f_t (summed into the meta-loss L) and the gradient
+    grad_t. Bottom row: the optimizer m, with its state h_t, turns grad_t into the update g_t, and
+    theta_{t+1} = theta_t + g_t. The dashed edges (f -> grad_t) are dropped when computing dL/dphi.
+    """
+    fig = go.Figure()
+    nodes: dict[str, tuple[float, float]] = {}
+    for t in range(steps):
+        x = 4.0 * t
+        nodes[f"theta{t}"] = (x, 2.0)
+        nodes[f"f{t}"] = (x + 1.0, 3.2)
+        nodes[f"grad{t}"] = (x + 1.6, 1.6)
+        nodes[f"m{t}"] = (x + 2.2, 0.2)
+        nodes[f"plus{t}"] = (x + 3.0, 2.0)
+    nodes[f"theta{steps}"] = (4.0 * steps, 2.0)
+    nodes["L"] = (2.0 * steps, 4.4)
+    labels = {f"theta{t}": f"θ<sub>{t}</sub>" for t in range(steps + 1)}
+    labels.update({f"f{t}": f"f<sub>{t}</sub>" for t in range(steps)})
+    labels.update({f"grad{t}": f"∇<sub>{t}</sub>" for t in range(steps)})
+    labels.update({f"m{t}": "m" for t in range(steps)})
+    labels.update({f"plus{t}": "+" for t in range(steps)})
+    labels["L"] = "L(φ) = Σ<sub>t</sub> w<sub>t</sub> f<sub>t</sub>"
+    edges: list[tuple[str, str, bool, str]] = []  # (from, to, dashed, label)
+    for t in range(steps):
+        edges += [
+            (f"theta{t}", f"f{t}", False, ""),
+            (f"f{t}", f"grad{t}", True, ""),
+            (f"grad{t}", f"m{t}", False, ""),
+            (f"m{t}", f"plus{t}", False, f"g<sub>{t}</sub>"),
+            (f"theta{t}", f"plus{t}", False, ""),
+            (f"plus{t}", f"theta{t + 1}", False, ""),
+            (f"f{t}", "L", False, ""),
+        ]
+        if t + 1 < steps:
+            edges.append((f"m{t}", f"m{t + 1}", False, f"h<sub>{t + 1}</sub>"))
+    for a, b, dashed, label in edges:
+        (x0, y0), (x1, y1) = nodes[a], nodes[b]
+        color = "#d62728" if dashed else "#444"
+        fig.add_annotation(
+            x=x1,
+            y=y1,
+            ax=x0,
+            ay=y0,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            text="",
+            showarrow=True,
+            arrowhead=2,
+            arrowsize=1.2,
+            arrowwidth=1.5,
+            arrowcolor=color,
+            standoff=14,
+            startstandoff=14,
+        )
+        if dashed:  # arrows cannot be dashed: draw a dashed line over it
+            fig.add_trace(
+                go.Scatter(
+                    x=[x0, x1],
+                    y=[y0, y1],
+                    mode="lines",
+                    line={"dash": "dash", "color": color, "width": 3},
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+        if label:
+            fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2 - 0.25, text=label, showarrow=False)
+    fig.add_trace(
+        go.Scatter(
+            x=[p[0] for p in nodes.values()],
+            y=[p[1] for p in nodes.values()],
+            mode="markers+text",
+            text=[labels[k] for k in nodes],
+            textposition="middle center",
+            marker={"size": 34, "color": "white", "line": {"color": "#444", "width": 1.5}},
+            hoverinfo="skip",
+            name="graph",
+            showlegend=False,
+        )
+    )
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": "#444"}, name="meta-gradient flows"))
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="lines",
+            line={"color": "#d62728", "dash": "dash"},
+            name="dropped (no second derivatives)",
+        )
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, range=[-0.5, 5.0])
+    fig.update_layout(
+        title="Computational graph of the meta-loss (paper, Figure 2)",
+        template="plotly_white",
+        height=380,
+        legend={"orientation": "h", "y": -0.05},
+    )
+    return fig
+
+
+def plot_trajectories_2d(
+    landscape: tuple[np.ndarray, np.ndarray, np.ndarray],
+    paths: Mapping[str, np.ndarray],
+    title: str,
+    labels: Mapping[str, str] | None = None,
+) -> go.Figure:
+    """Contours of a 2-d loss (xs, ys, log10 f on the grid) with each optimizer's path theta_0..theta_T."""
+    xs, ys, z = landscape
+    fig = go.Figure(
+        go.Contour(
+            x=xs,
+            y=ys,
+            z=z,
+            colorscale="Greys",
+            showscale=True,
+            ncontours=25,
+            name="log10 f",
+            colorbar={"title": "log10 f"},
+        )
+    )
+    for i, (name, path) in enumerate(paths.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=path[:, 0],
+                y=path[:, 1],
+                mode="lines+markers",
+                name=(labels or {}).get(name, name),
+                marker={"size": 4},
+                line={"color": color_of(name, i)},
+            )
+        )
+    fig.update_layout(title=title, xaxis_title="θ[0]", yaxis_title="θ[1]", template="plotly_white", height=520)
+    return fig

@@ -1,0 +1,77 @@
+"""Numbers and claims computed by a notebook, written to a results JSON that tests and the report read.
+
+Each notebook calls :func:`record` with the values it computed and :func:`claim` rows of the form
+(what is claimed, our numbers, does it hold). Under ``make run`` the files go to
+``runs/<timestamp>/results/``; otherwise to ``runs/interactive/results/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+
+def results_dir() -> Path:
+    """``$L2L_RESULTS_DIR`` if set (the runner sets it), else ``runs/interactive/results`` in the repository."""
+    env = os.environ.get("L2L_RESULTS_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "runs" / "interactive" / "results"
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy: tensors and NumPy scalars become numbers or lists; inf/NaN become strings."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def claim(text: str, ours: str, holds: bool | None) -> dict[str, Any]:
+    """One row of a claims table: the claim, our computed numbers, and whether it holds (None = not tested)."""
+    return {"claim": text, "ours": ours, "reproduced": None if holds is None else bool(holds)}
+
+
+def record(notebook: str, values: dict[str, Any] | None = None, claims: list[dict[str, Any]] | None = None) -> Path:
+    """Merge ``values`` and ``claims`` into ``<results_dir>/<notebook>.json``; returns the file."""
+    path = results_dir() / f"{notebook}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {"notebook": notebook, "values": {}, "claims": []}
+    if path.exists():
+        try:
+            data.update(json.loads(path.read_text()))
+        except json.JSONDecodeError:
+            pass  # a broken file from an interrupted run is replaced
+    data["values"].update(_plain(values or {}))
+    if claims:
+        texts = {c["claim"] for c in claims}
+        data["claims"] = [c for c in data["claims"] if c["claim"] not in texts] + _plain(claims)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def check(holds: bool, message: str, smoke: bool = False) -> bool:
+    """Assert a notebook's claim; in a SMOKE run (too small to show it) report instead of failing."""
+    if not holds and not smoke:
+        raise AssertionError(f"claim does not hold: {message}")
+    status = "holds" if holds else "does not hold in this SMOKE run (too small to show it)"
+    print(f"{message}: {status}")
+    return bool(holds)
+
+
+def claims_markdown(claims: list[dict[str, Any]]) -> str:
+    """A Markdown claims table for ``IPython.display.Markdown``."""
+    marks = {True: "yes", False: "**no**", None: "not tested"}
+    lines = ["| claim | ours | reproduced |", "|---|---|---|"]
+    lines += [f"| {c['claim']} | {c['ours']} | {marks[c['reproduced']]} |" for c in claims]
+    return "\n".join(lines)
