@@ -161,3 +161,51 @@ def architecture_panel(n_coords: int = 15910) -> Panel:
         "preprocessing": w.Dropdown(options=["log_sign", "log_sign_smooth", "none"], value="log_sign"),
     }
     return Panel(controls, render, "Coordinatewise LSTM: what the architecture costs")
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 03: the preprocessing constant p
+
+
+def preprocessing_panel(p: float = 10.0) -> Panel:
+    """Slider for p and a choice of preprocessing -> both LSTM input channels over |g| = 1e-12 .. 1e3."""
+    import ipywidgets as w
+
+    from .plotting import plot_preprocessing
+
+    controls = {
+        "p": w.FloatSlider(value=p, min=1, max=20, step=0.5, description="p"),
+        "kind": w.Dropdown(options=["log_sign", "log_sign_smooth"], value="log_sign", description="kind"),
+    }
+    return Panel(controls, lambda p, kind: plot_preprocessing(p=p, kind=kind), "Preprocessing of one gradient")
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 04: a live meta-training plot
+
+
+class LivePlot:
+    """A ``meta_train`` callback that redraws the meta-training curves every ``every`` epochs."""
+
+    def __init__(self, every: int = 10, title: str = "Meta-training") -> None:
+        import ipywidgets as w
+        from IPython.display import display
+
+        self.every, self.title = every, title
+        self.output = w.Output()
+        display(self.output)
+
+    def __call__(self, record: dict[str, Any], result: Any) -> None:
+        from IPython.display import clear_output, display
+
+        from .plotting import plot_meta_training
+
+        if record["epoch"] % self.every == 0:
+            with self.output:
+                clear_output(wait=True)
+                display(plot_meta_training(result, self.title))
+
+
+def live_plot(interactive: bool, every: int = 10, title: str = "Meta-training") -> LivePlot | None:
+    """A :class:`LivePlot` in interactive sessions; None (no live output) in headless runs."""
+    return LivePlot(every, title) if interactive else None
