@@ -22,8 +22,16 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 run: setup  ## the main job: execute every notebook into runs/<timestamp>/ with a report (DEVICE=auto|cpu|cuda, PROFILE=default|smoke|paper)
 	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
 
-test: setup lint  ## the whole test suite
-	$(PY) -m pytest
+NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
+NBVAL_DIR := build/nbval
+
+test: setup lint  ## the whole test suite: unit tests, then every notebook executed at SMOKE size under nbval
+	rm -rf $(NBVAL_DIR) && mkdir -p $(NBVAL_DIR)/results
+	for nb in $(NOTEBOOKS); do \
+	  $(VENV)/bin/papermill --prepare-only -k python3 -p SMOKE True -p INTERACTIVE False \
+	    "$$nb" "$(NBVAL_DIR)/$$(basename $$nb)" 2>/dev/null || exit 1; \
+	done
+	L2L_RESULTS_DIR=$(CURDIR)/$(NBVAL_DIR)/results $(PY) -m pytest tests $(NBVAL_DIR) --nbval-lax --nbval-current-env
 
 test-fast: setup  ## unit tests without the slow ones
 	$(PY) -m pytest -m "not slow"

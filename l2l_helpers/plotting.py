@@ -107,10 +107,11 @@ def plot_meta_training(result: MetaTrainResult, title: str = "Meta-training") ->
 
 def plot_preprocessing(p: float = 10.0, low: float = 1e-12, high: float = 1e3, kind: str = "log_sign") -> go.Figure:
     """Both input channels of the preprocessing as functions of the gradient magnitude (Appendix A)."""
-    magnitudes = torch.logspace(math.log10(low), math.log10(high), 400, dtype=torch.float64)
+    magnitudes_t = torch.logspace(math.log10(low), math.log10(high), 400, dtype=torch.float64)
+    magnitudes = magnitudes_t.numpy()
     fig = go.Figure()
     for sign, dash in ((1.0, "solid"), (-1.0, "dash")):
-        x = preprocess(sign * magnitudes, kind, p)
+        x = preprocess(sign * magnitudes_t, kind, p).numpy()
         label = "g > 0" if sign > 0 else "g < 0"
         fig.add_trace(go.Scatter(x=magnitudes, y=x[:, 0], name=f"log channel, {label}", line={"dash": dash}))
         if x.shape[1] > 1:

@@ -1,0 +1,39 @@
+"""The notebooks' results files and claim checks."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from l2l_helpers import check, claim, claims_markdown, record
+
+
+def test_record_merges_and_writes_plain_json(tmp_path, monkeypatch):
+    """Values merge across calls, tensors and inf become JSON, a claim with the same text is replaced."""
+    monkeypatch.setenv("L2L_RESULTS_DIR", str(tmp_path))
+    record("nb", {"a": torch.tensor([1.0, 2.0]), "b": math.inf}, [claim("x holds", "1 < 2", True)])
+    path = record("nb", {"c": 3}, [claim("x holds", "1 < 3", False), claim("y", "-", None)])
+    data = json.loads(path.read_text())
+    assert data["values"] == {"a": [1.0, 2.0], "b": "inf", "c": 3}
+    assert data["claims"] == [
+        {"claim": "x holds", "ours": "1 < 3", "reproduced": False},
+        {"claim": "y", "ours": "-", "reproduced": None},
+    ]
+
+
+def test_check_asserts_unless_smoke(capsys):
+    """A failing claim raises in a full run and is only reported in a SMOKE run."""
+    assert check(True, "fine") is True
+    with pytest.raises(AssertionError, match="claim does not hold: bad"):
+        check(False, "bad")
+    assert check(False, "bad", smoke=True) is False
+    assert "too small" in capsys.readouterr().out
+
+
+def test_claims_markdown():
+    """One table row per claim, with yes / no / not tested."""
+    table = claims_markdown([claim("a", "1", True), claim("b", "2", False), claim("c", "3", None)])
+    assert table.splitlines()[2:] == ["| a | 1 | yes |", "| b | 2 | **no** |", "| c | 3 | not tested |"]
