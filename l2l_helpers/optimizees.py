@@ -200,6 +200,7 @@ class MNISTProblem(Problem):
         self.hidden, self.activation, self.batch_size = hidden, activation, batch_size
         self.init, self.init_scale = init, float(init_scale)
         self._data = data
+        self._on_device: dict[tuple[bool, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self.sizes = (784, *hidden, 10)
         self.layer_shapes = [(self.sizes[i], self.sizes[i + 1]) for i in range(len(self.sizes) - 1)]
         self.dim = sum(n_in * n_out + n_out for n_in, n_out in self.layer_shapes)
@@ -251,12 +252,15 @@ class MNISTProblem(Problem):
         return x
 
     def _make_tasks(self, seeds: list[int], device: torch.device, split: str) -> MLPTasks:
-        data = self.data
-        if split == "test":  # held-out images: never seen in meta-training
-            images, labels = data.test_images, data.test_labels
-        else:
-            images, labels = data.train_images, data.train_labels
-        return MLPTasks(self, seeds, images, labels, device)
+        held_out = split == "test"  # held-out images: never seen in meta-training
+        key = (held_out, str(device))
+        if key not in self._on_device:  # copy the images to the device once, not for every task batch
+            data = self.data
+            images, labels = (
+                (data.test_images, data.test_labels) if held_out else (data.train_images, data.train_labels)
+            )
+            self._on_device[key] = (images.to(device), labels.to(device))
+        return MLPTasks(self, seeds, *self._on_device[key], device)
 
 
 PROBLEMS = ("quadratic", "mnist")
