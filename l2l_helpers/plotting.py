@@ -228,18 +228,28 @@ def plot_computational_graph(steps: int = 3) -> go.Figure:
             )
         if label:
             fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2 - 0.25, text=label, showarrow=False)
+    circles = [k for k in nodes if k != "L"]
     fig.add_trace(
         go.Scatter(
-            x=[p[0] for p in nodes.values()],
-            y=[p[1] for p in nodes.values()],
+            x=[nodes[k][0] for k in circles],
+            y=[nodes[k][1] for k in circles],
             mode="markers+text",
-            text=[labels[k] for k in nodes],
+            text=[labels[k] for k in circles],
             textposition="middle center",
             marker={"size": 34, "color": "white", "line": {"color": "#444", "width": 1.5}},
             hoverinfo="skip",
             name="graph",
             showlegend=False,
         )
+    )
+    fig.add_annotation(
+        x=nodes["L"][0],
+        y=nodes["L"][1],
+        text=labels["L"],
+        showarrow=False,
+        bordercolor="#444",
+        borderpad=6,
+        bgcolor="white",
     )
     fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": "#444"}, name="meta-gradient flows"))
     fig.add_trace(
@@ -276,6 +286,8 @@ def plot_trajectories_2d(
             y=ys,
             z=z,
             colorscale="Greys",
+            reversescale=True,
+            opacity=0.75,
             showscale=True,
             ncontours=25,
             name="log10 f",
@@ -293,5 +305,12 @@ def plot_trajectories_2d(
                 line={"color": color_of(name, i)},
             )
         )
-    fig.update_layout(title=title, xaxis_title="θ[0]", yaxis_title="θ[1]", template="plotly_white", height=520)
+    fig.update_layout(
+        title=title,
+        xaxis_title="θ[0]",
+        yaxis_title="θ[1]",
+        template="plotly_white",
+        height=560,
+        legend={"orientation": "h", "y": -0.15},
+    )
     return fig
