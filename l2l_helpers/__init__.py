@@ -15,7 +15,7 @@ from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make
 from .preprocessing import PAPER_P, log_sign, log_sign_smooth, preprocess
 from .pretrained import available_pretrained, load_pretrained, pretrained_info
 from .results import check, claim, claims_markdown, record
-from .runtime import resolve_device, seed_everything, setup
+from .runtime import check_parameters, resolve_device, seed_everything, setup
 
 __version__ = "0.1.0"
 
@@ -43,6 +43,7 @@ __all__ = [
     "UpdateRule",
     "available_pretrained",
     "check",
+    "check_parameters",
     "claim",
     "claims_markdown",
     "compare",

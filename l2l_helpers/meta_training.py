@@ -41,6 +41,7 @@ class MetaTrainConfig:
     weights: str = "ones"  # w_t: "ones" (paper) or "final" (w_t = 1[t = T])
     second_order: bool = False  # paper: False (gradients of f treated as constants)
     grad_clip: float | None = None  # max norm of the meta-gradient; None = no clipping
+    skip_grad_norm: float = 1e6  # a meta-gradient norm above this (or not finite) is an explosion: step skipped
     val_every: int = 10  # epochs between validations on held-out tasks; 0 = never
     val_tasks: int = 8
     checkpoint_every: int = 0  # epochs between checkpoints; 0 = only at the end
@@ -61,6 +62,8 @@ class MetaTrainConfig:
             raise ValueError(f"weights={self.weights!r} is unknown; use one of: {', '.join(WEIGHTINGS)}")
         if self.grad_clip is not None and not (self.grad_clip > 0):
             raise ValueError(f"grad_clip={self.grad_clip!r} must be positive or None")
+        if not (self.skip_grad_norm > 0):
+            raise ValueError(f"skip_grad_norm={self.skip_grad_norm!r} must be positive")
 
     def step_weights(self) -> list[float]:
         """w_t for t = 1..T."""
@@ -79,7 +82,8 @@ class MetaTrainResult:
     best_val: float = math.inf
     best_state: dict[str, torch.Tensor] | None = None
     last_state: dict[str, torch.Tensor] | None = None
-    skipped: int = 0  # meta-steps skipped because the loss or meta-gradient was not finite
+    skipped: int = 0  # meta-steps skipped because the loss or meta-gradient was not finite or exploded
+    events: list[str] = field(default_factory=list)  # what was skipped or restored, and when
     interrupted: bool = False
 
 
@@ -123,16 +127,18 @@ def unroll_trajectory(
     tasks: TaskBatch,
     config: MetaTrainConfig,
     meta_optimizer: torch.optim.Optimizer,
-) -> tuple[torch.Tensor, int]:
+) -> tuple[torch.Tensor, list[str]]:
     """Run one trajectory of T steps on ``tasks``, updating phi after every unroll.
 
-    Returns (mean loss over tasks at t = 1..T, shape (T,), number of skipped meta-steps).
+    A meta-step whose meta-loss is not finite, or whose meta-gradient is not finite or larger than
+    ``config.skip_grad_norm``, is skipped (phi is left as it was) and the trajectory ends there.
+    Returns (mean loss over tasks at t = 1..T, shape (T,), NaN after an abort; why each skip happened).
     """
     weights = config.step_weights()
     theta = tasks.init_theta()  # (B, D)
     state = net.init_state(theta.numel(), device=theta.device, dtype=theta.dtype)
     curve: list[torch.Tensor] = []
-    skipped = 0
+    skips: list[str] = []
     for start in range(0, config.steps, config.unroll):
         # Truncation: theta and the LSTM state carry over, their history does not.
         theta = theta.detach().requires_grad_(True)
@@ -145,41 +151,54 @@ def unroll_trajectory(
             continue  # w_t = 0 on this whole unroll: no signal, no step
         meta_optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(meta_loss):
-            skipped += 1
+            skips.append(f"non-finite meta-loss on steps {start + 1}-{start + length}")
             break  # theta has diverged: the rest of this trajectory carries no signal
         meta_loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(
-            net.parameters(), config.grad_clip if config.grad_clip is not None else math.inf
-        )
-        if not torch.isfinite(norm):
-            skipped += 1
+        clip = config.grad_clip if config.grad_clip is not None else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+        if not torch.isfinite(norm) or norm > config.skip_grad_norm:
+            skips.append(f"meta-gradient norm {float(norm):.3g} on steps {start + 1}-{start + length}")
             meta_optimizer.zero_grad(set_to_none=True)
             break
         meta_optimizer.step()
     while len(curve) < config.steps:  # an aborted trajectory
         curve.append(torch.tensor(math.nan))
-    return torch.stack([c.cpu() for c in curve]), skipped
+    return torch.stack([c.cpu() for c in curve]), skips
 
 
-def _training_state(
-    config: MetaTrainConfig,
-    epoch: int,
-    opt_state: dict[str, Any],
-    last_state: dict[str, torch.Tensor],
-    result: MetaTrainResult,
-) -> dict[str, Any]:
-    return {
-        "config": asdict(config),
-        "epoch": epoch,
-        "last_state": last_state,
-        "meta_optimizer": opt_state,
-        "history": result.history,
-        "val_history": result.val_history,
-        "best_epoch": result.best_epoch,
-        "best_val": result.best_val,
-        "best_state": result.best_state,
-        "skipped": result.skipped,
-    }
+@dataclass
+class _Snapshot:
+    """Everything meta-training changes, at the end of an epoch: what an interruption rolls back to."""
+
+    epoch: int
+    net_state: dict[str, torch.Tensor]
+    opt_state: dict[str, Any]
+    n_history: int
+    n_val: int
+    best: tuple[int | None, float, dict[str, torch.Tensor] | None]
+
+    @classmethod
+    def take(
+        cls, epoch: int, net: CoordinatewiseLSTM, opt: torch.optim.Optimizer, result: MetaTrainResult
+    ) -> _Snapshot:
+        return cls(
+            epoch,
+            copy.deepcopy(net.state_dict()),
+            copy.deepcopy(opt.state_dict()),
+            len(result.history),
+            len(result.val_history),
+            (result.best_epoch, result.best_val, result.best_state),
+        )
+
+    def restore(self, net: CoordinatewiseLSTM, opt: torch.optim.Optimizer, result: MetaTrainResult) -> None:
+        net.load_state_dict(self.net_state)
+        opt.load_state_dict(copy.deepcopy(self.opt_state))
+        del result.history[self.n_history :], result.val_history[self.n_val :]
+        result.best_epoch, result.best_val, result.best_state = self.best
+
+
+def _finite(net: CoordinatewiseLSTM) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in net.parameters())
 
 
 def meta_train(
@@ -195,10 +214,13 @@ def meta_train(
 ) -> MetaTrainResult:
     """Meta-train ``net`` on ``problem`` in place; validate on held-out ``val`` tasks and keep the best.
 
-    With ``checkpoint_path`` the state is saved every ``config.checkpoint_every`` epochs, at the end
-    and when interrupted (Ctrl-C), at the last finished epoch. ``resume`` continues from such a file with
-    the same epoch counter and meta-optimizer state. ``callback(record, result)`` runs after every epoch
-    (e.g. a live plot). At the end ``net`` holds the weights of the best validation score.
+    With ``checkpoint_path`` the state is saved every ``config.checkpoint_every`` epochs, at the end,
+    and when interrupted (Ctrl-C, a kernel interrupt, SIGINT/SIGTERM in the CLI): then training rolls back
+    to the last finished epoch, saves it and returns with ``result.interrupted``. ``resume`` continues from
+    such a file with the same epoch counter, meta-optimizer and RNG state, so an interrupted and resumed
+    run ends with the same weights as an uninterrupted one. Meta-steps with a non-finite loss or an
+    exploding meta-gradient are skipped and reported (``result.events``). ``callback(record, result)`` runs
+    after every epoch (e.g. a live plot). At the end ``net`` holds the weights of the best validation score.
     """
     from tqdm.auto import tqdm
 
@@ -219,20 +241,41 @@ def meta_train(
         result.history, result.val_history = training["history"], training["val_history"]
         result.best_epoch, result.best_val = training["best_epoch"], training["best_val"]
         result.best_state, result.skipped = training["best_state"], training["skipped"]
+        result.events = list(training.get("events", []))
+        if training.get("torch_rng") is not None:
+            torch.set_rng_state(training["torch_rng"])
     meta = {"problem": problem.describe(), **(metadata or {})}
 
-    def save(epoch: int, weights: dict[str, torch.Tensor], opt_state: dict[str, Any]) -> None:
+    def save(snap: _Snapshot) -> None:
         # The file's weights are the best so far (what a user loads); the last ones resume training.
         if checkpoint_path is None:
             return
+        best_epoch, best_val, best_state = snap.best
         snapshot = CoordinatewiseLSTM(OptimizerConfig.from_dict(net.config.to_dict()))
-        snapshot.load_state_dict(result.best_state if result.best_state is not None else weights)
-        training = _training_state(config, epoch, opt_state, weights, result)
-        info = {**meta, "epochs_done": epoch, "best_epoch": result.best_epoch, "best_val_meta_loss": result.best_val}
+        snapshot.load_state_dict(best_state if best_state is not None else snap.net_state)
+        training = {
+            "config": asdict(config),
+            "epoch": snap.epoch,
+            "last_state": snap.net_state,
+            "meta_optimizer": snap.opt_state,
+            "history": result.history[: snap.n_history],
+            "val_history": result.val_history[: snap.n_val],
+            "best_epoch": best_epoch,
+            "best_val": best_val,
+            "best_state": best_state,
+            "skipped": result.skipped,
+            "events": result.events,
+            "torch_rng": torch.get_rng_state(),
+        }
+        info = {**meta, "epochs_done": snap.epoch, "best_epoch": best_epoch, "best_val_meta_loss": best_val}
         save_checkpoint(checkpoint_path, snapshot, info, training)
 
-    # The state at the last finished epoch: what an interruption saves.
-    good = (start_epoch, copy.deepcopy(net.state_dict()), copy.deepcopy(meta_optimizer.state_dict()))
+    def report(message: str) -> None:
+        result.events.append(message)
+        if progress:
+            tqdm.write(f"meta-training: {message}")
+
+    good = _Snapshot.take(start_epoch, net, meta_optimizer, result)
     bar = tqdm(
         range(start_epoch, config.epochs),
         desc="meta-training",
@@ -243,13 +286,18 @@ def meta_train(
     try:
         for epoch in bar:
             tasks = problem.tasks("train", training_indices(config, epoch), device)
-            curve, skipped = unroll_trajectory(net, tasks, config, meta_optimizer)
-            result.skipped += skipped
+            curve, skips = unroll_trajectory(net, tasks, config, meta_optimizer)
+            result.skipped += len(skips)
+            for why in skips:
+                report(f"epoch {epoch + 1}: meta-step skipped ({why}); phi kept as it was")
+            if not _finite(net):  # a step that passed the checks still broke phi: back to the last good one
+                good.restore(net, meta_optimizer, result)
+                report(f"epoch {epoch + 1}: phi became non-finite; restored the optimizer of epoch {good.epoch}")
             record = {
                 "epoch": epoch + 1,
                 "meta_loss": float(curve.sum()),
                 "final_loss": float(curve[-1]),
-                "skipped": skipped,
+                "skipped": len(skips),
             }
             if config.val_every and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
                 val = evaluate(LearnedRule(net), problem, config.val_tasks, config.steps, "val", device)
@@ -261,24 +309,26 @@ def meta_train(
                     result.best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
             result.history.append(record)
             bar.set_postfix(meta_loss=f"{record['meta_loss']:.3g}", best_val=f"{result.best_val:.3g}")
-            good = (epoch + 1, copy.deepcopy(net.state_dict()), copy.deepcopy(meta_optimizer.state_dict()))
+            good = _Snapshot.take(epoch + 1, net, meta_optimizer, result)
             if config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
-                save(*good)
+                save(good)
             if callback is not None:
                 callback(record, result)
     except KeyboardInterrupt:
         # Keep what was trained: roll back to the last finished epoch, save it, and return.
         result.interrupted = True
-        net.load_state_dict(good[1])
-        result.last_state = {k: v.detach().cpu().clone() for k, v in good[1].items()}
-        save(*good)
+        good.restore(net, meta_optimizer, result)
+        result.last_state = {k: v.detach().cpu().clone() for k, v in good.net_state.items()}
+        save(good)
         where = f"; saved to {checkpoint_path}, continue with resume=" if checkpoint_path else ""
-        print(f"meta-training interrupted after epoch {good[0]}{where}")
+        print(f"meta-training interrupted after epoch {good.epoch}{where}")
         return result
     finally:
         bar.close()
     result.last_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    save(*good)
+    save(good)
+    if result.skipped and progress:
+        print(f"meta-training: {result.skipped} meta-steps skipped (see result.events)")
     if result.best_state is not None:
         net.load_state_dict(result.best_state)
     return result

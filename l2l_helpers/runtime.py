@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import random
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,3 +69,45 @@ def setup(seed: int = 0, device: str | torch.device = "auto", verbose: bool = Tr
         info = ", ".join(f"{k} {v}" for k, v in versions().items())
         print(f"device: {dev}{gpu}; seed: {seed}; {info}; {sys.platform}")
     return dev
+
+
+_BOOL_PARAMS = {"SMOKE", "INTERACTIVE", "RETRAIN"}
+_NON_NEGATIVE_INT_PARAMS = {"SEED", "TASK"}
+_POSITIVE_INT_SUFFIXES = ("EPOCHS", "STEPS", "UNROLL", "TASKS", "TASKS_PER_EPOCH", "LAYERS", "SIZE", "UNITS")
+_POSITIVE_FLOAT_PARAMS = {"LR", "P"}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_parameters(namespace: Mapping[str, Any]) -> None:
+    """Check a notebook's ALL_CAPS parameters by their names; ``ValueError`` naming the first bad one.
+
+    Call it as ``l2l.check_parameters(globals())`` after the parameters cell, so that a wrong value passed
+    with ``papermill -p`` (say ``-p SMOKE yes``) fails at once with a clear message.
+    """
+    for name, value in namespace.items():
+        if not name.isupper() or name.startswith("_"):
+            continue
+        problem = None
+        if name in _BOOL_PARAMS and not isinstance(value, bool):
+            problem = "must be True or False"
+        elif name in _NON_NEGATIVE_INT_PARAMS and not (_is_int(value) and value >= 0):
+            problem = "must be a non-negative integer"
+        elif name.endswith(_POSITIVE_INT_SUFFIXES) and not (_is_int(value) and value > 0):
+            problem = "must be a positive integer"
+        elif (name in _POSITIVE_FLOAT_PARAMS or name.endswith("_LR")) and not (_is_number(value) and value > 0):
+            problem = "must be a positive number"
+        elif name == "DEVICE" and value not in DEVICES:
+            problem = f"must be one of {', '.join(DEVICES)}"
+        elif name.endswith("SCALES") and not (
+            isinstance(value, (list, tuple)) and value and all(_is_number(v) and v > 0 for v in value)
+        ):
+            problem = "must be a non-empty list of positive numbers"
+        if problem:
+            raise ValueError(f"notebook parameter {name}={value!r} {problem}")
