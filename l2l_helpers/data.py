@@ -120,19 +120,23 @@ def _download(name: str, md5: str, dest: Path, timeout: float) -> None:
     """Fetch one official file into ``dest`` from the first mirror that serves it intact."""
     errors = []
     for mirror in MNIST_MIRRORS:
+        tmp = None
         try:
             with urllib.request.urlopen(mirror + name, timeout=timeout) as response:
                 fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
                 with os.fdopen(fd, "wb") as fh:
                     shutil.copyfileobj(response, fh)
             if md5sum(Path(tmp)) != md5:
-                os.unlink(tmp)
                 errors.append(f"{mirror}: checksum mismatch")
                 continue
             os.replace(tmp, dest)
+            tmp = None
             return
         except OSError as exc:
             errors.append(f"{mirror}: {exc}")
+        finally:  # a failed or interrupted download leaves no partial file behind
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
     raise OSError(f"could not download {name}: " + "; ".join(errors))
 
 

@@ -1,0 +1,319 @@
+"""MNIST loading: the shipped offline sample, IDX parsing, corrupt and missing files, downloads."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import shutil
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from l2l_helpers import data as data_mod
+from l2l_helpers.data import MNIST_FILES, MNIST_MIRRORS, OFFLINE_TRAIN_SIZE, load_mnist, read_idx
+
+SHIPPED = Path(__file__).resolve().parent.parent / "data" / "MNIST" / "raw"
+TEST_IMAGES = SHIPPED / "t10k-images-idx3-ubyte.gz"
+TEST_LABELS = SHIPPED / "t10k-labels-idx1-ubyte.gz"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Every test loads from disk; the cache is restored afterwards for other test files."""
+    saved = dict(data_mod._CACHE)
+    data_mod._CACHE.clear()
+    yield
+    data_mod._CACHE.clear()
+    data_mod._CACHE.update(saved)
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A copy of the shipped data folder (test files only) in a temporary root."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for path in (TEST_IMAGES, TEST_LABELS):
+        shutil.copy(path, raw / path.name)
+    return tmp_path
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Make any network access fail the test."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(urllib.request, "urlopen", boom)
+    monkeypatch.setattr(data_mod, "_download", boom)
+
+
+def idx_bytes(array, type_code=0x08):
+    """Encode an array as an IDX file, written independently of read_idx."""
+    header = bytes([0, 0, type_code, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype).tobytes()
+
+
+def test_shipped_files_have_official_checksums():
+    """The two shipped files are the official MNIST test set."""
+    for key in ("test_images", "test_labels"):
+        name, md5 = MNIST_FILES[key]
+        assert hashlib.md5((SHIPPED / name).read_bytes()).hexdigest() == md5
+
+
+def test_load_offline_sample(capsys, no_network):
+    """Offline: the test set split 8000 / 2000, disjoint, together the full set; values in [0, 1]; printed."""
+    data = load_mnist()
+    out = capsys.readouterr().out
+    assert "offline sample" in out and "8000" in out and "2000" in out
+    assert data.source == "offline-sample"
+    assert data.train_images.shape == (OFFLINE_TRAIN_SIZE, 784) and data.test_images.shape == (2000, 784)
+    assert data.train_labels.shape == (8000,) and data.test_labels.shape == (2000,)
+    assert data.train_images.dtype == torch.float32 and data.train_labels.dtype == torch.int64
+    for x in (data.train_images, data.test_images):
+        assert x.min() >= 0 and x.max() <= 1 and x.max() == 1
+    for y in (data.train_labels, data.test_labels):
+        assert set(y.tolist()) == set(range(10))
+    # independent decoding of the official files
+    with gzip.open(TEST_IMAGES) as fh:
+        raw = fh.read()
+    full = np.frombuffer(raw, np.uint8, offset=16).reshape(10000, 784)
+    with gzip.open(TEST_LABELS) as fh:
+        labels = np.frombuffer(fh.read(), np.uint8, offset=8)
+    full_rows = {full[i].tobytes(): int(labels[i]) for i in range(10000)}
+    assert len(full_rows) == 10000  # no duplicate images in the official test set
+
+    def rows(images, lab):
+        as_bytes = (images.numpy() * 255).round().astype(np.uint8)
+        return {as_bytes[i].tobytes(): int(lab[i]) for i in range(len(lab))}
+
+    train, held_out = rows(data.train_images, data.train_labels), rows(data.test_images, data.test_labels)
+    assert len(train) == 8000 and len(held_out) == 2000
+    assert not set(train) & set(held_out)
+    assert {**train, **held_out} == full_rows  # same images with the same labels
+
+
+def test_offline_split_is_fixed():
+    """The split does not depend on global random state."""
+    torch.manual_seed(123)
+    a = load_mnist(verbose=False)
+    data_mod._CACHE.clear()
+    torch.manual_seed(456)
+    b = load_mnist(verbose=False)
+    assert a is not b
+    assert torch.equal(a.test_images, b.test_images) and torch.equal(a.train_labels, b.train_labels)
+
+
+def test_cache_and_description(capsys):
+    """A second call returns the cached object and still prints which data it uses."""
+    a = load_mnist()
+    capsys.readouterr()
+    b = load_mnist()
+    assert a is b
+    assert capsys.readouterr().out.strip() == a.description
+    load_mnist(verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_data_dir_from_environment(root, monkeypatch, no_network):
+    """L2L_DATA_DIR points the loader at another folder."""
+    monkeypatch.setenv("L2L_DATA_DIR", str(root))
+    assert data_mod.default_data_dir() == root
+    assert load_mnist(verbose=False).source == "offline-sample"
+    assert (str(root.resolve()), False) in data_mod._CACHE
+
+
+def test_read_idx_good_files(tmp_path):
+    """read_idx decodes IDX files (plain and gzipped, several dtypes) to the right arrays."""
+    images = read_idx(TEST_IMAGES)
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    labels = read_idx(TEST_LABELS)
+    assert labels.shape == (10000,) and labels.max() == 9
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, size=(3, 4, 5), dtype=np.uint8)
+    (tmp_path / "a.idx").write_bytes(idx_bytes(a))
+    assert np.array_equal(read_idx(tmp_path / "a.idx"), a)
+    b = rng.normal(size=(6, 2)).astype(np.float32)
+    with gzip.open(tmp_path / "b.idx.gz", "wb") as fh:
+        fh.write(idx_bytes(b, 0x0D))
+    assert np.array_equal(read_idx(tmp_path / "b.idx.gz"), b)
+    c = rng.integers(-1000, 1000, size=(7,)).astype(np.int32)
+    (tmp_path / "c.idx").write_bytes(idx_bytes(c, 0x0C))
+    assert np.array_equal(read_idx(tmp_path / "c.idx"), c)
+
+
+def test_read_idx_truncated(tmp_path):
+    """A file shorter (or longer) than its header says is a ValueError saying so."""
+    good = idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
+    (tmp_path / "short.idx").write_bytes(good[:-1])
+    with pytest.raises(ValueError, match=r"truncated or corrupt.*delete it"):
+        read_idx(tmp_path / "short.idx")
+    (tmp_path / "long.idx").write_bytes(good + b"\0")
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        read_idx(tmp_path / "long.idx")
+    with gzip.open(TEST_LABELS) as fh:
+        labels = fh.read()
+    with gzip.open(tmp_path / "labels.gz", "wb") as fh:
+        fh.write(labels[:5000])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        read_idx(tmp_path / "labels.gz")
+    (tmp_path / "cut.gz").write_bytes(TEST_LABELS.read_bytes()[:2000])  # a cut gzip stream
+    with pytest.raises(ValueError, match="not a readable IDX file"):
+        read_idx(tmp_path / "cut.gz")
+
+
+def test_read_idx_bad_magic(tmp_path):
+    """A file that is not IDX is a ValueError."""
+    (tmp_path / "x.idx").write_bytes(b"hello world, not an idx file")
+    with pytest.raises(ValueError, match="bad magic"):
+        read_idx(tmp_path / "x.idx")
+    (tmp_path / "y.idx").write_bytes(b"\0\0")
+    with pytest.raises(ValueError, match="bad magic"):
+        read_idx(tmp_path / "y.idx")
+
+
+@pytest.mark.parametrize("which", ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+def test_corrupted_test_file(root, which, no_network):
+    """A flipped byte in a shipped file is a ValueError saying it is corrupt and what to do."""
+    path = root / "MNIST" / "raw" / which
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"corrupt.*delete it.*(online|copy)"):
+        load_mnist(root, download=False)
+    assert not data_mod._CACHE
+
+
+def test_truncated_test_file(root, no_network):
+    """A truncated shipped file is a ValueError."""
+    path = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="corrupt"):
+        load_mnist(root, download=False)
+
+
+def test_corrupt_training_files(root, no_network):
+    """Training files that are present but not the official ones are a ValueError, not silently used."""
+    raw = root / "MNIST" / "raw"
+    for key in ("train_images", "train_labels"):
+        (raw / MNIST_FILES[key][0]).write_bytes(b"not mnist")
+    with pytest.raises(ValueError, match=r"train-.*corrupt"):
+        load_mnist(root, download=False)
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_missing_test_files(tmp_path, download, no_network):
+    """An empty root is a FileNotFoundError saying how to restore the shipped files."""
+    with pytest.raises(FileNotFoundError, match=r"t10k-.*missing.*git checkout data/.*L2L_DATA_DIR"):
+        load_mnist(tmp_path, download=download)
+
+
+def test_download_false_never_uses_network(root, no_network, capsys):
+    """download=False uses the offline sample without any network access."""
+    data = load_mnist(root, download=False)
+    assert data.source == "offline-sample"
+    assert "downloading" not in capsys.readouterr().out
+
+
+def test_offline_env_means_no_download(root, monkeypatch, no_network):
+    """download=None with L2L_OFFLINE=1 (set by conftest) does not download."""
+    monkeypatch.setenv("L2L_OFFLINE", "1")
+    assert load_mnist(root).source == "offline-sample"
+
+
+class FakeResponse(io.BytesIO):
+    """What urlopen returns: a readable context manager."""
+
+
+def serve(monkeypatch, contents):
+    """Make urlopen serve the given bytes per mirror (an exception instance is raised instead)."""
+    calls = []
+
+    def urlopen(url, timeout=None):
+        calls.append(url)
+        for mirror, body in zip(MNIST_MIRRORS, contents, strict=True):
+            if url.startswith(mirror):
+                if isinstance(body, BaseException):
+                    raise body
+                return FakeResponse(body)
+        raise AssertionError(f"unexpected url {url}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return calls
+
+
+def test_download_with_bad_checksums_falls_back(root, monkeypatch, capsys):
+    """Mirrors serving wrong bytes: nothing is kept, a message is printed and the offline sample is used."""
+    calls = serve(monkeypatch, [b"wrong bytes", b"also wrong"])
+    data = load_mnist(root, download=True)
+    out = capsys.readouterr().out
+    assert data.source == "offline-sample"
+    assert "downloading train-images-idx3-ubyte.gz" in out
+    assert "download failed" in out and "checksum mismatch" in out and "offline sample" in out
+    assert len(calls) == 2
+    assert sorted(p.name for p in (root / "MNIST" / "raw").iterdir()) == sorted([TEST_IMAGES.name, TEST_LABELS.name])
+
+
+def test_download_unreachable_falls_back(root, monkeypatch, capsys):
+    """Mirrors that cannot be reached (URLError) lead to the offline sample with a message."""
+    err = urllib.error.URLError("no route to host")
+    serve(monkeypatch, [err, err])
+    assert load_mnist(root, download=True).source == "offline-sample"
+    assert "download failed" in capsys.readouterr().out
+
+
+def test_download_tries_next_mirror(tmp_path, monkeypatch):
+    """_download skips a mirror serving wrong bytes and keeps the next mirror's intact file."""
+    good = b"the right content"
+    md5 = hashlib.md5(good).hexdigest()
+    calls = serve(monkeypatch, [b"corrupted content", good])
+    dest = tmp_path / "file.gz"
+    data_mod._download("file.gz", md5, dest, timeout=1.0)
+    assert dest.read_bytes() == good
+    assert calls == [m + "file.gz" for m in MNIST_MIRRORS]
+    assert [p.name for p in tmp_path.iterdir()] == ["file.gz"]
+
+
+def test_download_all_bad_raises_oserror(tmp_path, monkeypatch):
+    """When no mirror serves the right bytes _download raises OSError naming each mirror's problem."""
+    serve(monkeypatch, [b"x", urllib.error.URLError("offline")])
+    dest = tmp_path / "file.gz"
+    with pytest.raises(OSError, match=r"could not download file.gz.*checksum mismatch.*offline"):
+        data_mod._download("file.gz", hashlib.md5(b"y").hexdigest(), dest, timeout=1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+class BrokenResponse(io.RawIOBase):
+    """A response whose connection drops after some bytes."""
+
+    def __init__(self):
+        self.sent = False
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if not self.sent:
+            self.sent = True
+            buffer[:4] = b"part"
+            return 4
+        raise ConnectionResetError("connection reset by peer")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_interrupted_download_leaves_no_partial_file(tmp_path, monkeypatch):
+    """A connection dropped mid-download leaves no .part file behind in the data folder."""
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: BrokenResponse())
+    dest = tmp_path / "file.gz"
+    with pytest.raises(OSError, match="connection reset"):
+        data_mod._download("file.gz", hashlib.md5(b"y").hexdigest(), dest, timeout=1.0)
+    assert list(tmp_path.iterdir()) == []
