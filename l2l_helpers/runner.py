@@ -147,8 +147,11 @@ def write_report(summary: RunSummary, profile: str, device: str) -> Path:
         md += ["", f"## {name}", ""]
         claims = data.get("claims", [])
         if claims:
+            marks = {True: "yes", False: "**no**", None: "not tested"}
             rows = [["claim", "ours", "reproduced"]]
-            rows += [[str(c.get("claim", "")), str(c.get("ours", "")), str(c.get("reproduced", ""))] for c in claims]
+            rows += [
+                [str(c.get("claim", "")), str(c.get("ours", "")), marks.get(c.get("reproduced"), "?")] for c in claims
+            ]
             md += [*_markdown_table(rows), ""]
         for key, value in data.get("values", {}).items():
             md.append(f"- {key}: {value}")

@@ -56,6 +56,6 @@ def test_run_notebooks_writes_report(tmp_path):
     report = summary.report.read_text()
     assert "| 01_ok | ok |" in report
     assert "FAILED: " in report and "deliberate failure" in report
-    assert "| smoke is on | True | True |" in report
+    assert "| smoke is on | True | yes |" in report
     assert "<table>" in (tmp_path / "run" / "report.html").read_text()
     assert (tmp_path / "run" / "FAILED").read_text().split() == ["02_broken"]
