@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import torch
 
 from .baselines import BASELINES, DEFAULT_LR_GRID, make_baseline
-from .checkpoints import read_checkpoint
+from .checkpoints import load_optimizer, read_checkpoint
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig
 from .evaluation import EvalResult, evaluate, tune_learning_rate
 from .meta_training import MetaTrainConfig, meta_train
@@ -146,10 +146,7 @@ def _learned_net(spec: str, device: torch.device) -> tuple[CoordinatewiseLSTM, s
         path = Path(spec)
         if not path.exists():
             raise CLIError(f"--optimizer {spec}: no such file (pretrained names: {', '.join(available_pretrained())})")
-        payload = read_checkpoint(path)
-        net = CoordinatewiseLSTM(OptimizerConfig.from_dict(payload["config"]))
-        net.load_state_dict(payload["state_dict"])
-        return net.to(device), path.stem
+        return load_optimizer(path, device)[0], path.stem
     return load_pretrained(spec, device), spec
 
 
