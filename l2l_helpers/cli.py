@@ -78,11 +78,15 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid", help="MNIST MLP activation")
     g.add_argument("--init", choices=INITS, default="normal", help="MNIST init: N(0, s^2) or PyTorch's default")
     g.add_argument("--init-scale", type=_positive_float, default=0.01, help="std of the normal init (0.01)")
+    g.add_argument("--size", type=_int_at_least(16), default=64, help="neural_art image size (paper: 64, test 128)")
+    g.add_argument("--style", default="starry_night", help="neural_art painting in data/styles")
     g.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available")
     g.add_argument("--seed", type=_non_negative_int, default=0)
 
 
 def _problem_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.problem == "neural_art":
+        return {"size": args.size, "style": args.style}
     if args.problem == "mnist":
         return {
             "hidden": list(args.hidden),

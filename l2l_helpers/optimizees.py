@@ -263,13 +263,17 @@ class MNISTProblem(Problem):
         return MLPTasks(self, seeds, *self._on_device[key], device)
 
 
-PROBLEMS = ("quadratic", "mnist")
+PROBLEMS = ("quadratic", "mnist", "neural_art")
 
 
 def make_problem(name: str, **kwargs) -> Problem:
-    """Build a problem family by name: ``quadratic`` or ``mnist`` (keyword arguments go to its class)."""
+    """Build a problem family by name: ``quadratic``, ``mnist`` or ``neural_art`` (kwargs go to its class)."""
     if name == "quadratic":
         return QuadraticProblem(**kwargs)
     if name == "mnist":
         return MNISTProblem(**kwargs)
+    if name == "neural_art":
+        from .neural_art import NeuralArtProblem
+
+        return NeuralArtProblem(**kwargs)
     raise ValueError(f"problem={name!r} is unknown; use one of: {', '.join(PROBLEMS)}")

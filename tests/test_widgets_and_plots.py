@@ -75,3 +75,13 @@ def test_other_figures():
     assert pre["log channel, g > 0"]["y"].min() == -1.0
     graph = plot_computational_graph(steps=2)
     assert {"dropped (no second derivatives)", "meta-gradient flows"} <= {t.name for t in graph.data}
+
+
+def test_image_grid():
+    """One image trace per named picture, clipped to [0, 255] bytes, titled by name."""
+    from l2l_helpers.plotting import plot_images
+
+    fig = plot_images({"a": torch.full((3, 4, 5), 2.0), "b": torch.zeros(3, 4, 5)}, cols=2)
+    assert [t.name for t in fig.data] == ["a", "b"]
+    assert np.asarray(fig.data[0].z).max() == 255 and np.asarray(fig.data[1].z).max() == 0
+    assert [a.text for a in fig.layout.annotations] == ["a", "b"]

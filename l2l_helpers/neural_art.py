@@ -1,0 +1,202 @@
+"""Neural art as an optimizee: the image is theta, f is a content + style loss (paper, Section 3.4; notebook 09).
+
+The loss follows Gatys et al.: the content term compares feature maps of a convolutional network on
+the image and on a content photo; the style term compares Gram matrices of feature maps with those of a
+painting. The default feature network is a fixed, seeded, random-weight multi-scale convolutional
+network (random-feature style losses are a published, working alternative to VGG), so everything runs
+offline on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .optimizees import Problem, TaskBatch
+
+#: scikit-image photos used as content images, split so that test images are never trained on.
+CONTENT_PHOTOS: dict[str, tuple[str, ...]] = {
+    "train": ("astronaut", "coffee", "rocket", "immunohistochemistry"),
+    "val": ("hubble_deep_field",),
+    "test": ("chelsea", "colorwheel", "retina"),
+}
+
+STYLES_DIR = Path(__file__).resolve().parent.parent / "data" / "styles"
+
+
+class RandomFeatures(torch.nn.Module):
+    """A fixed multi-scale convolutional feature extractor with seeded random (He-normal) weights."""
+
+    def __init__(self, channels: Sequence[int] = (32, 64, 128), seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        weights, c_in = [], 3
+        for c_out in channels:
+            w = torch.randn(c_out, c_in, 3, 3, generator=gen) * math.sqrt(2.0 / (9 * c_in))
+            weights.append(torch.nn.Parameter(w, requires_grad=False))
+            c_in = c_out
+        self.weights = torch.nn.ParameterList(weights)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps at every scale for images (B, 3, H, W) in [0, 1]."""
+        x, feats = images - 0.5, []
+        for i, w in enumerate(self.weights):
+            if i:
+                x = F.avg_pool2d(x, 2)
+            x = F.relu(F.conv2d(x, w, padding=1))
+            feats.append(x)
+        return feats
+
+
+class VGGFeatures(torch.nn.Module):
+    """relu1_1, relu2_1 and relu3_1 of ImageNet-pretrained VGG-19 (torchvision), frozen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torchvision.models import VGG19_Weights, vgg19  # optional extra: imported only here
+
+        layers = vgg19(weights=VGG19_Weights.IMAGENET1K_V1).features[:12].eval()
+        for param in layers.parameters():
+            param.requires_grad_(False)
+        self.layers, self.taps = layers, (1, 6, 11)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps at the three taps for images (B, 3, H, W) in [0, 1]."""
+        x, feats = (images - self.mean) / self.std, []
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i in self.taps:
+                feats.append(x)
+        return feats
+
+
+def make_features(kind: str = "random", seed: int = 0) -> tuple[torch.nn.Module, str]:
+    """The feature network and a line saying which one is used (and why, if VGG-19 fell back)."""
+    if kind == "random":
+        return RandomFeatures(seed=seed), "features: seeded random-weight convolutional network"
+    if kind != "vgg19":
+        raise ValueError(f"features={kind!r} is unknown; use 'random' or 'vgg19'")
+    try:
+        return VGGFeatures(), "features: ImageNet-pretrained VGG-19 (torchvision)"
+    except Exception as exc:  # torchvision missing or broken, or the weights cannot be downloaded
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        why = f"features: VGG-19 unavailable ({type(exc).__name__}: {reason}); using random features instead"
+        return RandomFeatures(seed=seed), why
+
+
+def gram(feat: torch.Tensor) -> torch.Tensor:
+    """Gram matrices (B, C, C) of feature maps (B, C, H, W), normalized by C * H * W."""
+    b, c, h, w = feat.shape
+    flat = feat.reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def load_photo(name: str) -> torch.Tensor:
+    """A scikit-image photo as a float tensor (3, H, W) in [0, 1]."""
+    import skimage.data
+
+    img = getattr(skimage.data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, -1)
+    return torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1).float() / 255.0
+
+
+def load_style(name: str = "starry_night", size: int = 64) -> torch.Tensor:
+    """A painting from ``data/styles`` resized to ``size`` x ``size``: tensor (3, size, size) in [0, 1]."""
+    from PIL import Image
+
+    path = STYLES_DIR / f"{name}.jpg"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in STYLES_DIR.glob("*.jpg"))) or "none"
+        raise ValueError(f"style={name!r} not found in {STYLES_DIR}; available: {known}")
+    img = Image.open(path).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
+
+
+class NeuralArtTasks(TaskBatch):
+    """One image per task, styled after the same painting; theta is its pixels, flattened (3 * size * size)."""
+
+    def __init__(self, problem: NeuralArtProblem, seeds: list[int], split: str, device: torch.device) -> None:
+        self.problem, self.seeds, self.device = problem, seeds, device
+        size = problem.size
+        self.dim = 3 * size * size
+        contents = []
+        for seed in seeds:  # each task: a random square crop of one of the split's photos, resized
+            gen = torch.Generator().manual_seed(seed)
+            names = CONTENT_PHOTOS[split]
+            photo = problem.photo(names[int(torch.randint(len(names), (1,), generator=gen))])
+            side = min(photo.shape[1:])
+            crop = int(torch.randint(side // 3, side + 1, (1,), generator=gen))
+            top = int(torch.randint(0, photo.shape[1] - crop + 1, (1,), generator=gen))
+            left = int(torch.randint(0, photo.shape[2] - crop + 1, (1,), generator=gen))
+            patch = photo[:, top : top + crop, left : left + crop].unsqueeze(0)
+            contents.append(F.interpolate(patch, size=(size, size), mode="area")[0])
+        self.content = torch.stack(contents).to(device)  # (B, 3, size, size)
+        feats = problem.features.to(device)
+        with torch.no_grad():
+            self.content_feat = feats(self.content)[problem.content_layer]
+            self.style_grams = [gram(f) for f in feats(problem.style_image().unsqueeze(0).to(device))]
+
+    def init_theta(self) -> torch.Tensor:
+        return self.content.reshape(self.n_tasks, -1).clone()  # start from the content photo
+
+    def images(self, theta: torch.Tensor) -> torch.Tensor:
+        """theta (B, 3 * size * size) as images (B, 3, size, size)."""
+        return theta.view(-1, 3, self.problem.size, self.problem.size)
+
+    def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
+        p = self.problem
+        feats = p.features(self.images(theta))
+        content = ((feats[p.content_layer] - self.content_feat) ** 2).mean(dim=(1, 2, 3))
+        style = sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, self.style_grams, strict=True))
+        return p.content_weight * content + p.style_weight * style
+
+
+class NeuralArtProblem(Problem):
+    """Style transfer (Gatys et al.) with the image as optimizee: content photos from scikit-image, one painting."""
+
+    def __init__(
+        self,
+        size: int = 64,
+        style: str = "starry_night",
+        content_weight: float = 1.0,
+        style_weight: float = 1e5,
+        features: str = "random",
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(size, int) or size < 16:
+            raise ValueError(f"size={size!r} must be an integer >= 16 (the paper trains at 64, tests at 128)")
+        for name, value in (("content_weight", content_weight), ("style_weight", style_weight)):
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name}={value!r} must be a non-negative finite number")
+        self.name, self.size, self.style = "neural_art", size, style
+        self.dim = 3 * size * size
+        self.content_weight, self.style_weight = float(content_weight), float(style_weight)
+        self.features, self.features_note = make_features(features, seed)
+        print(self.features_note)
+        self.content_layer = 1
+        self._photos: dict[str, torch.Tensor] = {}
+        self.style_image()  # fail early on an unknown style
+
+    def photo(self, name: str) -> torch.Tensor:
+        """A content photo, loaded once."""
+        if name not in self._photos:
+            self._photos[name] = load_photo(name)
+        return self._photos[name]
+
+    def style_image(self) -> torch.Tensor:
+        """The painting at this problem's size."""
+        return load_style(self.style, self.size)
+
+    def describe(self) -> str:
+        return f"neural_art: {self.size}x{self.size} images styled after {self.style}, random-feature losses"
+
+    def _make_tasks(self, seeds: list[int], device: torch.device, split: str) -> NeuralArtTasks:
+        return NeuralArtTasks(self, seeds, split, device)

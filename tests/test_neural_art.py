@@ -1,0 +1,122 @@
+"""Neural art as an optimizee: features, Gram matrices, the style/content loss, tasks and the VGG fallback."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+import l2l_helpers as l2l
+from l2l_helpers.neural_art import CONTENT_PHOTOS, NeuralArtProblem, RandomFeatures, gram, load_style, make_features
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """A small neural-art problem (32 x 32) for speed."""
+    return NeuralArtProblem(size=32)
+
+
+def test_content_photos_are_split():
+    """Training, validation and test content photos do not overlap."""
+    splits = [set(v) for v in CONTENT_PHOTOS.values()]
+    assert all(a.isdisjoint(b) for i, a in enumerate(splits) for b in splits[i + 1 :])
+
+
+def test_gram_matches_a_loop():
+    """Gram entries are channel inner products over positions, divided by C * H * W."""
+    feat = torch.randn(2, 3, 4, 5)
+    g = gram(feat)
+    for b in range(2):
+        for i in range(3):
+            for j in range(3):
+                want = (feat[b, i] * feat[b, j]).sum() / (3 * 4 * 5)
+                torch.testing.assert_close(g[b, i, j], want)
+
+
+def test_random_features_are_seeded_and_multiscale():
+    """The same seed gives the same network; scales halve; no trainable parameters."""
+    x = torch.rand(1, 3, 32, 32)
+    a, b, c = RandomFeatures(seed=0), RandomFeatures(seed=0), RandomFeatures(seed=1)
+    fa, fb, fc = a(x), b(x), c(x)
+    assert [f.shape[-1] for f in fa] == [32, 16, 8]
+    assert all(torch.equal(p, q) for p, q in zip(fa, fb, strict=True))
+    assert not torch.equal(fa[0], fc[0])
+    assert not any(p.requires_grad for p in a.parameters())
+
+
+def test_loss_is_content_plus_style(problem):
+    """At the content photo only the style term is left; the loss is differentiable in theta."""
+    tasks = problem.tasks("test", range(2))
+    theta = tasks.init_theta().requires_grad_(True)
+    loss = tasks.loss(theta)
+    feats = problem.features(tasks.images(theta))
+    style = sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, tasks.style_grams, strict=True))
+    torch.testing.assert_close(loss, problem.style_weight * style)
+    (grad,) = torch.autograd.grad(loss.sum(), theta)
+    assert grad.shape == theta.shape == (2, 3 * 32 * 32) and torch.isfinite(grad).all()
+    noisy = (theta + 0.3 * torch.randn_like(theta)).detach()
+    assert (tasks.loss(noisy) > loss).all()  # moving away from the content costs content loss
+
+
+def test_tasks_are_reproducible_and_split(problem):
+    """The same seed gives the same crop; test crops come from test photos only."""
+    a = problem.tasks("train", [5]).content
+    b = problem.tasks("train", [5]).content
+    assert torch.equal(a, b)
+    assert not torch.equal(a, problem.tasks("train", [6]).content)
+    test = problem.tasks("test", range(3)).content
+    assert test.shape == (3, 3, 32, 32) and 0 <= float(test.min()) and float(test.max()) <= 1
+
+
+def test_optimizers_reduce_the_loss(problem):
+    """Adam, and the optimizer interface generally, run on images of any size."""
+    result = l2l.evaluate(l2l.make_baseline("adam", 0.1), problem, n_tasks=2, steps=10)
+    assert (result.final < result.losses[:, 0]).all()
+
+
+def test_bad_input():
+    """Unknown style, too small a size, unknown features: ValueError naming it."""
+    with pytest.raises(ValueError, match="style"):
+        NeuralArtProblem(style="mona_lisa")
+    with pytest.raises(ValueError, match="size"):
+        NeuralArtProblem(size=8)
+    with pytest.raises(ValueError, match="features"):
+        make_features("alexnet")
+    with pytest.raises(ValueError, match="style"):
+        load_style("nope")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed here")
+def test_vgg19_falls_back_with_a_reason():
+    """Without torchvision, asking for VGG-19 gives random features and a line saying why."""
+    features, note = make_features("vgg19")
+    assert isinstance(features, RandomFeatures)
+    assert "VGG-19 unavailable" in note and "random features" in note
+
+
+def test_vgg19_path_where_torchvision_imports():
+    """Where torchvision imports, VGG-19 is used if its weights load, else the fallback says why."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception as exc:  # the PyPI wheel cannot import with the CPU torch here
+        pytest.skip(f"torchvision does not import here: {type(exc).__name__}")
+    features, note = make_features("vgg19")
+    if "unavailable" in note:
+        assert isinstance(features, RandomFeatures)
+    else:
+        feats = features(torch.rand(1, 3, 32, 32))
+        assert [f.shape[1] for f in feats] == [64, 128, 256]
+
+
+def test_cli_knows_neural_art(tmp_path, capsys):
+    """train --problem neural_art runs (tiny) and writes a checkpoint that evaluate reads at another size."""
+    from l2l_helpers.cli import main
+
+    out = tmp_path / "art.pt"
+    args = ["train", "--problem", "neural_art", "--size", "16", "--epochs", "1", "--steps", "4", "--unroll", "2"]
+    assert main([*args, "--val-every", "0", "--out", str(out), "--quiet"]) == 0
+    assert l2l.read_checkpoint(out)["metadata"]["problem_args"] == {"size": 16, "style": "starry_night"}
+    evaluate = ["evaluate", "--problem", "neural_art", "--size", "32", "--optimizer", str(out)]
+    assert main([*evaluate, "--baselines", "adam", "--lr", "adam=0.1", "--steps", "3", "--tasks", "1"]) == 0
+    assert "neural_art: 32x32" in capsys.readouterr().out
