@@ -52,6 +52,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
         for p in params:
             n = p.numel()
             p.add_(update[start : start + n].view_as(p).to(p.device, p.dtype))
-            self.state[p]["lstm"] = new_state[:, :, start : start + n].clone()  # (layers, 2, n_p, hidden)
+            # a view into this step's state (layers, 2, n_p, hidden); the next step concatenates them anyway
+            self.state[p]["lstm"] = new_state[:, :, start : start + n]
             start += n
         return loss

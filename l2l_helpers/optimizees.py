@@ -106,7 +106,11 @@ class QuadraticTasks(TaskBatch):
         return self._theta0.clone()
 
     def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
-        residual = torch.bmm(self.W, theta.unsqueeze(-1)).squeeze(-1) - self.y  # (B, d)
+        return self.loss_at(theta.unsqueeze(1)).squeeze(1)
+
+    def loss_at(self, points: torch.Tensor) -> torch.Tensor:
+        """f_b at many points per task: points (B, N, d) -> losses (B, N) (e.g. a grid for a contour plot)."""
+        residual = points @ self.W.transpose(1, 2).to(points.dtype) - self.y.unsqueeze(1).to(points.dtype)
         return self.scale * (residual * residual).sum(-1)
 
 

@@ -81,29 +81,36 @@ def run_notebooks(
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(out_dir) if out_dir is not None else Path("runs") / stamp
     (out / "results").mkdir(parents=True, exist_ok=True)
-    os.environ["L2L_RESULTS_DIR"] = str((out / "results").resolve())  # read by the notebooks' record()
     summary = RunSummary(out)
-    notebooks = sorted(notebook_dir.glob("[0-9]*.ipynb"))
-    for path in tqdm(notebooks, desc="notebooks", unit="nb"):
-        params = notebook_parameters(path, profile, device)
-        start = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(path),
-                str(out / path.name),
-                parameters=params,
-                kernel_name="python3",
-                cwd=str(notebook_dir),
-                progress_bar=False,
-            )
-            summary.runs.append(NotebookRun(path.stem, True, time.perf_counter() - start, params))
-        except Exception as exc:  # a failing notebook is reported; the others still run
-            message = str(exc).strip().splitlines()
-            summary.runs.append(
-                NotebookRun(
-                    path.stem, False, time.perf_counter() - start, params, message[-1] if message else repr(exc)
+    previous = os.environ.get("L2L_RESULTS_DIR")
+    os.environ["L2L_RESULTS_DIR"] = str((out / "results").resolve())  # read by the notebooks' record()
+    try:
+        notebooks = sorted(notebook_dir.glob("[0-9]*.ipynb"))
+        for path in tqdm(notebooks, desc="notebooks", unit="nb"):
+            params = notebook_parameters(path, profile, device)
+            start = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    str(path),
+                    str(out / path.name),
+                    parameters=params,
+                    kernel_name="python3",
+                    cwd=str(notebook_dir),
+                    progress_bar=False,
                 )
-            )
+                summary.runs.append(NotebookRun(path.stem, True, time.perf_counter() - start, params))
+            except Exception as exc:  # a failing notebook is reported; the others still run
+                message = str(exc).strip().splitlines()
+                summary.runs.append(
+                    NotebookRun(
+                        path.stem, False, time.perf_counter() - start, params, message[-1] if message else repr(exc)
+                    )
+                )
+    finally:  # the variable was only for the kernels of this run
+        if previous is None:
+            os.environ.pop("L2L_RESULTS_DIR", None)
+        else:
+            os.environ["L2L_RESULTS_DIR"] = previous
     write_report(summary, profile, device)
     return summary
 

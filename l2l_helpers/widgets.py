@@ -71,9 +71,8 @@ def quadratic_landscape(tasks: QuadraticTasks, paths: list[np.ndarray], n: int =
     xs = np.linspace(low[0] - pad[0], high[0] + pad[0], n)
     ys = np.linspace(low[1] - pad[1], high[1] + pad[1], n)
     grid = torch.tensor(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2))  # (n*n, 2)
-    residual = grid @ w_mat.T - y
-    z = tasks.scale * (residual * residual).sum(-1)
-    return xs, ys, np.log10(z.numpy() + 1e-12).reshape(n, n)
+    z = tasks.loss_at(grid.to(tasks.W.device).unsqueeze(0).expand(tasks.n_tasks, -1, -1))[0]
+    return xs, ys, np.log10(z.cpu().numpy() + 1e-12).reshape(n, n)
 
 
 def trajectories_2d(

@@ -284,3 +284,12 @@ def test_mnist_on_shipped_data():
     loss = tasks.loss(tasks.init_theta(), 0)
     assert loss.shape == (2,)
     assert torch.allclose(loss, torch.full((2,), 2.302585), atol=0.05)  # tiny init weights: near-uniform logits
+
+
+def test_quadratic_loss_at_many_points_matches_loss():
+    """loss_at evaluates each task at many points with the same formula as loss."""
+    tasks = QuadraticProblem(dim=3, scale=2.0).tasks("test", range(2))
+    points = torch.randn(2, 5, 3)
+    many = tasks.loss_at(points)
+    one_by_one = torch.stack([tasks.loss(points[:, k]) for k in range(5)], dim=1)
+    torch.testing.assert_close(many, one_by_one)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -37,14 +38,16 @@ def test_parameters_follow_the_profile(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_notebooks_writes_report(tmp_path):
+def test_run_notebooks_writes_report(tmp_path, monkeypatch):
     """An ok and a failing notebook: both executed, the report shows their status and the recorded claims."""
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
     write_notebook(nbs / "01_ok.ipynb", RECORD)
     write_notebook(nbs / "02_broken.ipynb", "raise RuntimeError('deliberate failure')")
     write_notebook(nbs / "helper_not_numbered.ipynb", "raise RuntimeError('must not run')")
+    monkeypatch.setenv("L2L_RESULTS_DIR", "caller's own")
     summary = run_notebooks(nbs, tmp_path / "run", profile="smoke", device="cpu")
+    assert os.environ["L2L_RESULTS_DIR"] == "caller's own"  # set only for the run's kernels
     assert [r.name for r in summary.runs] == ["01_ok", "02_broken"]
     assert [r.name for r in summary.failed] == ["02_broken"]
     assert "deliberate failure" in summary.failed[0].error
