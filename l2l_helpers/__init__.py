@@ -14,7 +14,7 @@ from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train, unroll,
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem
 from .preprocessing import PAPER_P, log_sign, log_sign_smooth, preprocess
 from .pretrained import available_pretrained, load_pretrained, pretrained_info
-from .results import check, claim, claims_markdown, record
+from .results import check, claim, claims_markdown, record, save_figure
 from .runtime import check_parameters, resolve_device, seed_everything, setup
 
 __version__ = "0.1.0"
@@ -65,6 +65,7 @@ __all__ = [
     "resolve_device",
     "run_rule",
     "save_checkpoint",
+    "save_figure",
     "seed_everything",
     "setup",
     "tune_learning_rate",

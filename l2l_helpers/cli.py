@@ -76,7 +76,12 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
         "--hidden", type=_positive_int, nargs="+", default=[20], metavar="N", help="MNIST MLP hidden sizes (20)"
     )
     g.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid", help="MNIST MLP activation")
-    g.add_argument("--init", choices=INITS, default="normal", help="MNIST init: N(0, s^2) or PyTorch's default")
+    g.add_argument(
+        "--init",
+        choices=INITS,
+        default="normal",
+        help="MNIST init: N(0, s^2), PyTorch's default, or mixed (one per task)",
+    )
     g.add_argument("--init-scale", type=_positive_float, default=0.01, help="std of the normal init (0.01)")
     g.add_argument("--size", type=_int_at_least(16), default=64, help="neural_art image size (paper: 64, test 128)")
     g.add_argument("--style", default="starry_night", help="neural_art painting in data/styles")

@@ -27,7 +27,7 @@ SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000_000, "test": 2_000
 SPLIT_SIZE = 1_000_000_000
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
-INITS = ("normal", "pytorch")
+INITS = ("normal", "pytorch", "mixed")
 
 
 def task_seeds(split: str, indices: Iterable[int]) -> list[int]:
@@ -178,7 +178,9 @@ class MNISTProblem(Problem):
 
     Paper default: one hidden layer of 20 sigmoid units, minibatches of 128. Initialisation
     ``normal`` draws every weight and bias from N(0, init_scale^2) (authors' code: 0.01);
-    ``pytorch`` uses ``nn.Linear``'s default U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    ``pytorch`` uses ``nn.Linear``'s default U(-1/sqrt(fan_in), 1/sqrt(fan_in)); ``mixed`` picks one
+    of the two per task (a coin flip from the task's seed): a training curriculum for an optimizer that
+    must also work on networks built with PyTorch defaults.
     """
 
     def __init__(
@@ -223,9 +225,12 @@ class MNISTProblem(Problem):
 
     def sample_theta(self, gen: torch.Generator) -> torch.Tensor:
         """One flat initial theta, layer by layer: weight (n_in * n_out, row-major (in, out)), bias."""
+        init = self.init
+        if init == "mixed":
+            init = "normal" if torch.rand((), generator=gen) < 0.5 else "pytorch"
         parts = []
         for n_in, n_out in self.layer_shapes:
-            if self.init == "normal":
+            if init == "normal":
                 parts.append(torch.randn(n_in * n_out + n_out, generator=gen) * self.init_scale)
             else:
                 bound = 1.0 / math.sqrt(n_in)

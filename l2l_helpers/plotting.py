@@ -331,3 +331,44 @@ def plot_images(images: Mapping[str, torch.Tensor], cols: int = 4, title: str = 
     fig.update_layout(title=title, height=size * rows + 60, width=size * cols + 40, margin={"t": 70, "b": 10})
     fig.update_annotations(font_size=11)
     return fig
+
+
+def plot_lr_grid(tuned: Mapping[str, Any], title: str = "Learning-rate grid search on training tasks") -> go.Figure:
+    """Score of every learning rate tried for each baseline (``TuningResult``s), best one marked."""
+    fig = go.Figure()
+    for i, (name, t) in enumerate(tuned.items()):
+        lrs = sorted(t.scores)
+        scores = [t.scores[lr] if math.isfinite(t.scores[lr]) else None for lr in lrs]
+        color = color_of(name, i)
+        fig.add_trace(go.Scatter(x=lrs, y=scores, name=name, mode="lines+markers", line={"color": color}))
+        fig.add_trace(
+            go.Scatter(
+                x=[t.best_lr],
+                y=[t.scores[t.best_lr]],
+                mode="markers",
+                marker={"symbol": "star", "size": 14, "color": color},
+                name=f"{name} best: {t.best_lr:.3g}",
+                showlegend=False,
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="learning rate (gaps: diverged)",
+        yaxis_title=f"mean {next(iter(tuned.values())).criterion} loss" if tuned else "score",
+        template="plotly_white",
+    )
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def plot_final_losses(results: Mapping[str, EvalResult], title: str = "Final loss of every held-out task") -> go.Figure:
+    """One box (with the points) per optimizer: the spread behind the mean curves."""
+    fig = go.Figure()
+    for i, (name, res) in enumerate(results.items()):
+        fig.add_trace(
+            go.Box(y=res.final.numpy(), name=name, boxpoints="all", jitter=0.4, marker_color=color_of(name, i))
+        )
+    fig.update_layout(title=title, yaxis_title="f(theta_T)", template="plotly_white", showlegend=False)
+    fig.update_yaxes(type="log")
+    return fig

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,24 +41,60 @@ def claim(text: str, ours: str, holds: bool | None) -> dict[str, Any]:
     return {"claim": text, "ours": ours, "reproduced": None if holds is None else bool(holds)}
 
 
-def record(notebook: str, values: dict[str, Any] | None = None, claims: list[dict[str, Any]] | None = None) -> Path:
-    """Merge ``values`` and ``claims`` into ``<results_dir>/<notebook>.json``; returns the file."""
+def _update(notebook: str, change: Callable[[dict[str, Any]], None]) -> Path:
     path = results_dir() / f"{notebook}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {"notebook": notebook, "values": {}, "claims": []}
+    data: dict[str, Any] = {"notebook": notebook, "values": {}, "claims": [], "figures": []}
     if path.exists():
         try:
             data.update(json.loads(path.read_text()))
         except json.JSONDecodeError:
             pass  # a broken file from an interrupted run is replaced
-    data["values"].update(_plain(values or {}))
-    if claims:
-        texts = {c["claim"] for c in claims}
-        data["claims"] = [c for c in data["claims"] if c["claim"] not in texts] + _plain(claims)
+    change(data)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
     return path
+
+
+def record(notebook: str, values: dict[str, Any] | None = None, claims: list[dict[str, Any]] | None = None) -> Path:
+    """Merge ``values`` and ``claims`` into ``<results_dir>/<notebook>.json``; returns the file."""
+
+    def change(data: dict[str, Any]) -> None:
+        data["values"].update(_plain(values or {}))
+        if claims:
+            texts = {c["claim"] for c in claims}
+            data["claims"] = [c for c in data["claims"] if c["claim"] not in texts] + _plain(claims)
+
+    return _update(notebook, change)
+
+
+def save_figure(notebook: str, name: str, fig: Any, png: bool = True) -> dict[str, str]:
+    """Keep a key figure for the report: standalone HTML (always) and PNG (when kaleido can render one).
+
+    Files go to ``<results_dir>/figures/<notebook>-<name>.{html,png}``; the HTML pages share one local
+    ``plotly.min.js``, so they open without a kernel and without internet. Returns the files written
+    (paths relative to the results folder) and the figure's title.
+    """
+    if not name or not all(ch.isalnum() or ch in "-_" for ch in name):
+        raise ValueError(f"name={name!r} must be a non-empty file stem of letters, digits, '-' and '_'")
+    folder = results_dir() / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{notebook}-{name}"
+    fig.write_html(folder / f"{stem}.html", include_plotlyjs="directory", full_html=True)
+    entry = {"name": name, "title": str(fig.layout.title.text or name), "html": f"figures/{stem}.html"}
+    if png:
+        try:
+            fig.write_image(folder / f"{stem}.png", width=900, height=500, scale=1)
+            entry["png"] = f"figures/{stem}.png"
+        except Exception as exc:  # kaleido or its browser missing: the HTML version still reads without a kernel
+            entry["png_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+
+    def change(data: dict[str, Any]) -> None:
+        data["figures"] = [f for f in data.get("figures", []) if f.get("name") != name] + [entry]
+
+    _update(notebook, change)
+    return entry
 
 
 def check(holds: bool, message: str, smoke: bool = False) -> bool:

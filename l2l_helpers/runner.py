@@ -125,6 +125,12 @@ def _load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _short(value: Any, limit: int = 300) -> str:
+    """A value for the report's bullet list; long lists (curves) are cut with their length stated."""
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters; full values in results/)"
+
+
 def _markdown_table(rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
@@ -160,8 +166,13 @@ def write_report(summary: RunSummary, profile: str, device: str) -> Path:
                 [str(c.get("claim", "")), str(c.get("ours", "")), marks.get(c.get("reproduced"), "?")] for c in claims
             ]
             md += [*_markdown_table(rows), ""]
+        for fig in data.get("figures", []):
+            title = str(fig.get("title", fig.get("name", "figure"))).replace("]", ")").replace("[", "(")
+            if fig.get("png"):
+                md += [f"![{title}](results/{fig['png']})", ""]
+            md += [f"[{title} (interactive)](results/{fig['html']})", ""]
         for key, value in data.get("values", {}).items():
-            md.append(f"- {key}: {value}")
+            md.append(f"- {key}: {_short(value)}")
     summary.report.write_text("\n".join(md) + "\n")
     body: list[str] = []
     in_table = False
@@ -178,6 +189,12 @@ def write_report(summary: RunSummary, profile: str, device: str) -> Path:
             body.append(f"<h1>{html.escape(line[2:])}</h1>")
         elif line.startswith("## "):
             body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("!["):
+            alt, src = line[2:].split("](", 1)
+            body.append(f"<p><img src='{html.escape(src[:-1])}' alt='{html.escape(alt)}' style='max-width:100%'></p>")
+        elif line.startswith("[") and "](" in line:
+            text, href = line[1:].split("](", 1)
+            body.append(f"<p><a href='{html.escape(href[:-1])}'>{html.escape(text)}</a></p>")
         elif line.startswith("- "):
             body.append(f"<li>{html.escape(line[2:])}</li>")
         elif line:

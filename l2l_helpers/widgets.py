@@ -208,3 +208,40 @@ class LivePlot:
 def live_plot(interactive: bool, every: int = 10, title: str = "Meta-training") -> LivePlot | None:
     """A :class:`LivePlot` in interactive sessions; None (no live output) in headless runs."""
     return LivePlot(every, title) if interactive else None
+
+
+# --------------------------------------------------------------------------------------------
+# Notebooks 07 and 08: the MNIST-trained optimizer on other networks
+
+
+def optimizee_panel(
+    net: CoordinatewiseLSTM,
+    hidden: int = 20,
+    layers: int = 1,
+    activation: str = "sigmoid",
+    n_tasks: int = 4,
+    device: torch.device | str = "cpu",
+) -> Panel:
+    """Hidden units, layers, activation -> the learned optimizer vs tuned Adam on held-out MLPs, live."""
+    import ipywidgets as w
+
+    from .experiments import lstm_vs_adam
+    from .optimizees import ACTIVATIONS
+    from .plotting import plot_loss_curves
+
+    def render(hidden: int, layers: int, activation: str) -> Any:
+        results = lstm_vs_adam(net, (hidden,) * layers, activation, n_tasks, device=device)
+        shape = "-".join(["784", *[str(hidden)] * layers, "10"])
+        lstm, adam = results["LSTM"].mean_final, results["Adam"].mean_final
+        return plot_loss_curves(
+            results, f"MLP {shape}, {activation}: final loss LSTM {lstm:.3g} vs Adam {adam:.3g} ({n_tasks} tasks)"
+        )
+
+    controls = {
+        "hidden": w.IntSlider(
+            value=hidden, min=5, max=100, step=5, description="hidden units", continuous_update=False
+        ),
+        "layers": w.IntSlider(value=layers, min=1, max=3, description="layers", continuous_update=False),
+        "activation": w.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
+    }
+    return Panel(controls, render, "The MNIST-trained optimizer, unchanged, on another network")

@@ -37,3 +37,36 @@ def test_claims_markdown():
     """One table row per claim, with yes / no / not tested."""
     table = claims_markdown([claim("a", "1", True), claim("b", "2", False), claim("c", "3", None)])
     assert table.splitlines()[2:] == ["| a | 1 | yes |", "| b | 2 | **no** |", "| c | 3 | not tested |"]
+
+
+def test_save_figure_writes_html_and_records_it(tmp_path, monkeypatch):
+    """A figure becomes standalone HTML (local plotly.js) and is listed once per name in the results file."""
+    import plotly.graph_objects as go
+
+    from l2l_helpers import save_figure
+
+    monkeypatch.setenv("L2L_RESULTS_DIR", str(tmp_path))
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]), layout={"title": "two points"})
+    entry = save_figure("nb", "curve", fig, png=False)
+    assert entry == {"name": "curve", "title": "two points", "html": "figures/nb-curve.html"}
+    page = (tmp_path / entry["html"]).read_text()
+    assert "plotly.min.js" in page and (tmp_path / "figures" / "plotly.min.js").exists()
+    save_figure("nb", "curve", fig, png=False)
+    data = json.loads((tmp_path / "nb.json").read_text())
+    assert data["figures"] == [entry]
+    with pytest.raises(ValueError, match="name"):
+        save_figure("nb", "../escape", fig)
+
+
+def test_save_figure_png_or_reason(tmp_path, monkeypatch):
+    """With png=True there is either a PNG file or the reason kaleido could not make one."""
+    import plotly.graph_objects as go
+
+    from l2l_helpers import save_figure
+
+    monkeypatch.setenv("L2L_RESULTS_DIR", str(tmp_path))
+    entry = save_figure("nb", "bar", go.Figure(go.Bar(y=[1, 2])))
+    if "png" in entry:
+        assert (tmp_path / entry["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert entry["png_error"]

@@ -23,7 +23,9 @@ RECORD = """
 import json, os, pathlib
 out = pathlib.Path(os.environ['L2L_RESULTS_DIR']) / '01_ok.json'
 out.write_text(json.dumps({'claims': [{'claim': 'smoke is on', 'ours': SMOKE, 'reproduced': SMOKE}],
-                           'values': {'interactive': INTERACTIVE, 'device': DEVICE}}))
+                           'values': {'interactive': INTERACTIVE, 'device': DEVICE},
+                           'figures': [{'name': 'c', 'title': 'A curve', 'html': 'figures/01_ok-c.html',
+                                        'png': 'figures/01_ok-c.png'}]}))
 """
 
 
@@ -60,5 +62,9 @@ def test_run_notebooks_writes_report(tmp_path, monkeypatch):
     assert "| 01_ok | ok |" in report
     assert "FAILED: " in report and "deliberate failure" in report
     assert "| smoke is on | True | yes |" in report
-    assert "<table>" in (tmp_path / "run" / "report.html").read_text()
+    assert "![A curve](results/figures/01_ok-c.png)" in report
+    assert "[A curve (interactive)](results/figures/01_ok-c.html)" in report
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<table>" in page and "<img src='results/figures/01_ok-c.png'" in page
+    assert "<a href='results/figures/01_ok-c.html'>" in page
     assert (tmp_path / "run" / "FAILED").read_text().split() == ["02_broken"]
