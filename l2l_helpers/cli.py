@@ -22,7 +22,7 @@ from .baselines import BASELINES, DEFAULT_LR_GRID, make_baseline
 from .checkpoints import load_optimizer, read_checkpoint
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig
 from .evaluation import EvalResult, evaluate, tune_learning_rate
-from .meta_training import MetaTrainConfig, meta_train
+from .meta_training import SELECTIONS, WEIGHTINGS, MetaTrainConfig, meta_train
 from .optimizees import ACTIVATIONS, INITS, PROBLEMS, make_problem
 from .preprocessing import PREPROCESSING_INPUTS
 from .pretrained import available_pretrained, load_pretrained
@@ -59,6 +59,16 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a non-negative finite number")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -85,13 +95,15 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init-scale", type=_positive_float, default=0.01, help="std of the normal init (0.01)")
     g.add_argument("--size", type=_int_at_least(16), default=64, help="neural_art image size (paper: 64, test 128)")
     g.add_argument("--style", default="starry_night", help="neural_art painting in data/styles")
+    g.add_argument("--style-weight", type=_non_negative_float, default=1e5, help="neural_art style weight (1e5)")
+    g.add_argument("--tv-weight", type=_non_negative_float, default=0.2, help="neural_art total-variation weight (0.2)")
     g.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available")
     g.add_argument("--seed", type=_non_negative_int, default=0)
 
 
 def _problem_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.problem == "neural_art":
-        return {"size": args.size, "style": args.style}
+        return {"size": args.size, "style": args.style, "style_weight": args.style_weight, "tv_weight": args.tv_weight}
     if args.problem == "mnist":
         return {
             "hidden": list(args.hidden),
@@ -121,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--unroll", type=_positive_int, default=20, help="truncated BPTT length (paper: 20)")
     m.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate on phi (1e-3)")
     m.add_argument("--tasks-per-epoch", type=_positive_int, default=1, help="optimizees per trajectory batch")
-    m.add_argument("--weights", choices=["ones", "final"], default="ones", help="w_t (paper: ones)")
+    m.add_argument("--weights", choices=list(WEIGHTINGS), default="ones", help="w_t (paper: ones)")
+    m.add_argument(
+        "--select", choices=list(SELECTIONS), default="sum", help="validation keeps the best sum or final loss"
+    )
     m.add_argument("--second-order", action="store_true", help="keep second derivatives (paper: dropped)")
     m.add_argument("--grad-clip", type=_positive_float, default=None, help="max meta-gradient norm")
     m.add_argument("--val-every", type=_non_negative_int, default=10, help="epochs between validations")
@@ -140,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tasks", type=_positive_int, default=20, help="held-out test tasks")
     e.add_argument("--tune-tasks", type=_positive_int, default=8, help="training tasks for lr grid search")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.add_argument("--out", type=Path, default=None, help="also write the JSON (with this command) to a file")
 
     r = sub.add_parser("run-notebooks", help="execute every notebook into runs/<timestamp>/ with a report")
     r.add_argument("--notebooks", type=Path, default=Path("notebooks"))
@@ -194,8 +210,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             lr = tune_learning_rate(name, problem, DEFAULT_LR_GRID, args.tune_tasks, args.steps, device=device).best_lr
         results.append(evaluate(make_baseline(name, lr), problem, args.tasks, args.steps, "test", device))
     summaries = [r.summary() for r in results]
+    report = {"problem": problem.describe(), "results": summaries}
+    if args.out is not None:
+        command = shlex.join(["python", "-m", "l2l_helpers", *args.argv])
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"command": command, "versions": versions(), **report}, indent=2) + "\n")
     if args.json:
-        print(json.dumps({"problem": problem.describe(), "results": summaries}, indent=2))
+        print(json.dumps(report, indent=2))
     else:
         print(f"{problem.describe()}; {args.tasks} held-out tasks, {args.steps} steps")
         print(f"{'optimizer':<14}{'lr':>10}{'mean final':>14}{'log10':>9}{'sum of losses':>16}")
@@ -240,6 +261,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             grad_clip=args.grad_clip,
             val_every=args.val_every,
             val_tasks=args.val_tasks,
+            select=args.select,
             checkpoint_every=args.checkpoint_every,
             seed=args.seed,
         )

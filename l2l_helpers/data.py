@@ -9,7 +9,7 @@ Where the data comes from, in order:
 3. otherwise the project's shipped offline sample: the official 10,000-image test set, split by a
    fixed permutation into disjoint parts for meta-training (8,000) and held-out evaluation (2,000).
 
-``MNISTData.source`` says which one is in use, and :func:`load_mnist` prints it.
+``MNISTData.source`` says which one is in use, and :func:`load_mnist` prints it when it first loads it.
 """
 
 from __future__ import annotations
@@ -161,11 +161,8 @@ def load_mnist(
     if download is None:
         download = os.environ.get("L2L_OFFLINE", "0") != "1"
     key = (str(root.resolve()), bool(download))
-    if key in _CACHE:
-        data = _CACHE[key]
-        if verbose:
-            print(data.description)
-        return data
+    if key in _CACHE:  # already loaded (and announced) in this process
+        return _CACHE[key]
     raw = root / "MNIST" / "raw"
     paths = {k: raw / name for k, (name, _) in MNIST_FILES.items()}
     for k in ("test_images", "test_labels"):

@@ -383,3 +383,27 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
     cdf_a = np.searchsorted(a, grid, side="right") / a.size
     cdf_b = np.searchsorted(b, grid, side="right") / b.size
     return float(np.abs(cdf_a - cdf_b).max())
+
+
+def image_gallery(
+    rules: Mapping[str, Any],
+    problem: Problem,
+    at_steps: Sequence[int],
+    task: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Held-out image ``task`` after each of ``at_steps`` steps of each optimizer (neural art, notebook 09).
+
+    Returns ``{"<name>, step <t>": image (3, H, W)}`` in the order optimizer by optimizer.
+    """
+    from .evaluation import trajectory
+
+    if not at_steps or min(at_steps) < 0:
+        raise ValueError(f"at_steps={list(at_steps)!r} must be a non-empty list of step counts >= 0")
+    tasks = problem.tasks("test", [task], device)
+    out = {}
+    for name, rule in rules.items():
+        _, thetas = trajectory(rule, tasks, max(at_steps))
+        for t in at_steps:
+            out[f"{name}, step {t}"] = tasks.images(thetas[t].to(device))[0].clamp(0, 1).cpu()
+    return out

@@ -26,7 +26,9 @@ from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
 from .evaluation import check_positive_int, evaluate
 from .optimizees import SPLIT_SIZE, Problem, TaskBatch
 
-WEIGHTINGS = ("ones", "final")
+WEIGHTINGS = ("ones", "final", "linear")
+#: What validation keeps: the lowest sum of losses (the meta-loss) or the lowest mean final loss.
+SELECTIONS = ("sum", "final")
 
 
 @dataclass
@@ -38,12 +40,13 @@ class MetaTrainConfig:
     unroll: int = 20  # truncation length; paper: 20
     lr: float = 1e-3  # Adam on phi; authors' code: 1e-3
     tasks_per_epoch: int = 1  # optimizees per trajectory batch; authors: 128 quadratics, 1 MNIST net
-    weights: str = "ones"  # w_t: "ones" (paper) or "final" (w_t = 1[t = T])
+    weights: str = "ones"  # w_t: "ones" (paper), "final" (w_t = 1[t = T]) or "linear" (w_t = 2t / (T + 1))
     second_order: bool = False  # paper: False (gradients of f treated as constants)
     grad_clip: float | None = None  # max norm of the meta-gradient; None = no clipping
     skip_grad_norm: float = 1e6  # a meta-gradient norm above this (or not finite) is an explosion: step skipped
     val_every: int = 10  # epochs between validations on held-out tasks; 0 = never
     val_tasks: int = 8
+    select: str = "sum"  # what validation minimises: "sum" of losses (the meta-loss) or the "final" loss
     checkpoint_every: int = 0  # epochs between checkpoints; 0 = only at the end
     seed: int = 0  # selects the training tasks
 
@@ -60,6 +63,8 @@ class MetaTrainConfig:
             raise ValueError(f"lr={self.lr!r} must be a positive finite number")
         if self.weights not in WEIGHTINGS:
             raise ValueError(f"weights={self.weights!r} is unknown; use one of: {', '.join(WEIGHTINGS)}")
+        if self.select not in SELECTIONS:
+            raise ValueError(f"select={self.select!r} is unknown; use one of: {', '.join(SELECTIONS)}")
         if self.grad_clip is not None and not (self.grad_clip > 0):
             raise ValueError(f"grad_clip={self.grad_clip!r} must be positive or None")
         if not (self.skip_grad_norm > 0):
@@ -69,6 +74,8 @@ class MetaTrainConfig:
         """w_t for t = 1..T."""
         if self.weights == "ones":
             return [1.0] * self.steps
+        if self.weights == "linear":  # later steps count more; the mean weight is 1
+            return [2.0 * t / (self.steps + 1) for t in range(1, self.steps + 1)]
         return [0.0] * (self.steps - 1) + [1.0]
 
 
@@ -106,15 +113,62 @@ def unroll(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """Steps ``start .. start + length - 1`` of a trajectory, keeping the graph back to phi.
 
-    ``theta`` (n_tasks, dim) must require grad; ``weights[t]`` is w_{t+1}. Returns
-    (meta_loss = sum_t w_t mean_tasks f(theta_t) over the unroll, theta, state, mean loss per step).
+    ``theta`` (n_tasks, dim) is the starting point (its history, if any, is cut); ``weights[t]`` is
+    w_{t+1}. Returns (meta_loss = sum_t w_t mean_tasks f(theta_t) over the unroll, theta, state, mean loss
+    per step).
+
+    First-order (the paper's choice), the optimizee's gradients are constants, so the meta-gradient of
+    f(theta_{t+1}) with respect to theta_{t+1} is the very gradient that step t + 1 feeds to the LSTM.
+    The graph therefore only has to hold the LSTM and the sums theta_{t+1} = theta_t + update_t: the
+    optimizee is evaluated once per step without a graph, and ``meta_loss`` carries the value of the
+    losses with the gradient of sum_t w_t <grad f(theta_t), theta_t>, which is the same meta-gradient.
+    ``second_order=True`` keeps the optimizee in the graph and differentiates through its gradients.
     """
+    if second_order:
+        return _unroll_second_order(net, tasks, theta, state, start, length, weights)
+    theta = theta.detach()
+    point = theta.requires_grad_(True)
+    with torch.enable_grad():
+        loss = tasks.loss(point, start)  # f(theta_start)
+        (grad,) = torch.autograd.grad(loss.sum(), point)
+    value = theta.new_zeros(())
+    surrogate = theta.new_zeros(())
+    curve = []
+    n_tasks = theta.shape[0]
+    for t in range(start, start + length):
+        update, state = net(grad, state)  # grad is a constant
+        theta = theta.detach() + update if t == start else theta + update
+        point = theta.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = tasks.loss(point, t + 1)  # f(theta_{t+1})
+            (grad,) = torch.autograd.grad(loss.sum(), point)
+        loss = loss.detach()
+        value = value + weights[t] * loss.mean()
+        if weights[t]:
+            surrogate = surrogate + (weights[t] / n_tasks) * (grad * theta).sum()
+        curve.append(loss.mean())
+    meta_loss = value + (surrogate - surrogate.detach())  # the value of the losses, the gradient of the surrogate
+    return meta_loss, theta, state, curve
+
+
+def _unroll_second_order(
+    net: CoordinatewiseLSTM,
+    tasks: TaskBatch,
+    theta: torch.Tensor,
+    state: torch.Tensor,
+    start: int,
+    length: int,
+    weights: Sequence[float],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """:func:`unroll` with the optimizee's gradients differentiated too (their second derivatives kept)."""
+    if not theta.requires_grad:
+        theta = theta.detach().requires_grad_(True)
     loss = tasks.loss(theta, start)  # f(theta_start), shape (B,)
     meta_loss = theta.new_zeros(())
     curve = []
     for t in range(start, start + length):
-        (grad,) = torch.autograd.grad(loss.sum(), theta, retain_graph=True, create_graph=second_order)
-        update, state = net(grad, state)  # grad is a constant here unless second_order
+        (grad,) = torch.autograd.grad(loss.sum(), theta, retain_graph=True, create_graph=True)
+        update, state = net(grad, state)
         theta = theta + update
         loss = tasks.loss(theta, t + 1)  # f(theta_{t+1})
         meta_loss = meta_loss + weights[t] * loss.mean()
@@ -268,6 +322,7 @@ def meta_train(
             "torch_rng": torch.get_rng_state(),
         }
         info = {**meta, "epochs_done": snap.epoch, "best_epoch": best_epoch, "best_val_meta_loss": best_val}
+        info["val_criterion"] = "sum of losses" if config.select == "sum" else "mean final loss"
         save_checkpoint(checkpoint_path, snapshot, info, training)
 
     def report(message: str) -> None:
@@ -301,9 +356,12 @@ def meta_train(
             }
             if config.val_every and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
                 val = evaluate(LearnedRule(net), problem, config.val_tasks, config.steps, "val", device)
-                score = val.mean_sum if math.isfinite(val.mean_sum) else math.inf
+                raw = val.mean_sum if config.select == "sum" else val.mean_final
+                score = raw if math.isfinite(raw) else math.inf
                 record["val_meta_loss"] = score
-                result.val_history.append({"epoch": epoch + 1, "val_meta_loss": score})
+                result.val_history.append(
+                    {"epoch": epoch + 1, "val_meta_loss": score, "val_sum": val.mean_sum, "val_final": val.mean_final}
+                )
                 if score < result.best_val:
                     result.best_val, result.best_epoch = score, epoch + 1
                     result.best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}

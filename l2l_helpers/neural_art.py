@@ -120,6 +120,13 @@ def load_style(name: str = "starry_night", size: int = 64) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
 
 
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring pixels, per image (B,): penalises high-frequency noise."""
+    dx = (images[..., :, 1:] - images[..., :, :-1]) ** 2
+    dy = (images[..., 1:, :] - images[..., :-1, :]) ** 2
+    return dx.mean(dim=(1, 2, 3)) + dy.mean(dim=(1, 2, 3))
+
+
 class NeuralArtTasks(TaskBatch):
     """One image per task, styled after the same painting; theta is its pixels, flattened (3 * size * size)."""
 
@@ -156,7 +163,10 @@ class NeuralArtTasks(TaskBatch):
         feats = p.features(self.images(theta))
         content = ((feats[p.content_layer] - self.content_feat) ** 2).mean(dim=(1, 2, 3))
         style = sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, self.style_grams, strict=True))
-        return p.content_weight * content + p.style_weight * style
+        total = p.content_weight * content + p.style_weight * style
+        if p.tv_weight:
+            total = total + p.tv_weight * total_variation(self.images(theta))
+        return total
 
 
 class NeuralArtProblem(Problem):
@@ -168,17 +178,20 @@ class NeuralArtProblem(Problem):
         style: str = "starry_night",
         content_weight: float = 1.0,
         style_weight: float = 1e5,
+        tv_weight: float = 0.2,
         features: str = "random",
         seed: int = 0,
     ) -> None:
         if not isinstance(size, int) or size < 16:
             raise ValueError(f"size={size!r} must be an integer >= 16 (the paper trains at 64, tests at 128)")
-        for name, value in (("content_weight", content_weight), ("style_weight", style_weight)):
+        weights = (("content_weight", content_weight), ("style_weight", style_weight), ("tv_weight", tv_weight))
+        for name, value in weights:
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{name}={value!r} must be a non-negative finite number")
         self.name, self.size, self.style = "neural_art", size, style
         self.dim = 3 * size * size
         self.content_weight, self.style_weight = float(content_weight), float(style_weight)
+        self.tv_weight = float(tv_weight)
         self.features, self.features_note = make_features(features, seed)
         print(self.features_note)
         self.content_layer = 1
@@ -196,7 +209,12 @@ class NeuralArtProblem(Problem):
         return load_style(self.style, self.size)
 
     def describe(self) -> str:
-        return f"neural_art: {self.size}x{self.size} images styled after {self.style}, random-feature losses"
+        kind = "VGG-19" if isinstance(self.features, VGGFeatures) else "random-feature"
+        tv = f", total variation x {self.tv_weight:g}" if self.tv_weight else ""
+        return (
+            f"neural_art: {self.size}x{self.size} images styled after {self.style}, {kind} losses "
+            f"(content x {self.content_weight:g}, style x {self.style_weight:g}{tv})"
+        )
 
     def _make_tasks(self, seeds: list[int], device: torch.device, split: str) -> NeuralArtTasks:
         return NeuralArtTasks(self, seeds, split, device)

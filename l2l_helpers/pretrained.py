@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,5 +35,13 @@ def load_pretrained(name: str, device: torch.device | str = "cpu") -> Coordinate
 
 
 def pretrained_info(name: str) -> dict[str, Any]:
-    """How a shipped optimizer was made: the training command, seed, recipe and its metrics."""
-    return read_checkpoint(pretrained_path(name))["metadata"]
+    """How a shipped optimizer was made: the training command, seed, recipe and its metrics.
+
+    ``info["evaluation"]``, when shipped (``<name>.eval.json``, written by ``l2l evaluate --out``), holds
+    its held-out results against tuned baselines and the command that measured them.
+    """
+    info = dict(read_checkpoint(pretrained_path(name))["metadata"])
+    evaluation = PRETRAINED_DIR / f"{name}.eval.json"
+    if evaluation.is_file():
+        info["evaluation"] = json.loads(evaluation.read_text())
+    return info

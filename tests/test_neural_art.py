@@ -8,7 +8,15 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers.neural_art import CONTENT_PHOTOS, NeuralArtProblem, RandomFeatures, gram, load_style, make_features
+from l2l_helpers.neural_art import (
+    CONTENT_PHOTOS,
+    NeuralArtProblem,
+    RandomFeatures,
+    gram,
+    load_style,
+    make_features,
+    total_variation,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +54,33 @@ def test_random_features_are_seeded_and_multiscale():
 
 
 def test_loss_is_content_plus_style(problem):
-    """At the content photo only the style term is left; the loss is differentiable in theta."""
+    """At the content photo only the style and smoothness terms are left; the loss is differentiable in theta."""
     tasks = problem.tasks("test", range(2))
     theta = tasks.init_theta().requires_grad_(True)
     loss = tasks.loss(theta)
     feats = problem.features(tasks.images(theta))
     style = sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, tasks.style_grams, strict=True))
-    torch.testing.assert_close(loss, problem.style_weight * style)
+    smoothness = problem.tv_weight * total_variation(tasks.images(theta))
+    torch.testing.assert_close(loss, problem.style_weight * style + smoothness)
     (grad,) = torch.autograd.grad(loss.sum(), theta)
     assert grad.shape == theta.shape == (2, 3 * 32 * 32) and torch.isfinite(grad).all()
     noisy = (theta + 0.3 * torch.randn_like(theta)).detach()
     assert (tasks.loss(noisy) > loss).all()  # moving away from the content costs content loss
+
+
+def test_total_variation_term():
+    """TV is 0 on a constant image and 1 + 1 on a +-1/2 checkerboard; tv_weight adds it to the loss."""
+    assert torch.equal(total_variation(torch.full((2, 3, 8, 8), 0.3)), torch.zeros(2))
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 - 0.5
+    torch.testing.assert_close(total_variation(checker.expand(1, 3, 8, 8).float()), torch.tensor([2.0]))
+    plain, smooth = NeuralArtProblem(size=32, tv_weight=0.0), NeuralArtProblem(size=32, tv_weight=10.0)
+    tasks_a, tasks_b = plain.tasks("test", [0]), smooth.tasks("test", [0])
+    theta = tasks_a.init_theta() + 0.1 * torch.randn(1, 3 * 32 * 32, generator=torch.Generator().manual_seed(0))
+    extra = tasks_b.loss(theta) - tasks_a.loss(theta)
+    torch.testing.assert_close(extra, 10.0 * total_variation(tasks_a.images(theta)))
+    assert "total variation x 10" in smooth.describe()
+    with pytest.raises(ValueError, match="tv_weight"):
+        NeuralArtProblem(size=32, tv_weight=-1.0)
 
 
 def test_tasks_are_reproducible_and_split(problem):
@@ -116,7 +140,8 @@ def test_cli_knows_neural_art(tmp_path, capsys):
     out = tmp_path / "art.pt"
     args = ["train", "--problem", "neural_art", "--size", "16", "--epochs", "1", "--steps", "4", "--unroll", "2"]
     assert main([*args, "--val-every", "0", "--out", str(out), "--quiet"]) == 0
-    assert l2l.read_checkpoint(out)["metadata"]["problem_args"] == {"size": 16, "style": "starry_night"}
+    stored = l2l.read_checkpoint(out)["metadata"]["problem_args"]
+    assert stored == {"size": 16, "style": "starry_night", "style_weight": 1e5, "tv_weight": 0.2}
     evaluate = ["evaluate", "--problem", "neural_art", "--size", "32", "--optimizer", str(out)]
     assert main([*evaluate, "--baselines", "adam", "--lr", "adam=0.1", "--steps", "3", "--tasks", "1"]) == 0
     assert "neural_art: 32x32" in capsys.readouterr().out

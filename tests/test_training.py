@@ -263,6 +263,28 @@ def test_keeps_best_validation_weights(monkeypatch):
     assert any(not torch.equal(seen[2][k], seen[4][k]) for k in seen[2])
 
 
+def test_select_final_keeps_the_lowest_final_loss(monkeypatch):
+    """select='final' ranks validation by the mean final loss, not by the sum of losses; both are recorded."""
+    curves = iter([[9.0, 1.0], [1.0, 2.0]])  # epoch 1: worse sum, better final; epoch 2: the reverse
+
+    def fake_evaluate(rule, problem, n_tasks, steps, split, device):
+        return EvalResult("LSTM", torch.tensor([[0.0, *next(curves)]]))
+
+    monkeypatch.setattr(mt, "evaluate", fake_evaluate)
+    config = MetaTrainConfig(epochs=2, select="final", **TINY)
+    result = meta_train(lively_net(), QuadraticProblem(dim=3), config, progress=False)
+    assert result.best_epoch == 1 and result.best_val == 1.0
+    assert result.val_history[1] == {"epoch": 2, "val_meta_loss": 2.0, "val_sum": 3.0, "val_final": 2.0}
+
+
+def test_step_weights():
+    """ones: all 1; final: only w_T; linear: proportional to t with mean 1."""
+    assert MetaTrainConfig(steps=4, unroll=2).step_weights() == [1.0] * 4
+    assert MetaTrainConfig(steps=4, unroll=2, weights="final").step_weights() == [0.0, 0.0, 0.0, 1.0]
+    linear = MetaTrainConfig(steps=4, unroll=2, weights="linear").step_weights()
+    assert linear == pytest.approx([0.4, 0.8, 1.2, 1.6]) and sum(linear) == pytest.approx(4.0)
+
+
 def test_without_validation_net_holds_last_weights():
     """val_every=0: no validation, no best state, net keeps the last weights."""
     net = lively_net()
@@ -368,6 +390,7 @@ def test_resume_into_other_architecture(tmp_path):
         ({"checkpoint_every": True}, "checkpoint_every"),
         ({"grad_clip": 0.0}, "grad_clip"),
         ({"val_tasks": 0}, "val_tasks"),
+        ({"select": "median"}, "select"),
     ],
 )
 def test_config_validation(kwargs, name):
