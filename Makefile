@@ -6,7 +6,7 @@ TORCH_VERSION ?= 2.13.0
 DEVICE ?= auto
 PROFILE ?= default
 
-.PHONY: help setup run test test-fast lint format bench clean
+.PHONY: help setup run test test-fast lint format bench pretrained clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -46,6 +46,18 @@ format: setup  ## apply ruff's fixes and formatting
 
 bench: setup  ## speed benchmarks (a table, and JSON under benchmarks/results/)
 	$(PY) benchmarks/bench_core.py
+
+WEIGHTS := l2l_helpers/pretrained_weights
+
+pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 1 hour)
+	$(PY) -m l2l_helpers train --problem quadratic --epochs 400 --tasks-per-epoch 64 --lr 0.003 --val-every 20 \
+	  --val-tasks 64 --checkpoint-every 50 --seed 0 --quiet --out $(WEIGHTS)/quadratic.pt
+	$(PY) -m l2l_helpers evaluate --problem quadratic --optimizer quadratic --baselines sgd,nag,rmsprop,adam \
+	  --tasks 100 --tune-tasks 16 --out $(WEIGHTS)/quadratic.eval.json
+	$(PY) -m l2l_helpers train --problem mnist --init normal --weights linear --select final --epochs 250 --lr 0.003 \
+	  --val-every 25 --val-tasks 16 --checkpoint-every 25 --seed 0 --quiet --out $(WEIGHTS)/mnist.pt
+	$(PY) -m l2l_helpers evaluate --problem mnist --optimizer mnist --baselines sgd,nag,rmsprop,adam \
+	  --tasks 20 --tune-tasks 8 --out $(WEIGHTS)/mnist.eval.json
 
 clean:  ## remove build products (keeps .venv, checkpoints/ and runs/)
 	rm -rf build .pytest_cache .ruff_cache
