@@ -11,9 +11,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .baselines import DEFAULT_LR_GRID
-from .checkpoints import read_checkpoint
+from .checkpoints import load_optimizer, read_checkpoint
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig
 from .evaluation import EvalResult, TuningResult, check_positive_int, evaluate, tune_learning_rate
 from .learned_optimizer import LearnedOptimizer
@@ -59,6 +63,30 @@ def tune_baselines(
     return {
         name: tune_learning_rate(name, problem, grid, n_tasks, steps, criterion, device)
         for name in _progress(names, progress, "tuning learning rates")
+    }
+
+
+def tune_near(
+    problem: Problem,
+    tuned: Mapping[str, TuningResult],
+    factors: Sequence[float] = (0.1, 0.3, 1.0, 3.0, 10.0),
+    n_tasks: int = 4,
+    steps: int = 100,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[str, TuningResult]:
+    """Re-tune every baseline of ``tuned`` on ``problem``'s training tasks, on a grid around its tuned rate.
+
+    ``factors`` multiply each baseline's earlier best rate: a cheaper search where a full grid is too
+    expensive (neural art at twice the training resolution, notebook 09), still on training tasks only.
+    """
+    if not tuned:
+        raise ValueError("tuned is empty: tune at least one baseline first (tune_baselines)")
+    if not factors or min(factors) <= 0:
+        raise ValueError(f"factors={list(factors)!r} must be a non-empty list of positive numbers")
+    return {
+        name: tune_learning_rate(name, problem, [t.best_lr * f for f in factors], n_tasks, steps, t.criterion, device)
+        for name, t in _progress(tuned.items(), progress, "re-tuning learning rates", len(tuned))
     }
 
 
@@ -179,11 +207,13 @@ def optimizer_for(
     epochs: int | None = None,
     progress: bool = True,
     callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
+    problem: Problem | None = None,
 ) -> tuple[CoordinatewiseLSTM, str]:
     """The shipped optimizer ``name``, or (``retrain=True``) one meta-trained here with its stored recipe.
 
-    ``epochs`` overrides the recipe's epoch count (for quick runs). Returns (network, a line saying
-    where it came from).
+    ``epochs`` overrides the recipe's epoch count (for quick runs); ``problem`` replaces the recipe's
+    problem family when retraining (e.g. neural art with other features). Returns (network, a line
+    saying where it came from).
     """
     from .pretrained import load_pretrained
 
@@ -193,13 +223,44 @@ def optimizer_for(
     config = recipe.training
     if epochs is not None:
         config = MetaTrainConfig(**{**config.__dict__, "epochs": check_positive_int("epochs", epochs)})
+    family = problem or recipe.problem()
+    shared = retrain_path(name, recipe.optimizer, config, family)
+    if shared is not None and shared.is_file():
+        payload = read_checkpoint(shared)
+        if (payload.get("training") or {}).get("epoch") == config.epochs:  # finished earlier in this run
+            net, _ = load_optimizer(shared, device)
+            best = payload["metadata"].get("best_epoch")
+            return net, (
+                f"retrained earlier in this run with the recipe of '{name}': {config.epochs} epochs, best "
+                f"validation at epoch {best} ({shared})"
+            )
     torch.manual_seed(config.seed)
     net = CoordinatewiseLSTM(recipe.optimizer).to(device)
-    result = meta_train(net, recipe.problem(), config, progress=progress, callback=callback)
+    resume = shared if shared is not None and shared.is_file() else None  # interrupted earlier: continue it
+    result = meta_train(
+        net, family, config, checkpoint_path=shared, resume=resume, progress=progress, callback=callback
+    )
     return net, (
         f"retrained here with the recipe of '{name}': {config.epochs} epochs, best validation at epoch "
         f"{result.best_epoch}"
     )
+
+
+#: Set by the notebook runner: a folder where optimizers retrained in one run are kept for the next notebooks.
+RETRAIN_DIR_ENV = "L2L_RETRAIN_DIR"
+
+
+def retrain_path(name: str, optimizer: OptimizerConfig, config: MetaTrainConfig, problem: Problem) -> Path | None:
+    """Where a run shares an optimizer retrained with this exact recipe (None outside ``make run``).
+
+    With ``PROFILE=paper`` notebooks 06, 07 and 08 all retrain the MNIST optimizer: the first one trains
+    it (checkpointing as it goes), the others load it.
+    """
+    folder = os.environ.get(RETRAIN_DIR_ENV)
+    if not folder:
+        return None
+    key = json.dumps([name, optimizer.to_dict(), asdict(config), problem.describe()], sort_keys=True, default=str)
+    return Path(folder) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .experiments import RETRAIN_DIR_ENV
+
 #: Parameters each profile sets in notebooks that declare them (INTERACTIVE is always False headless).
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {"SMOKE": False},
@@ -82,8 +84,9 @@ def run_notebooks(
     out = Path(out_dir) if out_dir is not None else Path("runs") / stamp
     (out / "results").mkdir(parents=True, exist_ok=True)
     summary = RunSummary(out)
-    previous = os.environ.get("L2L_RESULTS_DIR")
+    previous = {name: os.environ.get(name) for name in ("L2L_RESULTS_DIR", RETRAIN_DIR_ENV)}
     os.environ["L2L_RESULTS_DIR"] = str((out / "results").resolve())  # read by the notebooks' record()
+    os.environ[RETRAIN_DIR_ENV] = str((out / "retrained").resolve())  # optimizers retrained once per run
     try:
         notebooks = sorted(notebook_dir.glob("[0-9]*.ipynb"))
         for path in tqdm(notebooks, desc="notebooks", unit="nb"):
@@ -106,11 +109,12 @@ def run_notebooks(
                         path.stem, False, time.perf_counter() - start, params, message[-1] if message else repr(exc)
                     )
                 )
-    finally:  # the variable was only for the kernels of this run
-        if previous is None:
-            os.environ.pop("L2L_RESULTS_DIR", None)
-        else:
-            os.environ["L2L_RESULTS_DIR"] = previous
+    finally:  # the variables were only for the kernels of this run
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     write_report(summary, profile, device)
     return summary
 

@@ -84,6 +84,65 @@ def test_recipe_and_optimizer_for():
         ex.optimizer_for("quadratic", retrain=True, epochs=0)
 
 
+def test_optimizer_for_retrains_on_the_given_problem():
+    """``problem=`` replaces the recipe's problem family when retraining (notebook 09: other features)."""
+
+    class Spy(l2l.QuadraticProblem):
+        splits: list[str] = []
+
+        def tasks(self, split, indices, device="cpu"):
+            self.splits.append(split)
+            return super().tasks(split, indices, device)
+
+    spy = Spy(scale=10.0)
+    ex.optimizer_for("quadratic", retrain=True, epochs=1, progress=False, problem=spy)
+    assert "train" in spy.splits
+
+
+def test_retrained_optimizer_is_shared_within_a_run(tmp_path, monkeypatch):
+    """Under the runner (L2L_RETRAIN_DIR set) the first notebook retrains, the next ones load its result."""
+    monkeypatch.setenv(ex.RETRAIN_DIR_ENV, str(tmp_path))
+    first, source = ex.optimizer_for("quadratic", retrain=True, epochs=2, progress=False)
+    assert "retrained here" in source
+    (path,) = tmp_path.glob("quadratic-*.pt")
+    again, source = ex.optimizer_for("quadratic", retrain=True, epochs=2, progress=False)
+    assert "retrained earlier in this run" in source and str(path) in source
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True))
+    other, source = ex.optimizer_for("quadratic", retrain=True, epochs=3, progress=False)  # another recipe
+    assert "retrained here" in source and len(list(tmp_path.glob("quadratic-*.pt"))) == 2
+    monkeypatch.delenv(ex.RETRAIN_DIR_ENV)
+    assert ex.retrain_path("quadratic", first.config, ex.recipe_of("quadratic").training, l2l.QuadraticProblem()) is None
+
+
+def test_interrupted_retraining_continues_in_the_next_notebook(tmp_path, monkeypatch):
+    """A retraining interrupted in one notebook (Ctrl-C) is resumed, not restarted, by the next one."""
+    monkeypatch.setenv(ex.RETRAIN_DIR_ENV, str(tmp_path))
+
+    def stop(record, result):
+        raise KeyboardInterrupt
+
+    ex.optimizer_for("quadratic", retrain=True, epochs=3, progress=False, callback=stop)
+    (path,) = tmp_path.glob("quadratic-*.pt")
+    assert l2l.read_checkpoint(path)["training"]["epoch"] == 1  # the finished epoch is kept
+    net, source = ex.optimizer_for("quadratic", retrain=True, epochs=3, progress=False)
+    assert "retrained here" in source and l2l.read_checkpoint(path)["training"]["epoch"] == 3
+
+
+def test_tune_near_searches_around_each_best_rate_on_training_tasks():
+    """Each baseline gets its own grid, best_lr x factors, scored on training tasks like tune_baselines."""
+    problem = l2l.QuadraticProblem()
+    tuned = ex.tune_baselines(problem, ("SGD", "Adam"), grid=(1e-2, 1e-1), n_tasks=2, steps=10, progress=False)
+    near = ex.tune_near(problem, tuned, factors=(0.5, 1.0, 2.0), n_tasks=2, steps=10, progress=False)
+    for name, t in near.items():
+        assert sorted(t.scores) == pytest.approx(sorted(tuned[name].best_lr * f for f in (0.5, 1.0, 2.0)))
+        assert t.scores[tuned[name].best_lr] == pytest.approx(tuned[name].scores[tuned[name].best_lr])
+        assert t.best_lr == min(t.scores, key=t.scores.get)
+    with pytest.raises(ValueError, match="factors"):
+        ex.tune_near(problem, tuned, factors=(0.0, 1.0))
+    with pytest.raises(ValueError, match="tuned is empty"):
+        ex.tune_near(problem, {})
+
+
 def test_mlp_model_is_pytorch_default():
     """Layer sizes follow ``hidden``; weights are within nn.Linear's default bound 1/sqrt(fan_in)."""
     torch.manual_seed(0)
