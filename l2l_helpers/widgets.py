@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import copy
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,23 +17,29 @@ import torch
 
 from .baselines import make_baseline
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
-from .evaluation import trajectory
-from .optimizees import QuadraticTasks
+from .evaluation import EvalResult, check_positive_int, evaluate, trajectory, tune_learning_rate
+from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train
+from .optimizees import QuadraticProblem, QuadraticTasks
 from .plotting import plot_trajectories_2d
 
 
 class Panel:
-    """Controls (ipywidgets) whose values are passed, by name, to ``render`` whenever one changes."""
+    """Controls (ipywidgets) whose values are passed, by name, to ``render`` whenever one changes.
+
+    ``live`` is True while ``render`` runs inside the panel's output area (interactive sessions), so a
+    slow render may draw its progress there; headless renders see False.
+    """
 
     def __init__(self, controls: dict[str, Any], render: Callable[..., Any], title: str = "") -> None:
         import ipywidgets as w
 
-        self.controls, self.render = controls, render
+        self.controls, self.render, self.live = controls, render, False
         self.output = w.Output()
         for control in controls.values():
             control.observe(lambda _change: self.refresh(), names="value")
         header = [w.HTML(f"<b>{title}</b>")] if title else []
-        self.widget = w.VBox([*header, w.HBox(list(controls.values())), self.output])
+        row = w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap"))
+        self.widget = w.VBox([*header, row, self.output])
 
     def values(self) -> dict[str, Any]:
         """The current value of every control, by name."""
@@ -42,7 +51,11 @@ class Panel:
 
         with self.output:
             clear_output(wait=True)
-            display(self.render(**self.values()))
+            self.live = True
+            try:
+                display(self.render(**self.values()))
+            finally:
+                self.live = False
 
     def show(self, interactive: bool = True) -> None:
         """Display the panel (interactive) or, headless, the rendering with the default values once."""
@@ -208,6 +221,141 @@ class LivePlot:
 def live_plot(interactive: bool, every: int = 10, title: str = "Meta-training") -> LivePlot | None:
     """A :class:`LivePlot` in interactive sessions; None (no live output) in headless runs."""
     return LivePlot(every, title) if interactive else None
+
+
+# --------------------------------------------------------------------------------------------
+# Notebooks 02 and 04: rebuild the optimizer, meta-train it briefly, test it on held-out quadratics
+
+
+@dataclass
+class QuickTraining:
+    """What :func:`quick_meta_training` made: the optimizer, its meta-training record, held-out curves."""
+
+    net: CoordinatewiseLSTM
+    result: MetaTrainResult
+    curves: dict[str, EvalResult]  # "untrained LSTM", "LSTM" and, given adam_lr, "Adam"; same held-out tasks
+    seconds: float  # meta-training and evaluation
+
+    @property
+    def label(self) -> str:
+        """The architecture in words, e.g. ``2 x 20 LSTM, log_sign, output scale 0.1``."""
+        c = self.net.config
+        return f"{c.num_layers} x {c.hidden_size} LSTM, {c.preprocessing}, output scale {c.output_scale:.3g}"
+
+
+def quick_meta_training(
+    num_layers: int = 2,
+    hidden_size: int = 20,
+    preprocessing: str = "log_sign",
+    output_scale: float = 0.1,
+    epochs: int = 20,
+    tasks_per_epoch: int = 16,
+    eval_tasks: int = 16,
+    steps: int = 100,
+    meta_lr: float = 0.01,
+    adam_lr: float | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
+) -> QuickTraining:
+    """Build g_phi (Section 2.1), meta-train it briefly on 10-d quadratics (Section 2), test it on held-out ones.
+
+    The untrained network (the same initial phi) and, given ``adam_lr``, Adam run on the same held-out
+    tasks. About 3 s on one CPU core with the defaults (20 epochs of 16 quadratics).
+    """
+    config = OptimizerConfig(num_layers, hidden_size, preprocessing, output_scale=output_scale)  # checks them
+    check_positive_int("eval_tasks", eval_tasks)
+    check_positive_int("steps", steps)
+    for name, value in (("meta_lr", meta_lr), ("adam_lr", 1.0 if adam_lr is None else adam_lr)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ValueError(f"{name}={value!r} must be a positive finite number")
+    train = MetaTrainConfig(  # checks epochs, tasks_per_epoch and seed (which picks the training tasks)
+        epochs=epochs,
+        steps=steps,
+        unroll=min(20, steps),
+        lr=meta_lr,
+        tasks_per_epoch=tasks_per_epoch,
+        val_every=0,
+        seed=seed,
+    )
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    net = CoordinatewiseLSTM(config).to(device)
+    untrained = copy.deepcopy(net)
+    problem = QuadraticProblem()
+    result = meta_train(net, problem, train, progress=False, callback=callback)
+    rules: dict[str, Any] = {"untrained LSTM": LearnedRule(untrained), "LSTM": LearnedRule(net)}
+    if adam_lr is not None:
+        rules["Adam"] = make_baseline("adam", adam_lr)
+    curves = {
+        name: evaluate(rule, problem, eval_tasks, steps, "test", device, name=name) for name, rule in rules.items()
+    }
+    return QuickTraining(net, result, curves, time.perf_counter() - start)
+
+
+def quick_training_figure(run: QuickTraining) -> Any:
+    """Meta-loss per epoch (left) and held-out mean loss per step (right) of a :func:`quick_meta_training`."""
+    from plotly.subplots import make_subplots
+
+    from .plotting import color_of
+
+    epochs = [h["epoch"] for h in run.result.history]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("meta-training", "held-out quadratics"))
+    meta_loss = [h["meta_loss"] for h in run.result.history]
+    fig.add_scatter(x=epochs, y=meta_loss, name="meta-loss", showlegend=False, row=1, col=1)
+    for i, (name, res) in enumerate(run.curves.items()):
+        label = f"{name} (lr {res.lr:.3g})" if res.lr is not None else name
+        steps = np.arange(res.steps + 1)
+        fig.add_scatter(x=steps, y=res.mean.numpy(), name=label, line={"color": color_of(name, i)}, row=1, col=2)
+    finals = ", ".join(f"{name} {res.mean_final:.3g}" for name, res in run.curves.items())
+    fig.update_layout(
+        title=f"{run.label}, {len(epochs)} epochs ({run.seconds:.0f} s). Held-out final loss: {finals}",
+        template="plotly_white",
+        title_font_size=13,
+    )
+    fig.update_xaxes(title_text="epoch", row=1, col=1)
+    fig.update_xaxes(title_text="step t", row=1, col=2)
+    fig.update_yaxes(type="log", title_text="sum_t f(theta_t)", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="mean f(theta_t)", row=1, col=2)
+    return fig
+
+
+def architecture_training_panel(
+    epochs: int = 20, tasks_per_epoch: int = 16, eval_tasks: int = 16, seed: int = 0, device: torch.device | str = "cpu"
+) -> Panel:
+    """LSTM layers, hidden units, preprocessing on/off, output scale -> a short meta-training (notebooks 02, 04)."""
+    import ipywidgets as w
+
+    for name, value in (("epochs", epochs), ("tasks_per_epoch", tasks_per_epoch), ("eval_tasks", eval_tasks)):
+        check_positive_int(name, value)
+    # Adam's learning rate, tuned once on training quadratics (never the held-out ones)
+    adam = tune_learning_rate("adam", QuadraticProblem(), n_tasks=8, device=device)
+    sizes = {"epochs": epochs, "tasks_per_epoch": tasks_per_epoch, "eval_tasks": eval_tasks, "seed": seed}
+
+    def render(**architecture: Any) -> Any:
+        shape = f"{architecture['num_layers']} x {architecture['hidden_size']} LSTM"
+        live = LivePlot(every=5, title=f"Meta-training a {shape} (live)") if panel.live else None
+        run = quick_meta_training(**architecture, **sizes, adam_lr=adam.best_lr, device=device, callback=live)
+        if live is not None:
+            live.output.clear_output()  # the final figure below repeats the meta-loss
+        return quick_training_figure(run)
+
+    style, fixed = {"description_width": "initial"}, {"continuous_update": False}
+    controls = {
+        "num_layers": w.IntSlider(value=2, min=1, max=3, description="LSTM layers", style=style, **fixed),
+        "hidden_size": w.IntSlider(value=20, min=4, max=40, step=4, description="hidden units", style=style, **fixed),
+        "preprocessing": w.Dropdown(
+            options=[("on: log|g| / p and sign g", "log_sign"), ("off: raw g", "none")],
+            value="log_sign",
+            description="preprocessing",
+            style=style,
+        ),
+        "output_scale": w.FloatLogSlider(
+            value=0.1, base=10, min=-2, max=0, step=0.5, description="output scale", style=style, **fixed
+        ),
+    }
+    panel = Panel(controls, render, f"Rebuild the optimizer and meta-train it: {epochs} epochs on quadratics")
+    return panel
 
 
 # --------------------------------------------------------------------------------------------

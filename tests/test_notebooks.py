@@ -62,3 +62,21 @@ def test_next_pointers_follow_the_numbering():
     for path, following in itertools.pairwise(NOTEBOOKS):
         last = nbformat.read(path, as_version=4).cells[-1].source
         assert following.name in last, f"{path.name} does not point to {following.name}"
+
+
+#: Where readers find the interactive panels (notebook -> panel of l2l_helpers.widgets).
+PANELS = {
+    "02_coordinatewise_lstm": "architecture_training_panel",
+    "04_meta_training": "architecture_training_panel",
+    "07_architectures": "optimizee_panel",
+    "08_relu_failure": "optimizee_panel",
+}
+
+
+@pytest.mark.parametrize(("stem", "panel"), PANELS.items(), ids=list(PANELS))
+def test_interactive_panels_are_shown(stem, panel):
+    """The meta-training panel in 02 and 04, the MNIST optimizee panel in 07 and 08, each shown via INTERACTIVE."""
+    nb = nbformat.read(NOTEBOOKS[0].parent / f"{stem}.ipynb", as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and f"widgets.{panel}(" in c.source]
+    assert cells, f"{stem} does not show widgets.{panel}"
+    assert all(".show(INTERACTIVE)" in source for source in cells), "headless runs take the same path once"

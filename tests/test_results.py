@@ -70,3 +70,25 @@ def test_save_figure_png_or_reason(tmp_path, monkeypatch):
         assert (tmp_path / entry["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert entry["png_error"]
+
+
+def test_png_figures_are_embedded_in_the_report(tmp_path, monkeypatch):
+    """With kaleido and Chromium, a key figure becomes a real PNG that report.md and report.html embed."""
+    import shutil
+
+    import plotly.graph_objects as go
+
+    from l2l_helpers import save_figure
+    from l2l_helpers.runner import RunSummary, write_report
+
+    pytest.importorskip("kaleido", reason="kaleido is missing (pip install -e '.[dev]')")
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium; .ci/run does this)")
+    monkeypatch.setenv("L2L_RESULTS_DIR", str(tmp_path / "results"))
+    entry = save_figure("05_x", "curves", go.Figure(go.Scatter(y=[3, 1, 2]), layout={"title": "Loss curves"}))
+    assert "png_error" not in entry and entry["png"] == "figures/05_x-curves.png"
+    png = tmp_path / "results" / entry["png"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    report = write_report(RunSummary(tmp_path), "smoke", "cpu").read_text()
+    assert "![Loss curves](results/figures/05_x-curves.png)" in report
+    assert "<img src='results/figures/05_x-curves.png'" in (tmp_path / "report.html").read_text()

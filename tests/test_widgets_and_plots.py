@@ -85,3 +85,68 @@ def test_image_grid():
     assert [t.name for t in fig.data] == ["a", "b"]
     assert np.asarray(fig.data[0].z).max() == 255 and np.asarray(fig.data[1].z).max() == 0
     assert [a.text for a in fig.layout.annotations] == ["a", "b"]
+
+
+@pytest.mark.slow
+def test_quick_meta_training_beats_the_untrained_optimizer():
+    """The panel's default short meta-training (notebooks 02 and 04) lowers the held-out final loss."""
+    run = widgets.quick_meta_training()
+    untrained, trained = run.curves["untrained LSTM"], run.curves["LSTM"]
+    assert trained.mean_final < 0.2 * untrained.mean_final
+    assert torch.equal(untrained.losses[:, 0], trained.losses[:, 0]), "both start from the same held-out tasks"
+
+
+def test_quick_meta_training_shapes_and_callback():
+    """One record (and one callback) per epoch; every curve has eval_tasks rows and steps + 1 columns."""
+    seen = []
+    run = widgets.quick_meta_training(
+        1, 4, "none", 0.5, 2, 2, 3, steps=10, adam_lr=0.1, callback=lambda record, _result: seen.append(record)
+    )
+    assert [r["epoch"] for r in seen] == [1, 2] == [h["epoch"] for h in run.result.history]
+    assert list(run.curves) == ["untrained LSTM", "LSTM", "Adam"]
+    assert all(c.losses.shape == (3, 11) for c in run.curves.values())
+    assert run.net.config == l2l.OptimizerConfig(1, 4, "none", output_scale=0.5)
+    fig = widgets.quick_training_figure(run)
+    assert fig.layout.title.text.startswith("1 x 4 LSTM, none, output scale 0.5, 2 epochs")
+    names = [d["name"] for d in figure_data(fig)]
+    assert names == ["meta-loss", "untrained LSTM", "LSTM", "Adam (lr 0.1)"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"num_layers": 0}, "num_layers"),
+        ({"hidden_size": 2.5}, "hidden_size"),
+        ({"preprocessing": "sqrt"}, "preprocessing"),
+        ({"output_scale": 0.0}, "output_scale"),
+        ({"epochs": 0}, "epochs"),
+        ({"tasks_per_epoch": -1}, "tasks_per_epoch"),
+        ({"eval_tasks": 0}, "eval_tasks"),
+        ({"meta_lr": float("nan")}, "meta_lr"),
+        ({"adam_lr": -0.1}, "adam_lr"),
+    ],
+)
+def test_quick_meta_training_names_bad_values(kwargs, name):
+    """A wrong setting raises ValueError naming it, before any training."""
+    with pytest.raises(ValueError, match=name):
+        widgets.quick_meta_training(**kwargs)
+
+
+def test_architecture_training_panel_renders_and_refreshes(monkeypatch):
+    """Headless it renders its defaults; moving a control re-renders, with a live meta-loss plot first."""
+    import IPython.display
+    import ipywidgets
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **_: shown.extend(objs))
+    panel = widgets.architecture_training_panel(epochs=2, tasks_per_epoch=2, eval_tasks=2)
+    assert set(panel.values()) == {"num_layers", "hidden_size", "preprocessing", "output_scale"}
+    panel.show(interactive=False)
+    assert len(shown) == 1 and shown[0].layout.title.text.startswith("2 x 20 LSTM, log_sign")
+    shown.clear()
+    panel.controls["num_layers"].value = 3  # what a reader's slider move does
+    live, fig = shown
+    assert isinstance(live, ipywidgets.Output) and not panel.live
+    assert fig.layout.title.text.startswith("3 x 20 LSTM") and len(figure_data(fig)) == 4
+    with pytest.raises(ValueError, match="epochs"):
+        widgets.architecture_training_panel(epochs=0)
