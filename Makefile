@@ -44,12 +44,13 @@ format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: setup  ## speed benchmarks (a table, and JSON under benchmarks/results/)
+bench: setup  ## speed benchmarks: fused vs plain trainer, learned step vs Adam (tables, JSON under benchmarks/results/)
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_speed.py
 
 WEIGHTS := l2l_helpers/pretrained_weights
 
-pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 1 hour)
+pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 1.5 hours)
 	$(PY) -m l2l_helpers train --problem quadratic --epochs 400 --tasks-per-epoch 64 --lr 0.003 --val-every 20 \
 	  --val-tasks 64 --checkpoint-every 50 --seed 0 --quiet --out $(WEIGHTS)/quadratic.pt
 	$(PY) -m l2l_helpers evaluate --problem quadratic --optimizer quadratic --baselines sgd,nag,rmsprop,adam \
@@ -58,6 +59,10 @@ pretrained: setup  ## re-make the shipped optimizers and their evaluations from 
 	  --val-every 25 --val-tasks 16 --checkpoint-every 25 --seed 0 --quiet --out $(WEIGHTS)/mnist.pt
 	$(PY) -m l2l_helpers evaluate --problem mnist --optimizer mnist --baselines sgd,nag,rmsprop,adam \
 	  --tasks 20 --tune-tasks 8 --out $(WEIGHTS)/mnist.eval.json
+	$(PY) -m l2l_helpers train --problem neural_art --weights linear --select final --epochs 150 --tasks-per-epoch 2 \
+	  --lr 0.003 --val-every 10 --val-tasks 4 --checkpoint-every 10 --seed 0 --quiet --out $(WEIGHTS)/neural_art.pt
+	$(PY) -m l2l_helpers evaluate --problem neural_art --optimizer neural_art --baselines sgd,nag,rmsprop,adam \
+	  --tasks 8 --tune-tasks 4 --out $(WEIGHTS)/neural_art.eval.json
 
 clean:  ## remove build products (keeps .venv, checkpoints/ and runs/)
 	rm -rf build .pytest_cache .ruff_cache

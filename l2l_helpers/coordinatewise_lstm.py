@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .fused_lstm import fused_step
 from .preprocessing import PAPER_P, PREPROCESSING_INPUTS, check_preprocessing, preprocess
 
 
@@ -74,6 +75,8 @@ class CoordinatewiseLSTM(nn.Module):
         # One LSTMCell per layer; its batch dimension is the coordinate dimension.
         self.cells = nn.ModuleList(nn.LSTMCell(sizes[i], sizes[i + 1]) for i in range(config.num_layers))
         self.output = nn.Linear(config.hidden_size, 1)
+        #: Use the fused step (same numbers, about 2x faster on a CPU); False forces the nn.LSTMCell path.
+        self.fused = True
         with torch.no_grad():
             # A small first step: the untrained optimizer starts close to "do nothing".
             self.output.weight.mul_(0.1)
@@ -94,22 +97,50 @@ class CoordinatewiseLSTM(nn.Module):
         )
 
     def forward(self, grad: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Map gradients (any shape, N elements) and state to (update of grad's shape, new state)."""
-        n_coords = grad.numel()
-        if state.shape != (self.config.num_layers, 2, n_coords, self.config.hidden_size):
-            raise ValueError(
-                f"state has shape {tuple(state.shape)}, expected "
-                f"{(self.config.num_layers, 2, n_coords, self.config.hidden_size)}: "
-                "make it with net.init_state(grad.numel())"
-            )
+        """Map gradients (any shape, N elements) and state to (update of grad's shape, new state).
+
+        Runs the fused step (:func:`fused_step`, a hand-written backward) unless ``grad`` itself needs a
+        gradient (second-order meta-training) or ``self.fused`` is False: then the plain
+        ``nn.LSTMCell`` stack of :meth:`forward_cells`, which autograd differentiates twice. Both give the
+        same numbers to float rounding.
+        """
+        self._check_state(grad, state)
         x = preprocess(grad.reshape(-1), self.config.preprocessing, self.config.p)  # (N, input_size)
+        if not getattr(self, "fused", True) or x.requires_grad:
+            update, new_state = self._cells_step(x, state)
+        else:
+            update, new_state = fused_step(x, state, self._flat_parameters(), self.config.output_scale)
+        return update.reshape(grad.shape), new_state
+
+    def forward_cells(self, grad: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same step written plainly with the ``nn.LSTMCell`` modules (the oracle of the fused step)."""
+        self._check_state(grad, state)
+        x = preprocess(grad.reshape(-1), self.config.preprocessing, self.config.p)  # (N, input_size)
+        update, new_state = self._cells_step(x, state)
+        return update.reshape(grad.shape), new_state
+
+    def _check_state(self, grad: torch.Tensor, state: torch.Tensor) -> None:
+        expected = (self.config.num_layers, 2, grad.numel(), self.config.hidden_size)
+        if state.shape != expected:
+            raise ValueError(
+                f"state has shape {tuple(state.shape)}, expected {expected}: make it with net.init_state(grad.numel())"
+            )
+
+    def _cells_step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         new_state = []
         for layer, cell in enumerate(self.cells):
             h, c = cell(x, (state[layer, 0], state[layer, 1]))  # (N, hidden) each
             new_state.append(torch.stack([h, c]))
             x = h
         update = self.output(x).squeeze(-1) * self.config.output_scale  # (N,)
-        return update.reshape(grad.shape), torch.stack(new_state)
+        return update, torch.stack(new_state)
+
+    def _flat_parameters(self) -> list[torch.Tensor]:
+        """[W_ih, W_hh, b_ih, b_hh] of every layer, then the output layer's weight and bias."""
+        params: list[torch.Tensor] = []
+        for cell in self.cells:
+            params += [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+        return [*params, self.output.weight, self.output.bias]
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.to_dict().items())
