@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from .baselines import BASELINES, DEFAULT_LR_GRID, make_baseline
+from .baselines import BASELINES, make_baseline
 from .checkpoints import load_optimizer, read_checkpoint
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig
 from .evaluation import EvalResult, evaluate, tune_learning_rate
@@ -207,7 +207,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name in names:
         lr = fixed.get(name)
         if lr is None:
-            lr = tune_learning_rate(name, problem, DEFAULT_LR_GRID, args.tune_tasks, args.steps, device=device).best_lr
+            lr = tune_learning_rate(name, problem, problem.lr_grid, args.tune_tasks, args.steps, device=device).best_lr
         results.append(evaluate(make_baseline(name, lr), problem, args.tasks, args.steps, "test", device))
     summaries = [r.summary() for r in results]
     report = {"problem": problem.describe(), "results": summaries}

@@ -28,6 +28,10 @@ CONTENT_PHOTOS: dict[str, tuple[str, ...]] = {
 
 STYLES_DIR = Path(__file__).resolve().parent.parent / "data" / "styles"
 
+#: Baselines' learning rates for neural art: 1e-3 .. 1e2 in half decades. Pixel gradients are small, so
+#: SGD and NAG want rates beyond the usual grid's top (10), where they would sit on its edge.
+NEURAL_ART_LR_GRID: tuple[float, ...] = tuple(round(10.0 ** (k / 2), 10) for k in range(-6, 5))
+
 
 class RandomFeatures(torch.nn.Module):
     """A fixed multi-scale convolutional feature extractor with seeded random (He-normal) weights."""
@@ -171,6 +175,8 @@ class NeuralArtTasks(TaskBatch):
 
 class NeuralArtProblem(Problem):
     """Style transfer (Gatys et al.) with the image as optimizee: content photos from scikit-image, one painting."""
+
+    lr_grid = NEURAL_ART_LR_GRID
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .baselines import DEFAULT_LR_GRID
 from .data import MNISTData, load_mnist
 
 #: First seed of each split; a split holds SPLIT_SIZE seeds, so the splits are disjoint.
@@ -70,6 +71,8 @@ class Problem(ABC):
 
     name: str
     dim: int
+    #: Learning rates the baselines are tuned over on this family's training tasks.
+    lr_grid: tuple[float, ...] = DEFAULT_LR_GRID
 
     def tasks(self, split: str, indices: Sequence[int] | range, device: torch.device | str = "cpu") -> TaskBatch:
         """Draw the tasks ``indices`` of ``split`` (``train``, ``val`` or ``test``)."""

@@ -4,6 +4,7 @@ the optimizer's inputs and the distance between their distributions."""
 from __future__ import annotations
 
 import math
+import typing
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def test_optimizer_for_retrains_on_the_given_problem():
     """``problem=`` replaces the recipe's problem family when retraining (notebook 09: other features)."""
 
     class Spy(l2l.QuadraticProblem):
-        splits: list[str] = []
+        splits: typing.ClassVar[list[str]] = []
 
         def tasks(self, split, indices, device="cpu"):
             self.splits.append(split)
@@ -108,10 +109,11 @@ def test_retrained_optimizer_is_shared_within_a_run(tmp_path, monkeypatch):
     again, source = ex.optimizer_for("quadratic", retrain=True, epochs=2, progress=False)
     assert "retrained earlier in this run" in source and str(path) in source
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True))
-    other, source = ex.optimizer_for("quadratic", retrain=True, epochs=3, progress=False)  # another recipe
+    _, source = ex.optimizer_for("quadratic", retrain=True, epochs=3, progress=False)  # another recipe
     assert "retrained here" in source and len(list(tmp_path.glob("quadratic-*.pt"))) == 2
     monkeypatch.delenv(ex.RETRAIN_DIR_ENV)
-    assert ex.retrain_path("quadratic", first.config, ex.recipe_of("quadratic").training, l2l.QuadraticProblem()) is None
+    recipe = ex.recipe_of("quadratic")
+    assert ex.retrain_path("quadratic", recipe.optimizer, recipe.training, l2l.QuadraticProblem()) is None
 
 
 def test_interrupted_retraining_continues_in_the_next_notebook(tmp_path, monkeypatch):
@@ -124,7 +126,7 @@ def test_interrupted_retraining_continues_in_the_next_notebook(tmp_path, monkeyp
     ex.optimizer_for("quadratic", retrain=True, epochs=3, progress=False, callback=stop)
     (path,) = tmp_path.glob("quadratic-*.pt")
     assert l2l.read_checkpoint(path)["training"]["epoch"] == 1  # the finished epoch is kept
-    net, source = ex.optimizer_for("quadratic", retrain=True, epochs=3, progress=False)
+    _, source = ex.optimizer_for("quadratic", retrain=True, epochs=3, progress=False)
     assert "retrained here" in source and l2l.read_checkpoint(path)["training"]["epoch"] == 3
 
 

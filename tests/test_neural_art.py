@@ -145,3 +145,12 @@ def test_cli_knows_neural_art(tmp_path, capsys):
     evaluate = ["evaluate", "--problem", "neural_art", "--size", "32", "--optimizer", str(out)]
     assert main([*evaluate, "--baselines", "adam", "--lr", "adam=0.1", "--steps", "3", "--tasks", "1"]) == 0
     assert "neural_art: 32x32" in capsys.readouterr().out
+
+
+def test_learning_rate_grid_reaches_past_the_default_one():
+    """Pixel gradients are small: neural art's grid goes to 1e2 (SGD sat on the default grid's top, 10)."""
+    from l2l_helpers.neural_art import NEURAL_ART_LR_GRID, NeuralArtProblem
+
+    assert NeuralArtProblem.lr_grid == NEURAL_ART_LR_GRID
+    assert min(NEURAL_ART_LR_GRID) == pytest.approx(1e-3) and max(NEURAL_ART_LR_GRID) == pytest.approx(100.0)
+    assert l2l.QuadraticProblem.lr_grid == l2l.DEFAULT_LR_GRID
