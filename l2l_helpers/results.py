@@ -85,7 +85,8 @@ def save_figure(notebook: str, name: str, fig: Any, png: bool = True) -> dict[st
     entry = {"name": name, "title": str(fig.layout.title.text or name), "html": f"figures/{stem}.html"}
     if png:
         try:
-            fig.write_image(folder / f"{stem}.png", width=900, height=500, scale=1)
+            width, height = fig.layout.width or 900, fig.layout.height or 500  # a figure's own size wins
+            fig.write_image(folder / f"{stem}.png", width=width, height=height, scale=1)
             entry["png"] = f"figures/{stem}.png"
         except Exception as exc:  # kaleido or its browser missing: the HTML version still reads without a kernel
             entry["png_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
