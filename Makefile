@@ -45,7 +45,6 @@ format: setup  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format .
 
 bench: setup  ## speed benchmarks: fused vs plain trainer, learned step vs Adam (tables, JSON under benchmarks/results/)
-	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_speed.py
 
 WEIGHTS := l2l_helpers/pretrained_weights

@@ -179,21 +179,38 @@ def tune_learning_rate(
     steps: int = 100,
     criterion: str = "final",
     device: torch.device | str = "cpu",
+    extend: int = 4,
     **rule_kwargs: Any,
 ) -> TuningResult:
     """Pick a baseline's learning rate by grid search on *training* tasks, as the paper tuned its baselines.
 
     ``criterion`` is ``final`` (mean final loss) or ``sum`` (mean sum of losses); a diverged run scores inf.
+    A rate at an end of the grid is not a tuned one: while the best rate is the largest (or smallest) tried,
+    the search steps on past it by the grid's ratio at that end, up to ``extend`` more rates.
     """
     if criterion not in ("final", "sum"):
         raise ValueError(f"criterion={criterion!r} is unknown; use 'final' or 'sum'")
     if not grid:
         raise ValueError("grid is empty: give at least one learning rate")
-    scores = {}
-    for lr in grid:
+    if not isinstance(extend, int) or isinstance(extend, bool) or extend < 0:
+        raise ValueError(f"extend={extend!r} must be a non-negative integer")
+
+    def score(lr: float) -> float:
         result = evaluate(make_baseline(name, lr, **rule_kwargs), problem, n_tasks, steps, "train", device)
-        score = result.mean_final if criterion == "final" else result.mean_sum
-        scores[float(lr)] = score if math.isfinite(score) else math.inf
+        value = result.mean_final if criterion == "final" else result.mean_sum
+        return value if math.isfinite(value) else math.inf
+
+    scores = {float(lr): score(lr) for lr in grid}
+    for _ in range(extend if len(scores) > 1 else 0):
+        rates, best = sorted(scores), min(scores, key=scores.__getitem__)
+        if best == rates[-1]:
+            beyond = best * rates[-1] / rates[-2]
+        elif best == rates[0] and math.isfinite(scores[best]):
+            beyond = best * rates[0] / rates[1]
+        else:
+            break
+        beyond = float(f"{beyond:.10g}")
+        scores[beyond] = score(beyond)
     best = min(scores, key=scores.__getitem__)
     return TuningResult(make_baseline(name, best).name, best, scores, criterion)
 

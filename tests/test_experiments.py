@@ -136,7 +136,8 @@ def test_tune_near_searches_around_each_best_rate_on_training_tasks():
     tuned = ex.tune_baselines(problem, ("SGD", "Adam"), grid=(1e-2, 1e-1), n_tasks=2, steps=10, progress=False)
     near = ex.tune_near(problem, tuned, factors=(0.5, 1.0, 2.0), n_tasks=2, steps=10, progress=False)
     for name, t in near.items():
-        assert sorted(t.scores) == pytest.approx(sorted(tuned[name].best_lr * f for f in (0.5, 1.0, 2.0)))
+        grid = [tuned[name].best_lr * f for f in (0.5, 1.0, 2.0)]
+        assert all(any(r == pytest.approx(g) for r in t.scores) for g in grid)  # (+ steps past an edge best)
         assert t.scores[tuned[name].best_lr] == pytest.approx(tuned[name].scores[tuned[name].best_lr])
         assert t.best_lr == min(t.scores, key=t.scores.get)
     with pytest.raises(ValueError, match="factors"):

@@ -477,6 +477,20 @@ def test_tune_learning_rate_picks_grid_best(criterion):
     assert tuned.best_lr in (0.01, 0.03) and tuned.name == "SGD" and tuned.criterion == criterion
 
 
+def test_tune_learning_rate_steps_past_the_grid_edge():
+    """A best rate at the end of the grid is extended by the grid's ratio until an interior best (or ``extend``)."""
+    problem = QuadraticProblem(dim=4)
+    low = tune_learning_rate("sgd", problem, grid=[1e-5, 1e-4], n_tasks=4, steps=15)  # far too small
+    assert sorted(low.scores) == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2, 1e-1])  # stepped on by x10 ...
+    assert low.best_lr == pytest.approx(1e-2) and low.scores[0.1] > low.scores[low.best_lr]  # ... to an interior best
+    capped = tune_learning_rate("sgd", problem, grid=[1e-5, 1e-4], n_tasks=4, steps=15, extend=1)
+    assert sorted(capped.scores) == pytest.approx([1e-5, 1e-4, 1e-3]) and capped.best_lr == pytest.approx(1e-3)
+    none = tune_learning_rate("sgd", problem, grid=[1e-5, 1e-4], n_tasks=4, steps=15, extend=0)
+    assert set(none.scores) == {1e-5, 1e-4}
+    with pytest.raises(ValueError, match="extend"):
+        tune_learning_rate("sgd", problem, grid=[0.1], extend=-1)
+
+
 def test_tune_learning_rate_errors():
     """An unknown criterion, an empty grid or an unknown baseline is a ValueError."""
     problem = QuadraticProblem(dim=2)
