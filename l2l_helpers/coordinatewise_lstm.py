@@ -101,22 +101,15 @@ class CoordinatewiseLSTM(nn.Module):
 
         Runs the fused step (:func:`fused_step`, a hand-written backward) unless ``grad`` itself needs a
         gradient (second-order meta-training) or ``self.fused`` is False: then the plain
-        ``nn.LSTMCell`` stack of :meth:`forward_cells`, which autograd differentiates twice. Both give the
-        same numbers to float rounding.
+        ``nn.LSTMCell`` stack, which autograd differentiates twice. Both give the same numbers to float
+        rounding (``tests/test_fused_lstm.py``).
         """
         self._check_state(grad, state)
         x = preprocess(grad.reshape(-1), self.config.preprocessing, self.config.p)  # (N, input_size)
-        if not getattr(self, "fused", True) or x.requires_grad:
+        if not self.fused or x.requires_grad:
             update, new_state = self._cells_step(x, state)
         else:
             update, new_state = fused_step(x, state, self._flat_parameters(), self.config.output_scale)
-        return update.reshape(grad.shape), new_state
-
-    def forward_cells(self, grad: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same step written plainly with the ``nn.LSTMCell`` modules (the oracle of the fused step)."""
-        self._check_state(grad, state)
-        x = preprocess(grad.reshape(-1), self.config.preprocessing, self.config.p)  # (N, input_size)
-        update, new_state = self._cells_step(x, state)
         return update.reshape(grad.shape), new_state
 
     def _check_state(self, grad: torch.Tensor, state: torch.Tensor) -> None:

@@ -226,13 +226,11 @@ def optimizer_for(
     family = problem or recipe.problem()
     shared = retrain_path(name, recipe.optimizer, config, family)
     if shared is not None and shared.is_file():
-        payload = read_checkpoint(shared)
-        if (payload.get("training") or {}).get("epoch") == config.epochs:  # finished earlier in this run
-            net, _ = load_optimizer(shared, device)
-            best = payload["metadata"].get("best_epoch")
+        net, meta = load_optimizer(shared, device)
+        if meta.get("epochs_done") == config.epochs:  # finished earlier in this run
             return net, (
                 f"retrained earlier in this run with the recipe of '{name}': {config.epochs} epochs, best "
-                f"validation at epoch {best} ({shared})"
+                f"validation at epoch {meta.get('best_epoch')} ({shared})"
             )
     torch.manual_seed(config.seed)
     net = CoordinatewiseLSTM(recipe.optimizer).to(device)
