@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 import l2l_helpers as l2l
+from l2l_helpers import native
 from l2l_helpers.meta_training import training_indices, unroll_trajectory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,20 +93,25 @@ def sync(device: torch.device) -> None:
 
 
 def bench_epochs(epochs: int, device: torch.device) -> dict[str, float]:
-    """(a) Median seconds per epoch of the three trainers, interleaved epoch by epoch after a warm-up."""
+    """(a) Median seconds per epoch of the reference and the trainer's steps, interleaved epoch by epoch after a
+    warm-up: ``cells`` (``net.fused = False``), ``fused`` (the Python fused step, ``L2L_NATIVE=0``) and
+    ``native`` (the C++ step of ``l2l_helpers.native``, where it can be built: the trainer's default)."""
     problem = l2l.MNISTProblem()
     config = l2l.MetaTrainConfig(val_every=0)
     ref = ReferenceOptimizer().to(device)
     ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
     nets = {}
-    for name, fused in (("cells", False), ("fused", True)):
+    names = ["cells", "fused"] + (["native"] if device.type == "cpu" and native.load() is not None else [])
+    for name in names:
         torch.manual_seed(0)
         net = l2l.CoordinatewiseLSTM().to(device)
-        net.fused = fused
+        net.fused = name != "cells"
         nets[name] = (net, torch.optim.Adam(net.parameters(), lr=1e-3))
-    times: dict[str, list[float]] = {"reference": [], "cells": [], "fused": []}
+    times: dict[str, list[float]] = {"reference": [], **{name: [] for name in names}}
+    switch = os.environ.get("L2L_NATIVE")
     for epoch in range(epochs + 1):  # epoch 0 is a warm-up
         for name in times:
+            os.environ["L2L_NATIVE"] = "1" if name == "native" else "0"
             tasks = problem.tasks("train", range(epoch, epoch + 1), device)
             sync(device)
             start = time.perf_counter()
@@ -117,6 +123,10 @@ def bench_epochs(epochs: int, device: torch.device) -> dict[str, float]:
             sync(device)
             if epoch:
                 times[name].append(time.perf_counter() - start)
+    if switch is None:
+        os.environ.pop("L2L_NATIVE")
+    else:
+        os.environ["L2L_NATIVE"] = switch
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -254,6 +264,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    native.keep_freed_memory()  # as meta_train (so the CLI) does: the reference gets the same allocator
     device = l2l.resolve_device(args.device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     results: dict[str, object] = {"device": str(device), "threads": args.threads, "load_before": load}
@@ -265,7 +276,10 @@ def main() -> None:
     labels = {"reference": "reference (nn.LSTMCell, plain autograd)", "cells": "trainer, nn.LSTMCell path"}
     for name, label in labels.items():
         print(f"    {label:<54}{epochs[name]:>9.3f}{epochs['reference'] / epochs[name]:>9.2f}x")
-    print(f"    {'trainer, fused step':<54}{epochs['fused']:>9.3f}{epochs['reference'] / epochs['fused']:>9.2f}x")
+    labels = {"fused": "trainer, Python fused step", "native": "trainer, native (C++) step"}
+    for name, label in labels.items():
+        if name in epochs:
+            print(f"    {label:<54}{epochs[name]:>9.3f}{epochs['reference'] / epochs[name]:>9.2f}x")
     if args.cli[1] > args.cli[0]:
         cli = cli_epoch_time(args.cli[0], args.cli[1], args.threads, str(device))
         results |= cli

@@ -1,0 +1,194 @@
+"""The native (C++) step of the coordinatewise LSTM: built on first use, with the Python step as fallback.
+
+``csrc/lstm_step.cpp`` computes a whole step of the stacked LSTM (forward, and backward for
+meta-training) for blocks of 16 coordinates held in the lanes of one vector register, so that the
+matrix products and the gates of a block never leave the core's cache. On a 2-core CPU it runs a
+meta-training step about twice as fast as the Python fused step (``benchmarks/bench_speed.py``).
+Same arithmetic, same results to float rounding (``tests/test_native_lstm.py``).
+
+It is compiled with the machine's C++ compiler (``torch.utils.cpp_extension``, ninja) the first time
+a process needs it, about 30 s, and cached in torch's extension directory
+(``TORCH_EXTENSIONS_DIR``) for later processes. Where that fails (no compiler, Windows, ...) a
+warning says why once and :func:`l2l_helpers.fused_lstm.fused_step` keeps using the Python step. It
+covers float32 tensors on the CPU with 20 hidden units (the paper's size) and 1 or 2 inputs per
+coordinate; everything else takes the Python step. ``L2L_NATIVE=0`` switches it off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import os
+import platform
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+SOURCE = Path(__file__).resolve().parent / "csrc" / "lstm_step.cpp"
+HIDDEN_SIZE = 20  # the sizes the C++ code is built for
+INPUT_SIZES = (1, 2)
+_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
+
+_module: ModuleType | None = None
+_tried = False
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
+def _extension_name() -> str:
+    """The module's name in torch's extension cache, specific to this CPU (it is built with -march=native)."""
+    flags = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            flags = next((line for line in info if line.startswith("flags")), flags)
+    except OSError:
+        pass
+    return "l2l_lstm_step_" + hashlib.sha1(flags.encode()).hexdigest()[:10]
+
+
+def keep_freed_memory(limit_bytes: int = 1 << 30) -> bool:
+    """Let glibc keep freed blocks up to ``limit_bytes`` for reuse instead of returning them to the system.
+
+    Meta-training allocates and frees the same large tensors (states and saved gates, several MB each) at
+    every step; by default glibc returns them to the kernel, which then zero-fills every page again on
+    the next use: about 10% of an MNIST epoch. :func:`l2l_helpers.meta_training.meta_train` calls this once;
+    the process keeps its peak memory instead of shrinking after training. Linux with glibc only (returns
+    False elsewhere); ``L2L_KEEP_MEMORY=0`` turns it off.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("L2L_KEEP_MEMORY", "1") == "0":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, limit_bytes)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, limit_bytes))
+    except (OSError, AttributeError):  # not glibc (musl, ...)
+        return False
+
+
+def enabled() -> bool:
+    """False when the environment variable ``L2L_NATIVE`` is ``0``, ``false`` or ``no``."""
+    return os.environ.get("L2L_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def load(verbose: bool = False) -> ModuleType | None:
+    """The compiled module, building it on first use; None (after one warning) when it cannot be built."""
+    global _module, _tried
+    if _tried:
+        return _module
+    _tried = True
+    try:
+        from torch.utils.cpp_extension import load as load_extension
+
+        _module = load_extension(
+            name=_extension_name(),
+            sources=[str(SOURCE)],
+            extra_cflags=_FLAGS,
+            verbose=verbose,
+        )
+    except Exception as err:  # no compiler, no ninja, an unsupported platform: the Python step still works
+        warnings.warn(
+            f"the native LSTM step could not be built ({type(err).__name__}: {str(err)[:300]}); "
+            "using the Python step, which gives the same results more slowly. "
+            "Install a C++ compiler and `pip install ninja` to get it, or set L2L_NATIVE=0 to skip this.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        _module = None
+    return _module
+
+
+def supports(x: torch.Tensor, state: torch.Tensor) -> bool:
+    """Whether the native step handles this input and state (CPU, float32, the built sizes)."""
+    return (
+        enabled()
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and state.dtype == torch.float32
+        and not x.requires_grad
+        and x.dim() == 2
+        and x.shape[1] in INPUT_SIZES
+        and state.dim() == 4
+        and state.shape[3] == HIDDEN_SIZE
+        and load() is not None
+    )
+
+
+def _matrices(params: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per layer: wt = [W_ih, W_hh, b_ih + b_hh]^T (in + H + 1, 4H) and w = [W_ih, W_hh] (4H, in + H)."""
+    wt, w = [], []
+    for layer in range((len(params) - 2) // 4):
+        w_ih, w_hh, b_ih, b_hh = (p.detach() for p in params[4 * layer : 4 * layer + 4])
+        weights = torch.cat([w_ih, w_hh], dim=1)
+        w.append(weights.contiguous())
+        wt.append(torch.cat([weights, (b_ih + b_hh).unsqueeze(1)], dim=1).t().contiguous())
+    return wt, w
+
+
+def _output(params: Sequence[torch.Tensor]) -> tuple[torch.Tensor, float]:
+    return params[-2].detach().reshape(-1).contiguous(), float(params[-1].detach())
+
+
+class NativeLSTMStep(torch.autograd.Function):
+    """``(update, new_state) = step(x, state, phi)`` computed by the C++ module, forward and backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, state: torch.Tensor, output_scale: float, *params: torch.Tensor) -> Any:
+        module = load()
+        assert module is not None  # checked by supports()
+        wt, w = _matrices(params)
+        w_out, b_out = _output(params)
+        update, new_state, saved = module.forward(x, state, wt, w, w_out, b_out, output_scale, True)
+        ctx.output_scale = output_scale
+        ctx.n_layers = len(wt)
+        ctx.input_size = x.shape[1]
+        ctx.save_for_backward(x, state, new_state, saved, w_out, *wt, *w)
+        return update, new_state
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, d_update: torch.Tensor, d_new_state: torch.Tensor) -> Any:
+        module = load()
+        assert module is not None
+        x, state, new_state, saved, w_out, *mats = ctx.saved_tensors
+        wt, w = mats[: ctx.n_layers], mats[ctx.n_layers :]
+        d_state, *grads = module.backward(
+            x,
+            state,
+            new_state,
+            saved,
+            wt,
+            w,
+            w_out,
+            ctx.output_scale,
+            d_update.contiguous(),
+            d_new_state.contiguous(),
+            ctx.needs_input_grad[1],
+        )
+        param_grads: list[torch.Tensor] = []
+        for layer in range(ctx.n_layers):
+            d_wt = grads[layer]  # (in + H + 1, 4H)
+            inp = ctx.input_size if layer == 0 else HIDDEN_SIZE
+            d_bias = d_wt[-1].contiguous()
+            param_grads += [d_wt[:inp].t().contiguous(), d_wt[inp:-1].t().contiguous(), d_bias, d_bias.clone()]
+        d_w_out, d_b_out = grads[ctx.n_layers], grads[ctx.n_layers + 1]
+        param_grads += [d_w_out.unsqueeze(0), d_b_out]
+        return (None, d_state if ctx.needs_input_grad[1] else None, None, *param_grads)
+
+
+def native_step(
+    x: torch.Tensor, state: torch.Tensor, params: Sequence[torch.Tensor], output_scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step by the C++ module; call only where :func:`supports` is True."""
+    x, state = x.contiguous(), state.contiguous()
+    if torch.is_grad_enabled() and (state.requires_grad or any(p.requires_grad for p in params)):
+        return NativeLSTMStep.apply(x, state, output_scale, *params)
+    module = load()
+    assert module is not None
+    wt, w = _matrices(params)
+    w_out, b_out = _output(params)
+    update, new_state, _ = module.forward(x, state, wt, w, w_out, b_out, output_scale, False)
+    return update, new_state

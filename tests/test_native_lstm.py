@@ -1,0 +1,134 @@
+"""The native (C++) LSTM step (l2l_helpers.native) against the Python fused step: outputs, states, meta-gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from l2l_helpers import native
+from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
+from l2l_helpers.meta_training import unroll
+from l2l_helpers.optimizees import MNISTProblem, QuadraticProblem
+
+pytestmark = pytest.mark.skipif(native.load() is None, reason="the native LSTM step cannot be built here")
+
+
+def lively(config: OptimizerConfig, seed: int = 0) -> CoordinatewiseLSTM:
+    """A random paper-sized net whose output layer is far from zero."""
+    torch.manual_seed(seed)
+    net = CoordinatewiseLSTM(config)
+    with torch.no_grad():
+        net.output.weight.normal_()
+        net.output.bias.normal_()
+    return net
+
+
+def run_steps(net: CoordinatewiseLSTM, use_native: bool, monkeypatch: pytest.MonkeyPatch, n: int, steps: int = 4):
+    """Several steps from a random state; the last update and state, the gradients of a loss of all of them."""
+    monkeypatch.setenv("L2L_NATIVE", "1" if use_native else "0")
+    gen = torch.Generator().manual_seed(1)
+    state0 = torch.randn(net.config.num_layers, 2, n, net.config.hidden_size, generator=gen).requires_grad_(True)
+    state, loss = state0, torch.zeros(())
+    weights = torch.randn(n, generator=gen)
+    for _ in range(steps):
+        scale = 10.0 ** torch.randint(-7, 2, (n,), generator=gen).float()
+        update, state = net(torch.randn(n, generator=gen) * scale, state)
+        loss = loss + (update * weights).sum()
+    loss = loss + (state**2).sum()  # the carried state gets a gradient too
+    grads = torch.autograd.grad(loss, [state0, *net.parameters()])
+    return update.detach(), state.detach(), grads
+
+
+@pytest.mark.parametrize(
+    ("layers", "preprocessing", "n"),
+    [(2, "log_sign", 16 * 9), (2, "log_sign", 203), (1, "none", 37), (3, "log_sign", 5)],
+    ids=["2-layers-full-blocks", "2-layers-ragged", "1-layer-1-input", "3-layers-under-one-block"],
+)
+def test_native_step_matches_python_step(layers, preprocessing, n, monkeypatch):
+    """Updates, states and every gradient equal the Python fused step's to float32 rounding."""
+    net = lively(OptimizerConfig(num_layers=layers, hidden_size=20, preprocessing=preprocessing, output_scale=0.3))
+    fast = run_steps(net, True, monkeypatch, n)
+    slow = run_steps(net, False, monkeypatch, n)
+    torch.testing.assert_close(fast[0], slow[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast[1], slow[1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(fast[2], slow[2], strict=True):
+        torch.testing.assert_close(a / b.abs().max(), b / b.abs().max(), rtol=1e-4, atol=2e-6)
+
+
+def test_native_step_is_used_where_supported(monkeypatch):
+    """Paper-sized float32 CPU nets take the native step; other sizes, float64 and L2L_NATIVE=0 do not."""
+    monkeypatch.setenv("L2L_NATIVE", "1")
+    net = CoordinatewiseLSTM(num_layers=2, hidden_size=20)
+    grad, state = torch.randn(50), net.init_state(50)
+    update, new_state = net(grad, state)
+    assert type(new_state.grad_fn).__name__.startswith("NativeLSTMStep")
+    with torch.no_grad():  # inference: the native forward, no graph
+        update, new_state = net(grad, state)
+    assert update.grad_fn is None and not new_state.requires_grad
+    small = CoordinatewiseLSTM(num_layers=2, hidden_size=5)
+    _, other = small(grad, small.init_state(50))
+    assert type(other.grad_fn).__name__.startswith("FusedLSTMStep")
+    _, other = net.double()(grad.double(), state.double())
+    assert type(other.grad_fn).__name__.startswith("FusedLSTMStep")
+    monkeypatch.setenv("L2L_NATIVE", "0")
+    _, other = net.float()(grad, state)
+    assert type(other.grad_fn).__name__.startswith("FusedLSTMStep")
+
+
+def unroll_grads(net: CoordinatewiseLSTM, tasks, mode: str, monkeypatch: pytest.MonkeyPatch):
+    """Meta-loss and first-order meta-gradient of a 5-step unroll with the native, Python fused or cells step."""
+    monkeypatch.setenv("L2L_NATIVE", "1" if mode == "native" else "0")
+    net.fused = mode != "cells"
+    theta = tasks.init_theta()
+    meta_loss, _, _, _ = unroll(net, tasks, theta, net.init_state(theta.numel()), 0, 5, [1.0] * 5)
+    return meta_loss.detach(), torch.autograd.grad(meta_loss, list(net.parameters()))
+
+
+def test_meta_training_unroll_matches_on_quadratics(monkeypatch):
+    """A truncated unroll (meta-loss and meta-gradient) is the same with and without the native step."""
+    net = lively(OptimizerConfig(output_scale=0.1), seed=3)
+    tasks = QuadraticProblem().tasks("train", range(2))
+    fast, slow = unroll_grads(net, tasks, "native", monkeypatch), unroll_grads(net, tasks, "fused", monkeypatch)
+    torch.testing.assert_close(fast[0], slow[0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(fast[1], slow[1], strict=True):
+        scale = b.abs().max().clamp_min(1e-12)
+        torch.testing.assert_close(a / scale, b / scale, rtol=1e-4, atol=2e-6)
+
+
+def test_meta_training_unroll_on_mnist_within_float32_noise(monkeypatch):
+    """On MNIST an unroll amplifies float32 rounding (gradients over 10 orders of magnitude): the native
+    meta-gradient must stay within 10x of the gap between the two accepted Python steps (fused and cells)."""
+    net = lively(OptimizerConfig(output_scale=0.1), seed=3)
+    tasks = MNISTProblem(hidden=(4,)).tasks("train", range(2))
+    fast, fused, cells = (unroll_grads(net, tasks, mode, monkeypatch) for mode in ("native", "fused", "cells"))
+    torch.testing.assert_close(fast[0], fused[0], rtol=1e-6, atol=1e-6)
+    for a, b, c in zip(fast[1], fused[1], cells[1], strict=True):
+        scale = b.abs().max()
+        noise = ((c - b).abs().max() / scale).item()
+        assert ((a - b).abs().max() / scale).item() <= 10 * noise + 1e-6
+
+
+def test_bad_shapes_are_refused_by_the_module():
+    """The C++ code checks what it is given instead of reading past the end of a tensor."""
+    module = native.load()
+    x, state = torch.randn(8, 2), torch.zeros(2, 2, 8, 20)
+    wt = [torch.zeros(23, 80), torch.zeros(41, 80)]
+    w = [torch.zeros(80, 22), torch.zeros(80, 40)]
+    with pytest.raises(RuntimeError, match="wt\\[1\\] must have shape"):
+        module.forward(x, state, [wt[0], wt[0]], w, torch.zeros(20), 0.0, 1.0, False)
+    with pytest.raises(RuntimeError, match="state must have shape"):
+        module.forward(x, torch.zeros(2, 2, 9, 20), wt, w, torch.zeros(20), 0.0, 1.0, False)
+    with pytest.raises(RuntimeError, match="20 hidden units"):
+        module.forward(x, torch.zeros(2, 2, 8, 5), wt, w, torch.zeros(5), 0.0, 1.0, False)
+
+
+def test_unbuildable_module_falls_back_with_one_warning(monkeypatch):
+    """Without a compiler the Python step runs, after a warning that says what to install."""
+    monkeypatch.setattr(native, "_module", None)
+    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.setattr(native, "SOURCE", native.SOURCE.with_name("missing.cpp"))
+    with pytest.warns(RuntimeWarning, match="could not be built"):
+        assert native.load() is None
+    net = CoordinatewiseLSTM(num_layers=2, hidden_size=20)
+    _, state = net(torch.randn(10), net.init_state(10))
+    assert type(state.grad_fn).__name__.startswith("FusedLSTMStep")
