@@ -25,17 +25,11 @@ constexpr int V = 16;  // coordinates per block: the lanes of a vector
 typedef float vf __attribute__((vector_size(4 * V)));
 typedef std::int32_t vi __attribute__((vector_size(4 * V)));
 typedef float vfu __attribute__((vector_size(4 * V), aligned(4)));
-typedef double vd __attribute__((vector_size(8 * V)));
-typedef double vdu __attribute__((vector_size(8 * V), aligned(8)));
 
 inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 inline vf splat(float s) { return vf{} + s; }
-// adds a float vector to 16 doubles in memory: the weight gradients are sums over every coordinate, kept in
-// double between chunks so that their rounding does not grow with N
-inline void add_to(double* p, vf v) {
-  *reinterpret_cast<vdu*>(p) = *reinterpret_cast<const vdu*>(p) + __builtin_convertvector(v, vd);
-}
+inline void add_to(float* p, vf v) { store(p, load(p) + v); }
 
 // exp on a vector: Cephes' range reduction x = n ln 2 + r and degree-6 polynomial (about 1 ulp), x clamped
 // to [-87, 88] so that 2^n stays a normal float.
@@ -160,7 +154,7 @@ void forward_block(const Net& net, int64_t blk, const float* x, const float* sta
 
 // ---------------------------------------------------------------------------------------------- backward
 
-constexpr int CB = 8;  // blocks per chunk: the weight gradients of a chunk are summed in registers
+constexpr int CB = 16;  // blocks per chunk: the weight gradients of a chunk are summed in registers
 
 template <int K>
 constexpr int padded() {  // K + 1 rows (inputs, hidden, the bias's ones) rounded up to the k-tile
@@ -218,7 +212,7 @@ inline void layer_backward(const float* saved, const float (*xT)[V], const float
 // acc[j][k] (lanes) += sum over the chunk's blocks of dz[b][j] * xT[b][k]; rows of xT padded with the ones
 // row (k = K) and zeros up to KP.
 template <int G, int KP>
-inline void weight_grads(const float (*dz)[G][V], const float (*xT)[KP][V], int nb, double* acc) {
+inline void weight_grads(const float (*dz)[G][V], const float (*xT)[KP][V], int nb, float* acc) {
   constexpr int JT = 8, KT = 3;
   static_assert(G % JT == 0 && KP % KT == 0, "tile sizes");
   for (int j0 = 0; j0 < G; j0 += JT)
@@ -243,12 +237,18 @@ template <int I0, int H>
 struct Backward {
   static constexpr int G = 4 * H, K0 = I0 + H, K1 = 2 * H, KP0 = padded<K0>(), KP1 = padded<K1>();
   // per thread: lane-partial weight gradients of every layer, then d w_out (H lanes) and d b_out (1)
+  static constexpr int64_t scratch_size = int64_t(CB) * (H + G + KP0 + KP1) * V;  // per thread, see chunk()
   static int64_t acc_size(int L) { return (int64_t(G) * KP0 + int64_t(L - 1) * G * KP1 + H + 1) * V; }
 
   static void chunk(const Net& net, int64_t blk0, int nb, const float* x, const float* state, const float* new_state,
-                    const float* saved, const float* d_update, const float* d_new_state, float* d_state, double* acc) {
+                    const float* saved, const float* d_update, const float* d_new_state, float* d_state, float* acc,
+                    float* scratch) {
     const int64_t plane = net.N * H, nblocks = (net.N + V - 1) / V;
-    alignas(64) float dh[CB][H][V], dz[CB][G][V], xT0[CB][KP0][V], xT1[CB][KP1][V], d_in[H][V];
+    auto dh = reinterpret_cast<float (*)[H][V]>(scratch);
+    auto dz = reinterpret_cast<float (*)[G][V]>(scratch + CB * H * V);
+    auto xT0 = reinterpret_cast<float (*)[KP0][V]>(scratch + CB * (H + G) * V);
+    auto xT1 = reinterpret_cast<float (*)[KP1][V]>(scratch + CB * (H + G + KP0) * V);
+    alignas(64) float d_in[H][V];
     alignas(64) float d_wout[H][V] = {}, d_bout[V] = {};
     // the output layer and the gradient reaching the top layer's h
     for (int b = 0; b < nb; ++b) {
@@ -265,11 +265,11 @@ struct Backward {
         store(dh[b][k], load(dh[b][k]) + du * net.w_out[k]);
       }
     }
-    double* out_acc = acc + (int64_t(G) * KP0 + int64_t(net.L - 1) * G * KP1) * V;
+    float* out_acc = acc + (int64_t(G) * KP0 + int64_t(net.L - 1) * G * KP1) * V;
     for (int k = 0; k < H; ++k) add_to(out_acc + k * V, load(d_wout[k]));
     add_to(out_acc + H * V, load(d_bout));
     for (int l = net.L - 1; l >= 0; --l) {
-      double* acc_l = acc + (l == 0 ? 0 : (int64_t(G) * KP0 + int64_t(l - 1) * G * KP1) * V);
+      float* acc_l = acc + (l == 0 ? 0 : (int64_t(G) * KP0 + int64_t(l - 1) * G * KP1) * V);
       for (int b = 0; b < nb; ++b) {
         const int64_t blk = blk0 + b, n0 = blk * V;
         const int nv = static_cast<int>(std::min<int64_t>(V, net.N - n0));
@@ -347,14 +347,17 @@ std::vector<torch::Tensor> run_backward(const Net& net, const torch::Tensor& x, 
   using B = Backward<I0, H>;
   const int64_t nblocks = (net.N + V - 1) / V, nchunks = (nblocks + CB - 1) / CB;
   const int threads = at::get_num_threads();
-  torch::Tensor acc = torch::zeros({threads, B::acc_size(net.L)}, x.options().dtype(torch::kFloat64));
-  double* ap = acc.data_ptr<double>();
+  torch::Tensor acc = torch::zeros({threads, B::acc_size(net.L)}, x.options());
+  float* ap = acc.data_ptr<float>();
   const float* xp = x.data_ptr<float>();
   at::parallel_for(0, nchunks, 1, [&](int64_t begin, int64_t end) {
-    double* mine = ap + at::get_thread_num() * B::acc_size(net.L);
+    float* mine = ap + at::get_thread_num() * B::acc_size(net.L);
+    std::vector<float> buffer(B::scratch_size + V);  // aligned to 64 bytes below
+    float* scratch = buffer.data() + (V - reinterpret_cast<std::uintptr_t>(buffer.data()) / sizeof(float) % V) % V;
     for (int64_t c = begin; c < end; ++c) {
       const int nb = static_cast<int>(std::min<int64_t>(CB, nblocks - c * CB));
-      B::chunk(net, c * CB, nb, xp, state, new_state, saved, d_update, d_new_state, d_state, mine);
+      B::chunk(net, c * CB, nb, xp, state, new_state, saved, d_update, d_new_state, d_state, mine,
+               scratch);
     }
   });
   torch::Tensor total = acc.sum(0);  // (acc_size): threads summed; the lanes are summed below
@@ -363,11 +366,11 @@ std::vector<torch::Tensor> run_backward(const Net& net, const torch::Tensor& x, 
   for (int l = 0; l < net.L; ++l) {
     const int K = (l == 0 ? B::K0 : B::K1), KP = (l == 0 ? B::KP0 : B::KP1);
     auto g = total.narrow(0, offset, int64_t(B::G) * KP * V).view({B::G, KP, V}).sum(2);  // (4H, KP)
-    out.push_back(g.narrow(1, 0, K + 1).t().to(torch::kFloat32).contiguous());           // (K + 1, 4H)
+    out.push_back(g.narrow(1, 0, K + 1).t().contiguous());  // (K + 1, 4H)
     offset += int64_t(B::G) * KP * V;
   }
-  out.push_back(total.narrow(0, offset, H * V).view({H, V}).sum(1).to(torch::kFloat32));
-  out.push_back(total.narrow(0, offset + H * V, V).sum().reshape({1}).to(torch::kFloat32));
+  out.push_back(total.narrow(0, offset, H * V).view({H, V}).sum(1));
+  out.push_back(total.narrow(0, offset + H * V, V).sum().reshape({1}));
   return out;
 }
 
