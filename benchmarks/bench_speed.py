@@ -264,7 +264,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    native.keep_freed_memory()  # as meta_train (so the CLI) does: the reference gets the same allocator
     device = l2l.resolve_device(args.device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     results: dict[str, object] = {"device": str(device), "threads": args.threads, "load_before": load}
