@@ -2,8 +2,9 @@
 
 a. seconds per meta-training epoch on the paper's MNIST task (MLP 784-20-10, 15,910 coordinates, T = 100,
    unroll 20, one task): a straightforward reference (an ``nn.LSTMCell`` stack unrolled with autograd,
-   written plainly below), the project's trainer with its ``nn.LSTMCell`` path (``net.fused = False``)
-   and with the fused step, timed interleaved; then the marginal epoch time of
+   written plainly below), the project's trainer with its ``nn.LSTMCell`` path (``net.fused = False``),
+   the fused PyTorch step (``L2L_NATIVE=0``) and the native C++ step (the default on CPUs), timed
+   interleaved; then the marginal epoch time of
    ``python -m l2l_helpers train --problem mnist`` (``--epochs N2`` minus ``--epochs N1``);
 b. one optimizee step of the same MLP as an ``nn.Module``: ``LearnedOptimizer.step`` (inference, no graph)
    vs ``torch.optim.Adam.step``, with the LSTM's multiply-adds and the time they take at the matrix-product
