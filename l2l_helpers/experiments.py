@@ -466,3 +466,40 @@ def image_gallery(
         for t in at_steps:
             out[f"{name}, step {t}"] = tasks.images(thetas[t].to(device))[0].clamp(0, 1).cpu()
     return out
+
+
+def scale_ablation(
+    kinds: Sequence[str],
+    seeds: Sequence[int],
+    config: MetaTrainConfig,
+    scales: Sequence[float],
+    eval_tasks: int,
+    p: float = 10.0,
+    steps: int = 100,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Notebook 03's ablation: meta-train one optimizer per preprocessing kind and seed on the paper's
+    quadratics, then evaluate each on held-out quadratics whose f is multiplied by every factor in ``scales``.
+
+    Returns, per kind, an array (len(seeds), len(scales)) of mean final losses divided by the factor (in
+    units of the unscaled f). Several seeds show how much a single meta-training run varies: one run per
+    arm is not enough to compare them at every scale (changing only the float rounding of training, e.g.
+    ``L2L_NATIVE=0``, flips single-run comparisons far from the training scale).
+    """
+    if not seeds:
+        raise ValueError("seeds must name at least one meta-training seed")
+    if not scales or any(not (s > 0 and math.isfinite(s)) for s in scales):
+        raise ValueError(f"scales={list(scales)!r} must be positive finite factors")
+    check_positive_int("eval_tasks", eval_tasks)
+    out = {kind: np.zeros((len(seeds), len(scales))) for kind in kinds}
+    for row, seed in enumerate(_progress(seeds, progress, "seeds")):
+        for kind in kinds:
+            torch.manual_seed(seed)
+            net = CoordinatewiseLSTM(preprocessing=kind, p=p).to(device)
+            meta_train(net, make_problem("quadratic"), config, progress=False)
+            for col, scale in enumerate(scales):
+                problem = make_problem("quadratic", scale=scale)
+                result = evaluate(LearnedRule(net), problem, eval_tasks, steps, device=device)
+                out[kind][row, col] = result.mean_final / scale
+    return out

@@ -225,3 +225,19 @@ def test_lstm_vs_adam_and_the_optimizee_panel():
     assert results["LSTM"].losses.shape == (1, 4)
     panel = widgets.optimizee_panel(net, hidden=5, activation="tanh", n_tasks=1)
     assert panel.values() == {"hidden": 5, "layers": 1, "activation": "tanh"}
+
+
+def test_scale_ablation_trains_one_optimizer_per_kind_and_seed():
+    """Rows are seeds, columns scales; a seed is reproducible, different seeds give different optimizers."""
+    config = l2l.MetaTrainConfig(epochs=2, tasks_per_epoch=2, steps=10, unroll=5, val_every=0)
+    kwargs = {"config": config, "scales": [0.1, 1.0], "eval_tasks": 3, "steps": 10, "progress": False}
+    out = ex.scale_ablation(["log_sign", "none"], [0, 1], **kwargs)
+    assert set(out) == {"log_sign", "none"} and out["none"].shape == (2, 2)
+    assert np.isfinite(out["log_sign"]).all()
+    assert not np.allclose(out["log_sign"][0], out["log_sign"][1])
+    again = ex.scale_ablation(["log_sign"], [1], **kwargs)
+    np.testing.assert_allclose(again["log_sign"][0], out["log_sign"][1], rtol=1e-6)
+    with pytest.raises(ValueError, match="seeds"):
+        ex.scale_ablation(["none"], [], **kwargs)
+    with pytest.raises(ValueError, match="scales"):
+        ex.scale_ablation(["none"], [0], **{**kwargs, "scales": [0.0]})
