@@ -117,14 +117,29 @@ def supports(x: torch.Tensor, state: torch.Tensor) -> bool:
     )
 
 
-def _matrices(params: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per layer: wt = [W_ih, W_hh, b_ih + b_hh]^T (in + H + 1, 4H) and w = [W_ih, W_hh] (4H, in + H)."""
+_Matrices = tuple[list[torch.Tensor], list[torch.Tensor]]
+# the parameters themselves (so that no other tensor can take their ids), their storages and versions, the matrices
+_cache: tuple[list[torch.Tensor], tuple[tuple[int, int], ...], _Matrices] | None = None
+
+
+def _matrices(params: Sequence[torch.Tensor]) -> _Matrices:
+    """Per layer: wt = [W_ih, W_hh, b_ih + b_hh]^T (in + H + 1, 4H) and w = [W_ih, W_hh] (4H, in + H).
+
+    Rebuilt only when a parameter changed (its version counter moves with every in-place update, e.g. a
+    meta-optimizer step; its storage with ``.data =`` or ``.to()``): the 20 steps of an unroll share one copy.
+    """
+    global _cache
+    key = tuple((p.data_ptr(), p._version) for p in params)
+    same = _cache is not None and len(_cache[0]) == len(params)
+    if same and all(a is b for a, b in zip(_cache[0], params, strict=True)) and _cache[1] == key:
+        return _cache[2]
     wt, w = [], []
     for layer in range((len(params) - 2) // 4):
         w_ih, w_hh, b_ih, b_hh = (p.detach() for p in params[4 * layer : 4 * layer + 4])
         weights = torch.cat([w_ih, w_hh], dim=1)
         w.append(weights.contiguous())
         wt.append(torch.cat([weights, (b_ih + b_hh).unsqueeze(1)], dim=1).t().contiguous())
+    _cache = (list(params), key, (wt, w))
     return wt, w
 
 

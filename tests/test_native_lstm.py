@@ -132,3 +132,33 @@ def test_unbuildable_module_falls_back_with_one_warning(monkeypatch):
     net = CoordinatewiseLSTM(num_layers=2, hidden_size=20)
     _, state = net(torch.randn(10), net.init_state(10))
     assert type(state.grad_fn).__name__.startswith("FusedLSTMStep")
+
+
+def test_weights_are_rebuilt_whenever_phi_changes(monkeypatch):
+    """The per-step weight matrices are cached, but an in-place update, new storage or another net is seen."""
+    monkeypatch.setenv("L2L_NATIVE", "1")
+    net = lively(OptimizerConfig(output_scale=0.5))
+    grad, state = torch.randn(40), net.init_state(40)
+
+    def both() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            fast, _ = net(grad, state)
+            monkeypatch.setenv("L2L_NATIVE", "0")
+            slow, _ = net(grad, state)
+            monkeypatch.setenv("L2L_NATIVE", "1")
+        return fast, slow
+
+    before, _ = both()
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    update, _ = net(grad, state)
+    update.sum().backward()
+    opt.step()  # in place
+    fast, slow = both()
+    assert not torch.allclose(fast, before)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    net.cells[0].weight_hh.data = net.cells[0].weight_hh.data * 2  # new storage, same Parameter
+    fast, slow = both()
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    net.load_state_dict(lively(OptimizerConfig(output_scale=0.5), seed=7).state_dict())
+    fast, slow = both()
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)

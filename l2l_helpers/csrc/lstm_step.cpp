@@ -9,7 +9,7 @@
 // Layouts (float32, contiguous):
 //   x (N, I)                 preprocessed gradients, the first layer's input
 //   state (L, 2, N, H)       h and c of every layer before the step; new_state after it
-//   saved (L, B, 5H, 16)     per block b: i, f, g, o (after their nonlinearities) and tanh(c), lane-major
+//   saved (L, B, 4H, 16)     per block b: i, f, g, o after their nonlinearities, lane-major
 //   wt[l] (I_l + H + 1, 4H)  [W_ih, W_hh, b_ih + b_hh]^T of layer l
 //   w[l]  (4H, I_l + H)      [W_ih, W_hh] of layer l
 //   w_out (H), b_out, scale  the output layer: update = (h_top . w_out + b_out) * scale
@@ -118,7 +118,6 @@ inline void layer_forward(float (*xT)[V], const float* hp, const float* cp, int 
       store(saved + (H + u) * V, f);
       store(saved + (2 * H + u) * V, g);
       store(saved + (3 * H + u) * V, o);
-      store(saved + (4 * H + u) * V, tc);
     }
   }
   from_lanes<H>(hT, nv, h_rows);
@@ -134,7 +133,7 @@ void forward_block(const Net& net, int64_t blk, const float* x, const float* sta
   alignas(64) float x0[I0 + H][V], xl[H + H][V], hT[H][V];
   to_lanes<I0>(x + n0 * I0, nv, x0);
   for (int l = 0; l < net.L; ++l) {
-    float* sv = saved ? saved + (l * nblocks + blk) * 5 * H * V : nullptr;
+    float* sv = saved ? saved + (l * nblocks + blk) * 4 * H * V : nullptr;
     const float* hp = state + 2 * l * plane + n0 * H;
     const float* cp = state + (2 * l + 1) * plane + n0 * H;
     float* h = new_state + 2 * l * plane + n0 * H;
@@ -174,7 +173,8 @@ inline void layer_backward(const float* saved, const float (*xT)[V], const float
   (void)xT;
   for (int u = 0; u < H; ++u) {
     const vf i = load(saved + u * V), f = load(saved + (H + u) * V), g = load(saved + (2 * H + u) * V),
-             o = load(saved + (3 * H + u) * V), tc = load(saved + (4 * H + u) * V);
+             o = load(saved + (3 * H + u) * V);
+    const vf tc = tanh_(f * load(cpT[u]) + i * g);  // recomputed: cheaper than storing and reading it back
     const vf d_h = load(dh[u]);
     const vf dc = load(dcn[u]) + d_h * o * (1.0f - tc * tc);
     store(dz[u], dc * g * i * (1.0f - i));
@@ -273,7 +273,7 @@ struct Backward {
       for (int b = 0; b < nb; ++b) {
         const int64_t blk = blk0 + b, n0 = blk * V;
         const int nv = static_cast<int>(std::min<int64_t>(V, net.N - n0));
-        const float* sv = saved + (l * nblocks + blk) * 5 * H * V;
+        const float* sv = saved + (l * nblocks + blk) * 4 * H * V;
         const float* hp = state + 2 * l * plane + n0 * H;
         const float* cp = state + (2 * l + 1) * plane + n0 * H;
         const float* dcn = d_new_state + (2 * l + 1) * plane + n0 * H;
@@ -384,7 +384,7 @@ std::vector<torch::Tensor> lstm_forward(const torch::Tensor& x, const torch::Ten
   const int64_t H = state.size(3), nblocks = (net.N + V - 1) / V;
   auto new_state = torch::empty_like(state);
   auto update = torch::empty({net.N}, x.options());
-  auto saved = torch::empty({save ? net.L * nblocks * 5 * H * V : 0}, x.options());
+  auto saved = torch::empty({save ? net.L * nblocks * 4 * H * V : 0}, x.options());
   float* sp = save ? saved.data_ptr<float>() : nullptr;
   if (x.size(1) == 2)
     run_forward<2, 20>(net, x.data_ptr<float>(), state.data_ptr<float>(), new_state.data_ptr<float>(), sp,
@@ -405,7 +405,7 @@ std::vector<torch::Tensor> lstm_backward(const torch::Tensor& x, const torch::Te
   for (const auto* t : {&new_state, &saved, &d_update, &d_new_state}) check(*t, "backward input");
   const int64_t H = state.size(3), nblocks = (net.N + V - 1) / V;
   TORCH_CHECK(new_state.sizes() == state.sizes() && d_new_state.sizes() == state.sizes(), "state shapes differ");
-  TORCH_CHECK(saved.numel() == net.L * nblocks * 5 * H * V, "saved tensors of another step");
+  TORCH_CHECK(saved.numel() == net.L * nblocks * 4 * H * V, "saved tensors of another step");
   TORCH_CHECK(d_update.numel() == net.N, "d_update must have N elements");
   auto d_state = need_d_state ? torch::empty_like(state) : torch::empty({0}, x.options());
   float* dsp = need_d_state ? d_state.data_ptr<float>() : nullptr;
