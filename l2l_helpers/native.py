@@ -21,6 +21,7 @@ import ctypes.util
 import hashlib
 import os
 import platform
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -49,6 +50,17 @@ def _extension_name() -> str:
     except OSError:
         pass
     return "l2l_lstm_step_" + hashlib.sha1(flags.encode()).hexdigest()[:10]
+
+
+def _put_ninja_on_path() -> None:
+    """torch runs ``ninja`` from PATH; the pip package's copy is not there unless the environment is activated."""
+    if shutil.which("ninja"):
+        return
+    try:
+        import ninja  # the pip package, a dependency of l2l-helpers
+    except ImportError:
+        return
+    os.environ["PATH"] = str(ninja.BIN_DIR) + os.pathsep + os.environ.get("PATH", "")
 
 
 def keep_freed_memory(limit_bytes: int = 1 << 30) -> bool:
@@ -82,6 +94,8 @@ def load(verbose: bool = False) -> ModuleType | None:
     _tried = True
     try:
         from torch.utils.cpp_extension import load as load_extension
+
+        _put_ninja_on_path()
 
         _module = load_extension(
             name=_extension_name(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -162,3 +164,12 @@ def test_weights_are_rebuilt_whenever_phi_changes(monkeypatch):
     net.load_state_dict(lively(OptimizerConfig(output_scale=0.5), seed=7).state_dict())
     fast, slow = both()
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+
+
+def test_ninja_from_the_package_is_found_without_an_activated_environment(monkeypatch):
+    """torch looks for ninja on PATH; a virtual environment used without activation still builds."""
+    ninja = pytest.importorskip("ninja")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    native._put_ninja_on_path()
+    assert native.shutil.which("ninja") is not None
+    assert os.environ["PATH"].split(os.pathsep)[0] == str(ninja.BIN_DIR)
