@@ -12,7 +12,7 @@ b. one optimizee step of the same MLP as an ``nn.Module``: ``LearnedOptimizer.st
 c. time to quality (``--quality``): meta-train with the shipped MNIST recipe until the mean final loss on
    held-out tasks (100 steps) beats Adam at its best grid learning rate, or ``--budget-min`` runs out.
 
-Usage: ``python benchmarks/bench_speed.py [--threads 2] [--epochs 4] [--cli 2 6] [--cli-repeats 3]
+Usage: ``python benchmarks/bench_speed.py [--threads 2] [--epochs 4] [--cli 2 8] [--cli-repeats 3]
 [--quality --budget-min 10]``.
 Prints a table and writes ``benchmarks/results/speed.json``. CPU timings are noisy: read the ratios.
 """
@@ -299,7 +299,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=4, help="timed epochs per trainer in (a)")
-    parser.add_argument("--cli", type=int, nargs=2, default=[2, 6], metavar=("N1", "N2"), help="0 0 skips the CLI")
+    parser.add_argument("--cli", type=int, nargs=2, default=[2, 8], metavar=("N1", "N2"), help="0 0 skips the CLI")
     parser.add_argument("--repeats", type=int, default=30, help="timed optimizer steps in (b)")
     parser.add_argument("--cli-repeats", type=int, default=3, help="(a) pairs of CLI runs; the median marginal")
     parser.add_argument("--quality", action="store_true", help="also run (c), time to beat tuned Adam")
