@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import native
 from .fused_lstm import fused_step
 from .preprocessing import PAPER_P, PREPROCESSING_INPUTS, check_preprocessing, preprocess
 
@@ -100,15 +101,18 @@ class CoordinatewiseLSTM(nn.Module):
     def forward(self, grad: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map gradients (any shape, N elements) and state to (update of grad's shape, new state).
 
-        Runs the fused step (:func:`fused_step`, a hand-written backward) unless ``grad`` itself needs a
-        gradient (second-order meta-training) or ``self.fused`` is False: then the plain
-        ``nn.LSTMCell`` stack, which autograd differentiates twice. Both give the same numbers to float
-        rounding (``tests/test_fused_lstm.py``).
+        Runs the fused step (a hand-written backward: :func:`l2l_helpers.native.native_step` in C++ on CPUs
+        where it can be built, :func:`fused_step` in PyTorch elsewhere) unless ``grad`` itself needs a
+        gradient (second-order meta-training) or ``self.fused`` is False: then the plain ``nn.LSTMCell``
+        stack, which autograd differentiates twice. All give the same numbers to float rounding
+        (``tests/test_fused_lstm.py``, ``tests/test_native_lstm.py``).
         """
         self._check_state(grad, state)
         x = preprocess(grad.reshape(-1), self.config.preprocessing, self.config.p)  # (N, input_size)
         if not self.fused or x.requires_grad:
             update, new_state = self._cells_step(x, state)
+        elif native.supports(x, state):
+            update, new_state = native.native_step(x, state, self._flat_parameters(), self.config.output_scale)
         else:
             update, new_state = fused_step(x, state, self._flat_parameters(), self.config.output_scale)
         return update.reshape(grad.shape), new_state

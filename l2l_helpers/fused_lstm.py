@@ -24,8 +24,6 @@ from typing import Any
 
 import torch
 
-from . import native
-
 
 def _gate_scale(hidden: int, like: torch.Tensor, g: float) -> torch.Tensor:
     """(4H,) factors on the gates (PyTorch's order i, f, g, o): ``g`` on the cell input g, 1 elsewhere."""
@@ -34,7 +32,7 @@ def _gate_scale(hidden: int, like: torch.Tensor, g: float) -> torch.Tensor:
     return scale
 
 
-def _layer_weights(params: Sequence[torch.Tensor], layer: int) -> torch.Tensor:
+def layer_weights(params: Sequence[torch.Tensor], layer: int) -> torch.Tensor:
     """[W_ih, W_hh, b_ih + b_hh] of one layer: shape (4H, in + H + 1)."""
     w_ih, w_hh, b_ih, b_hh = params[4 * layer : 4 * layer + 4]
     return torch.cat([w_ih, w_hh, (b_ih + b_hh).unsqueeze(1)], dim=1)
@@ -59,7 +57,7 @@ def _forward(
     for layer in range(num_layers):
         h_prev, c_prev = state[layer, 0], state[layer, 1]  # (N, H) each
         xh = torch.cat([inp, h_prev, ones], dim=1)  # (N, in + H + 1)
-        weights = _layer_weights(params, layer) * double_g.unsqueeze(1)  # (4H, in + H + 1), g rows doubled
+        weights = layer_weights(params, layer) * double_g.unsqueeze(1)  # (4H, in + H + 1), g rows doubled
         s = torch.mm(xh, weights.t()).sigmoid_()  # (N, 4H): sigmoid(z_i), sigmoid(z_f), sigmoid(2 z_g), sigmoid(z_o)
         i, f, s_g, o = s.split(hidden, dim=1)  # (N, H) views
         g = s_g * 2.0 - 1.0  # tanh(z_g) = 2 sigmoid(2 z_g) - 1
@@ -153,6 +151,11 @@ class FusedLSTMStep(torch.autograd.Function):
         return (None, d_state, None, *grads)
 
 
+def needs_graph(state: torch.Tensor, params: Sequence[torch.Tensor]) -> bool:
+    """Whether a step must record an autograd node: gradients are on and the state or phi needs one."""
+    return torch.is_grad_enabled() and (state.requires_grad or any(p.requires_grad for p in params))
+
+
 def fused_step(
     x: torch.Tensor, state: torch.Tensor, params: Sequence[torch.Tensor], output_scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,13 +163,11 @@ def fused_step(
 
     ``state`` has shape (num_layers, 2, N, H). Keeps the autograd graph (one node per step) when a
     gradient is needed, and nothing otherwise (evaluation, ``LearnedOptimizer.step``). ``x`` itself
-    must not need a gradient: second-order meta-training uses the ``nn.LSTMCell`` path. On the CPU, with
-    the paper's 20 hidden units, the C++ step of :mod:`l2l_helpers.native` does the work when it can be
-    built (same results, about twice as fast); ``L2L_NATIVE=0`` keeps the Python code below.
+    must not need a gradient: second-order meta-training uses the ``nn.LSTMCell`` path. On CPUs
+    :class:`~l2l_helpers.coordinatewise_lstm.CoordinatewiseLSTM` runs the C++ version of this step
+    (:mod:`l2l_helpers.native`) instead, where it can be built.
     """
-    if native.supports(x, state):
-        return native.native_step(x, state, params, output_scale)
-    if torch.is_grad_enabled() and (state.requires_grad or any(p.requires_grad for p in params)):
+    if needs_graph(state, params):
         return FusedLSTMStep.apply(x, state.contiguous(), output_scale, *params)
     with torch.no_grad():
         update, new_state, _ = _forward(x, state.contiguous(), params, output_scale, save=False)

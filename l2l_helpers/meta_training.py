@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 
-from . import native
 from .checkpoints import OptimizerConfig, load_state_into, read_checkpoint, save_checkpoint
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
 from .evaluation import check_positive_int, evaluate
@@ -281,8 +280,6 @@ def meta_train(
 
     config = config or MetaTrainConfig()
     device = next(net.parameters()).device
-    if device.type == "cpu":
-        native.keep_freed_memory()
     meta_optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     result = MetaTrainResult()
     start_epoch = 0

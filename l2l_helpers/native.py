@@ -10,20 +10,18 @@ Same arithmetic, same results to float rounding (``tests/test_native_lstm.py``).
 It is compiled with the machine's C++ compiler (``torch.utils.cpp_extension``, ninja) the first time
 a process needs it, about 30 s, and cached in torch's extension directory
 (``TORCH_EXTENSIONS_DIR``) for later processes. Where that fails (no compiler, Windows, ...) a
-warning says why once and :func:`l2l_helpers.fused_lstm.fused_step` keeps using the Python step. It
+warning says why once and :class:`~l2l_helpers.coordinatewise_lstm.CoordinatewiseLSTM` keeps using the
+Python step (:func:`l2l_helpers.fused_lstm.fused_step`). It
 covers float32 tensors on the CPU with 20 hidden units (the paper's size) and 1 or 2 inputs per
 coordinate; everything else takes the Python step. ``L2L_NATIVE=0`` switches it off.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import os
 import platform
 import shutil
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +30,8 @@ from typing import Any
 
 import torch
 
+from .fused_lstm import layer_weights, needs_graph
+
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lstm_step.cpp"
 HIDDEN_SIZE = 20  # the sizes the C++ code is built for
 INPUT_SIZES = (1, 2)
@@ -39,7 +39,6 @@ _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fop
 
 _module: ModuleType | None = None
 _tried = False
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 def _extension_name() -> str:
@@ -64,26 +63,8 @@ def _put_ninja_on_path() -> None:
     os.environ["PATH"] = str(ninja.BIN_DIR) + os.pathsep + os.environ.get("PATH", "")
 
 
-def keep_freed_memory(limit_bytes: int = 1 << 30) -> bool:
-    """Let glibc keep freed blocks up to ``limit_bytes`` for reuse instead of returning them to the system.
-
-    Meta-training allocates and frees the same large tensors (states and saved gates, several MB each) at
-    every step; by default glibc returns them to the kernel, which then zero-fills every page again on
-    the next use: about 10% of an MNIST epoch. :func:`l2l_helpers.meta_training.meta_train` calls this once;
-    the process keeps its peak memory instead of shrinking after training. Linux with glibc only (returns
-    False elsewhere); ``L2L_KEEP_MEMORY=0`` turns it off.
-    """
-    if not sys.platform.startswith("linux") or os.environ.get("L2L_KEEP_MEMORY", "1") == "0":
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, limit_bytes)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, limit_bytes))
-    except (OSError, AttributeError):  # not glibc (musl, ...)
-        return False
-
-
 def enabled() -> bool:
-    """False when the environment variable ``L2L_NATIVE`` is ``0``, ``false`` or ``no``."""
+    """False when the environment variable ``L2L_NATIVE`` is ``0``, ``false``, ``no`` or ``off``."""
     return os.environ.get("L2L_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
@@ -132,13 +113,12 @@ def supports(x: torch.Tensor, state: torch.Tensor) -> bool:
     )
 
 
-_Matrices = tuple[list[torch.Tensor], list[torch.Tensor]]
 # the parameters themselves (so that no other tensor can take their ids), their storages and versions, the matrices
-_cache: tuple[list[torch.Tensor], tuple[tuple[int, int], ...], _Matrices] | None = None
+_cache: tuple[list[torch.Tensor], tuple[tuple[int, int], ...], list[torch.Tensor]] | None = None
 
 
-def _matrices(params: Sequence[torch.Tensor]) -> _Matrices:
-    """Per layer: wt = [W_ih, W_hh, b_ih + b_hh]^T (in + H + 1, 4H) and w = [W_ih, W_hh] (4H, in + H).
+def _matrices(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Per layer: wt = [W_ih, W_hh, b_ih + b_hh]^T, shape (in + H + 1, 4H).
 
     Rebuilt only when a parameter changed (its version counter moves with every in-place update, e.g. a
     meta-optimizer step; its storage with ``.data =`` or ``.to()``): the 20 steps of an unroll share one copy.
@@ -148,14 +128,10 @@ def _matrices(params: Sequence[torch.Tensor]) -> _Matrices:
     same = _cache is not None and len(_cache[0]) == len(params)
     if same and all(a is b for a, b in zip(_cache[0], params, strict=True)) and _cache[1] == key:
         return _cache[2]
-    wt, w = [], []
-    for layer in range((len(params) - 2) // 4):
-        w_ih, w_hh, b_ih, b_hh = (p.detach() for p in params[4 * layer : 4 * layer + 4])
-        weights = torch.cat([w_ih, w_hh], dim=1)
-        w.append(weights.contiguous())
-        wt.append(torch.cat([weights, (b_ih + b_hh).unsqueeze(1)], dim=1).t().contiguous())
-    _cache = (list(params), key, (wt, w))
-    return wt, w
+    with torch.no_grad():
+        wt = [layer_weights(params, layer).t().contiguous() for layer in range((len(params) - 2) // 4)]
+    _cache = (list(params), key, wt)
+    return wt
 
 
 def _output(params: Sequence[torch.Tensor]) -> tuple[torch.Tensor, float]:
@@ -169,13 +145,13 @@ class NativeLSTMStep(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, state: torch.Tensor, output_scale: float, *params: torch.Tensor) -> Any:
         module = load()
         assert module is not None  # checked by supports()
-        wt, w = _matrices(params)
+        wt = _matrices(params)
         w_out, b_out = _output(params)
-        update, new_state, saved = module.forward(x, state, wt, w, w_out, b_out, output_scale, True)
+        update, new_state, saved = module.forward(x, state, wt, w_out, b_out, output_scale, True)
         ctx.output_scale = output_scale
         ctx.n_layers = len(wt)
         ctx.input_size = x.shape[1]
-        ctx.save_for_backward(x, state, new_state, saved, w_out, *wt, *w)
+        ctx.save_for_backward(x, state, new_state, saved, w_out, *wt)
         return update, new_state
 
     @staticmethod
@@ -183,15 +159,13 @@ class NativeLSTMStep(torch.autograd.Function):
     def backward(ctx: Any, d_update: torch.Tensor, d_new_state: torch.Tensor) -> Any:
         module = load()
         assert module is not None
-        x, state, new_state, saved, w_out, *mats = ctx.saved_tensors
-        wt, w = mats[: ctx.n_layers], mats[ctx.n_layers :]
+        x, state, new_state, saved, w_out, *wt = ctx.saved_tensors
         d_state, *grads = module.backward(
             x,
             state,
             new_state,
             saved,
             wt,
-            w,
             w_out,
             ctx.output_scale,
             d_update.contiguous(),
@@ -214,11 +188,10 @@ def native_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step by the C++ module; call only where :func:`supports` is True."""
     x, state = x.contiguous(), state.contiguous()
-    if torch.is_grad_enabled() and (state.requires_grad or any(p.requires_grad for p in params)):
+    if needs_graph(state, params):
         return NativeLSTMStep.apply(x, state, output_scale, *params)
     module = load()
     assert module is not None
-    wt, w = _matrices(params)
     w_out, b_out = _output(params)
-    update, new_state, _ = module.forward(x, state, wt, w, w_out, b_out, output_scale, False)
+    update, new_state, _ = module.forward(x, state, _matrices(params), w_out, b_out, output_scale, False)
     return update, new_state

@@ -115,13 +115,12 @@ def test_bad_shapes_are_refused_by_the_module():
     module = native.load()
     x, state = torch.randn(8, 2), torch.zeros(2, 2, 8, 20)
     wt = [torch.zeros(23, 80), torch.zeros(41, 80)]
-    w = [torch.zeros(80, 22), torch.zeros(80, 40)]
     with pytest.raises(RuntimeError, match="wt\\[1\\] must have shape"):
-        module.forward(x, state, [wt[0], wt[0]], w, torch.zeros(20), 0.0, 1.0, False)
+        module.forward(x, state, [wt[0], wt[0]], torch.zeros(20), 0.0, 1.0, False)
     with pytest.raises(RuntimeError, match="state must have shape"):
-        module.forward(x, torch.zeros(2, 2, 9, 20), wt, w, torch.zeros(20), 0.0, 1.0, False)
+        module.forward(x, torch.zeros(2, 2, 9, 20), wt, torch.zeros(20), 0.0, 1.0, False)
     with pytest.raises(RuntimeError, match="20 hidden units"):
-        module.forward(x, torch.zeros(2, 2, 8, 5), wt, w, torch.zeros(5), 0.0, 1.0, False)
+        module.forward(x, torch.zeros(2, 2, 8, 5), wt, torch.zeros(5), 0.0, 1.0, False)
 
 
 def test_unbuildable_module_falls_back_with_one_warning(monkeypatch):

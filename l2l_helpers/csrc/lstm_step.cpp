@@ -10,8 +10,7 @@
 //   x (N, I)                 preprocessed gradients, the first layer's input
 //   state (L, 2, N, H)       h and c of every layer before the step; new_state after it
 //   saved (L, B, 4H, 16)     per block b: i, f, g, o after their nonlinearities, lane-major
-//   wt[l] (I_l + H + 1, 4H)  [W_ih, W_hh, b_ih + b_hh]^T of layer l
-//   w[l]  (4H, I_l + H)      [W_ih, W_hh] of layer l
+//   wt[l] (I_l + H + 1, 4H)  [W_ih, W_hh, b_ih + b_hh]^T of layer l (the backward reads its columns too)
 //   w_out (H), b_out, scale  the output layer: update = (h_top . w_out + b_out) * scale
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
@@ -79,7 +78,7 @@ inline void from_lanes(const float (*__restrict t)[V], int nv, float* __restrict
 struct Net {
   int L;
   int64_t N;
-  std::vector<const float*> wt, w;  // per layer, see the header
+  std::vector<const float*> wt;  // per layer, see the header
   const float* w_out;
   float b_out, scale;
 };
@@ -163,14 +162,12 @@ constexpr int padded() {  // K + 1 rows (inputs, hidden, the bias's ones) rounde
 // Backward of one layer on one block: from dh (lanes, H) and dc_next (rows) to dz (lanes, 4H), the input
 // gradients (d_in lanes, I, when asked) and d h_prev, d c_prev (rows, when d_hp is set).
 template <int I, int H>
-inline void layer_backward(const float* saved, const float (*xT)[V], const float* cp, const float* dc_next, int nv,
-                           const float* w, const float (*dh)[V], float (*dz)[V], float (*d_in)[V], float* d_hp,
-                           float* d_cp) {
+inline void layer_backward(const float* saved, const float* cp, const float* dc_next, int nv, const float* wt,
+                           const float (*dh)[V], float (*dz)[V], float (*d_in)[V], float* d_hp, float* d_cp) {
   constexpr int G = 4 * H, K = I + H;
   alignas(64) float cpT[H][V], dcn[H][V], dcp[H][V];
   to_lanes<H>(cp, nv, cpT);
   to_lanes<H>(dc_next, nv, dcn);
-  (void)xT;
   for (int u = 0; u < H; ++u) {
     const vf i = load(saved + u * V), f = load(saved + (H + u) * V), g = load(saved + (2 * H + u) * V),
              o = load(saved + (3 * H + u) * V);
@@ -184,7 +181,7 @@ inline void layer_backward(const float* saved, const float (*xT)[V], const float
     store(dcp[u], dc * f);
   }
   if (d_cp) from_lanes<H>(dcp, nv, d_cp);
-  // input gradients: dxh[k] = sum_j w[j][k] dz[j], for k in [0, I) when d_in, [I, K) when d_hp
+  // input gradients: dxh[k] = sum_j wt[k][j] dz[j], for k in [0, I) when d_in, [I, K) when d_hp
   const int k_begin = d_in ? 0 : I, k_end = d_hp ? K : I;
   if (k_begin >= k_end) return;
   alignas(64) float dx[K][V];
@@ -195,11 +192,11 @@ inline void layer_backward(const float* saved, const float (*xT)[V], const float
     for (int kk = 0; kk < KT; ++kk) acc[kk] = vf{};
     for (int j = 0; j < G; ++j) {
       const vf d = load(dz[j]);
-      const float* wj = w + j * K + k0;
+      const float* wj = wt + k0 * G + j;  // column j of wt, from row k0
       if (kn == KT) {
-        for (int kk = 0; kk < KT; ++kk) acc[kk] += wj[kk] * d;
+        for (int kk = 0; kk < KT; ++kk) acc[kk] += wj[kk * G] * d;
       } else {
-        for (int kk = 0; kk < kn; ++kk) acc[kk] += wj[kk] * d;
+        for (int kk = 0; kk < kn; ++kk) acc[kk] += wj[kk * G] * d;
       }
     }
     for (int kk = 0; kk < kn; ++kk) store(dx[k0 + kk], acc[kk]);
@@ -283,12 +280,12 @@ struct Backward {
           to_lanes<I0>(x + n0 * I0, nv, xT0[b]);
           to_lanes<H>(hp, nv, xT0[b] + I0);
           for (int k = K0; k < KP0; ++k) store(xT0[b][k], splat(k == K0 ? 1.0f : 0.0f));
-          layer_backward<I0, H>(sv, xT0[b], cp, dcn, nv, net.w[0], dh[b], dz[b], nullptr, d_hp, d_cp);
+          layer_backward<I0, H>(sv, cp, dcn, nv, net.wt[0], dh[b], dz[b], nullptr, d_hp, d_cp);
         } else {
           to_lanes<H>(new_state + 2 * (l - 1) * plane + n0 * H, nv, xT1[b]);
           to_lanes<H>(hp, nv, xT1[b] + H);
           for (int k = K1; k < KP1; ++k) store(xT1[b][k], splat(k == K1 ? 1.0f : 0.0f));
-          layer_backward<H, H>(sv, xT1[b], cp, dcn, nv, net.w[l], dh[b], dz[b], d_in, d_hp, d_cp);
+          layer_backward<H, H>(sv, cp, dcn, nv, net.wt[l], dh[b], dz[b], d_in, d_hp, d_cp);
           alignas(64) float below[H][V];
           to_lanes<H>(d_new_state + 2 * (l - 1) * plane + n0 * H, nv, below);
           for (int k = 0; k < H; ++k) store(dh[b][k], load(d_in[k]) + load(below[k]));
@@ -309,25 +306,24 @@ void check(const torch::Tensor& t, const char* name) {
 }
 
 Net make_net(const torch::Tensor& x, const torch::Tensor& state, const std::vector<torch::Tensor>& wt,
-             const std::vector<torch::Tensor>& w, const torch::Tensor& w_out, double b_out, double scale) {
+             const torch::Tensor& w_out, double b_out, double scale) {
   check(x, "x");
   check(state, "state");
   check(w_out, "w_out");
+  TORCH_CHECK(x.dim() == 2, "x must have shape (N, inputs)");
+  TORCH_CHECK(state.dim() == 4 && state.size(1) == 2 && state.size(2) == x.size(0),
+              "state must have shape (L, 2, N, H)");
   const int64_t N = x.size(0), L = state.size(0), H = state.size(3), I0 = x.size(1);
   TORCH_CHECK(H == 20 && (I0 == 1 || I0 == 2), "the native LSTM step is built for 20 hidden units, 1 or 2 inputs");
-  TORCH_CHECK(state.dim() == 4 && state.size(1) == 2 && state.size(2) == N, "state must have shape (L, 2, N, H)");
-  TORCH_CHECK(int64_t(wt.size()) == L && int64_t(w.size()) == L, "one weight matrix per layer");
+  TORCH_CHECK(int64_t(wt.size()) == L, "one weight matrix per layer");
   TORCH_CHECK(w_out.numel() == H, "w_out must have H elements");
-  Net net{static_cast<int>(L), N, {}, {}, w_out.data_ptr<float>(), static_cast<float>(b_out),
-          static_cast<float>(scale)};
+  Net net{static_cast<int>(L), N, {}, w_out.data_ptr<float>(), static_cast<float>(b_out), static_cast<float>(scale)};
   for (int64_t l = 0; l < L; ++l) {
     const int64_t K = (l == 0 ? I0 : H) + H;
     check(wt[l], "wt");
-    check(w[l], "w");
-    TORCH_CHECK(wt[l].size(0) == K + 1 && wt[l].size(1) == 4 * H, "wt[", l, "] must have shape (", K + 1, ", 4H)");
-    TORCH_CHECK(w[l].size(0) == 4 * H && w[l].size(1) == K, "w[", l, "] must have shape (4H, ", K, ")");
+    TORCH_CHECK(wt[l].dim() == 2 && wt[l].size(0) == K + 1 && wt[l].size(1) == 4 * H, "wt[", l,
+                "] must have shape (", K + 1, ", 4H)");
     net.wt.push_back(wt[l].data_ptr<float>());
-    net.w.push_back(w[l].data_ptr<float>());
   }
   return net;
 }
@@ -378,9 +374,9 @@ std::vector<torch::Tensor> run_backward(const Net& net, const torch::Tensor& x, 
 
 // Returns (update (N,), new_state (L, 2, N, H), saved for the backward or an empty tensor).
 std::vector<torch::Tensor> lstm_forward(const torch::Tensor& x, const torch::Tensor& state,
-                                        const std::vector<torch::Tensor>& wt, const std::vector<torch::Tensor>& w,
-                                        const torch::Tensor& w_out, double b_out, double scale, bool save) {
-  const Net net = make_net(x, state, wt, w, w_out, b_out, scale);
+                                        const std::vector<torch::Tensor>& wt, const torch::Tensor& w_out,
+                                        double b_out, double scale, bool save) {
+  const Net net = make_net(x, state, wt, w_out, b_out, scale);
   const int64_t H = state.size(3), nblocks = (net.N + V - 1) / V;
   auto new_state = torch::empty_like(state);
   auto update = torch::empty({net.N}, x.options());
@@ -398,10 +394,10 @@ std::vector<torch::Tensor> lstm_forward(const torch::Tensor& x, const torch::Ten
 // Returns (d_state or an empty tensor, d_wt per layer (I_l + H + 1, 4H), d_w_out (H,), d_b_out (1,)).
 std::vector<torch::Tensor> lstm_backward(const torch::Tensor& x, const torch::Tensor& state,
                                          const torch::Tensor& new_state, const torch::Tensor& saved,
-                                         const std::vector<torch::Tensor>& wt, const std::vector<torch::Tensor>& w,
-                                         const torch::Tensor& w_out, double scale, const torch::Tensor& d_update,
-                                         const torch::Tensor& d_new_state, bool need_d_state) {
-  const Net net = make_net(x, state, wt, w, w_out, 0.0, scale);
+                                         const std::vector<torch::Tensor>& wt, const torch::Tensor& w_out,
+                                         double scale, const torch::Tensor& d_update, const torch::Tensor& d_new_state,
+                                         bool need_d_state) {
+  const Net net = make_net(x, state, wt, w_out, 0.0, scale);
   for (const auto* t : {&new_state, &saved, &d_update, &d_new_state}) check(*t, "backward input");
   const int64_t H = state.size(3), nblocks = (net.N + V - 1) / V;
   TORCH_CHECK(new_state.sizes() == state.sizes() && d_new_state.sizes() == state.sizes(), "state shapes differ");
