@@ -13,6 +13,7 @@
 //   wt[l] (I_l + H + 1, 4H)  [W_ih, W_hh, b_ih + b_hh]^T of layer l (the backward reads its columns too)
 //   w_out (H), b_out, scale  the output layer: update = (h_top . w_out + b_out) * scale
 #include <ATen/Parallel.h>
+#include <immintrin.h>
 #include <torch/extension.h>
 
 #include <cstdint>
@@ -28,6 +29,37 @@ typedef float vfu __attribute__((vector_size(4 * V), aligned(4)));
 inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 inline vf splat(float s) { return vf{} + s; }
+
+// Store 16 floats at p (16-byte aligned) bypassing the cache (non-temporal), as wide as p's alignment allows.
+// For the outputs only read again by a later call (new state, saved gates, d_state): they go to memory without
+// first being read into the cache, which is about a third of the traffic of a plain store. Callers issue
+// sfence() before their outputs are read.
+inline void stream(float* p, vf v) {
+#if defined(__AVX512F__)
+  if ((reinterpret_cast<std::uintptr_t>(p) & 63) == 0) {
+    _mm512_stream_ps(p, reinterpret_cast<__m512&>(v));
+    return;
+  }
+#endif
+#if defined(__AVX__)
+  if ((reinterpret_cast<std::uintptr_t>(p) & 31) == 0) {
+    for (int q = 0; q < V; q += 8) _mm256_stream_ps(p + q, _mm256_loadu_ps(reinterpret_cast<const float*>(&v) + q));
+    return;
+  }
+#endif
+#if defined(__SSE__)
+  if ((reinterpret_cast<std::uintptr_t>(p) & 15) == 0) {
+    for (int q = 0; q < V; q += 4) _mm_stream_ps(p + q, _mm_loadu_ps(reinterpret_cast<const float*>(&v) + q));
+    return;
+  }
+#endif
+  *reinterpret_cast<vfu*>(p) = v;
+}
+inline void sfence() {
+#if defined(__SSE__)
+  _mm_sfence();
+#endif
+}
 inline void add_to(float* p, vf v) { store(p, load(p) + v); }
 
 // exp on a vector: Cephes' range reduction x = n ln 2 + r and degree-6 polynomial (about 1 ulp), x clamped
@@ -66,9 +98,11 @@ inline void to_lanes(const float* __restrict rows, int nv, float (*__restrict t)
 }
 template <int W>
 inline void from_lanes(const float (*__restrict t)[V], int nv, float* __restrict rows) {
-  if (nv == V) {
+  if (nv == V) {  // a whole block: 16 rows of W floats, contiguous; transposed here, then streamed out
+    alignas(64) float buffer[V * W];
     for (int v = 0; v < V; ++v)
-      for (int w = 0; w < W; ++w) rows[v * W + w] = t[w][v];
+      for (int w = 0; w < W; ++w) buffer[v * W + w] = t[w][v];
+    for (int q = 0; q < W; ++q) stream(rows + q * V, load(buffer + q * V));
     return;
   }
   for (int v = 0; v < nv; ++v)
@@ -113,10 +147,10 @@ inline void layer_forward(float (*xT)[V], const float* hp, const float* cp, int 
     store(cT[u], c);
     store(hT[u], o * tc);
     if (saved) {
-      store(saved + u * V, i);
-      store(saved + (H + u) * V, f);
-      store(saved + (2 * H + u) * V, g);
-      store(saved + (3 * H + u) * V, o);
+      stream(saved + u * V, i);
+      stream(saved + (H + u) * V, f);
+      stream(saved + (2 * H + u) * V, g);
+      stream(saved + (3 * H + u) * V, o);
     }
   }
   from_lanes<H>(hT, nv, h_rows);
@@ -333,6 +367,7 @@ void run_forward(const Net& net, const float* x, const float* state, float* new_
   const int64_t nblocks = (net.N + V - 1) / V;
   at::parallel_for(0, nblocks, 8, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) forward_block<I0, H>(net, b, x, state, new_state, saved, update);
+    sfence();
   });
 }
 
@@ -355,6 +390,7 @@ std::vector<torch::Tensor> run_backward(const Net& net, const torch::Tensor& x, 
       B::chunk(net, c * CB, nb, xp, state, new_state, saved, d_update, d_new_state, d_state, mine,
                scratch);
     }
+    sfence();
   });
   torch::Tensor total = acc.sum(0);  // (acc_size): threads summed; the lanes are summed below
   std::vector<torch::Tensor> out;
