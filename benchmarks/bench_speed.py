@@ -5,7 +5,9 @@ a. seconds per meta-training epoch on the paper's MNIST task (MLP 784-20-10, 15,
    written plainly below), the project's trainer with its ``nn.LSTMCell`` path (``net.fused = False``),
    the fused PyTorch step (``L2L_NATIVE=0``) and the native C++ step (the default on CPUs), timed
    interleaved; then the marginal epoch time of
-   ``python -m l2l_helpers train --problem mnist`` (``--epochs N2`` minus ``--epochs N1``);
+   ``python -m l2l_helpers train --problem mnist`` (``--epochs N2`` minus ``--epochs N1``); and the size of
+   the epoch's LSTM work: its multiply-adds and the native step's memory traffic, each with its time at the
+   speed this machine reaches on a PyTorch product of the same shape and on a plain copy;
 b. one optimizee step of the same MLP as an ``nn.Module``: ``LearnedOptimizer.step`` (inference, no graph)
    vs ``torch.optim.Adam.step``, with the LSTM's multiply-adds and the time they take at the matrix-product
    speed measured in the same run (the arithmetic floor);
@@ -202,6 +204,62 @@ def lstm_step_macs(n_coords: int, config: l2l.OptimizerConfig) -> int:
     return n_coords * (total + hidden)
 
 
+def lstm_epoch_macs(n_coords: int, config: l2l.OptimizerConfig, steps: int = 100) -> int:
+    """Multiply-adds of a meta-training epoch's LSTM work: each step's forward, then its backward, which
+    takes the gradients of every layer's inputs but the first's (the preprocessed gradient is a constant)
+    and of the weights."""
+    hidden, inp, backward = config.hidden_size, config.input_size, 0
+    for layer in range(config.num_layers):
+        k = (0 if layer == 0 else inp) + hidden  # inputs whose gradient is needed
+        backward += 4 * hidden * k + 4 * hidden * (inp + hidden + 1)  # input and weight gradients
+        inp = hidden
+    return steps * (lstm_step_macs(n_coords, config) + n_coords * (backward + 2 * hidden))  # + the output layer's
+
+
+def native_step_bytes(n_coords: int, config: l2l.OptimizerConfig) -> int:
+    """Bytes the native step moves to and from memory per meta-training step, forward and backward (float32).
+
+    Forward: reads the state (L, 2, N, H), writes the new state and the gates i, f, g, o of every layer
+    (L, 4H per coordinate) for the backward. Backward: reads the state, the new state's h (for the weight
+    gradients), the gates and the gradient of the new state, writes the gradient of the state. The caches
+    (a few MB) cannot hold a 20-step unroll's tensors, so all of it goes to memory and back.
+    """
+    state = config.num_layers * 2 * n_coords * config.hidden_size * 4
+    gates = config.num_layers * 4 * config.hidden_size * n_coords * 4
+    return (state + state + gates) + (state + state // 2 + gates + state + state)
+
+
+def copy_bandwidth(device: torch.device, megabytes: int = 200, repeats: int = 5) -> float:
+    """Bytes per second (read plus write) of a large tensor copy: what the memory delivers to a simple stream."""
+    a = torch.randn(megabytes * 2**20 // 4, device=device)
+    b = torch.empty_like(a)
+    b.copy_(a)
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        b.copy_(a)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return 2 * a.numel() * 4 / min(times)
+
+
+def epoch_work(device: torch.device) -> dict[str, float]:
+    """(a) The size of an MNIST epoch's LSTM work: its multiply-adds, and the time they take at the speed of
+    PyTorch's product of the same thin shape here; the native step's memory traffic, and its time at the
+    bandwidth of a plain copy (the traffic's floor: the caches cannot hold an unroll)."""
+    n, config = l2l.MNISTProblem().dim, l2l.OptimizerConfig()
+    macs, rate = lstm_epoch_macs(n, config), gemm_rate(n, device)
+    traffic, bandwidth = 100 * native_step_bytes(n, config), copy_bandwidth(device)
+    return {
+        "epoch_lstm_macs": macs,
+        "epoch_macs_at_gemm_rate_s": macs / rate,
+        "epoch_native_bytes": traffic,
+        "copy_bytes_per_s": bandwidth,
+        "epoch_traffic_at_copy_rate_s": traffic / bandwidth,
+    }
+
+
 def gemm_rate(n: int, device: torch.device, repeats: int = 20) -> float:
     """Multiply-adds per second of the LSTM's own matrix product shape (N, 41) @ (41, 80) here."""
     a, b = torch.randn(n, 41, device=device), torch.randn(41, 80, device=device)
@@ -334,6 +392,16 @@ def main() -> None:
         pairs = ", ".join(f"{m:.3f} s ({x:.2f}x)" for m, x in pairs)
         refs = ", ".join(f"{r:.3f}" for r in cli["cli_reference_s"])
         print(f"      each pair against the reference timed around it: {pairs}; reference epochs {refs} s")
+    work = epoch_work(device)
+    results |= work
+    macs, traffic = work["epoch_lstm_macs"] / 1e9, work["epoch_native_bytes"] / 1e9
+    rate, bandwidth = macs / work["epoch_macs_at_gemm_rate_s"], work["copy_bytes_per_s"] / 1e9
+    label = f"LSTM: {macs:.1f} G multiply-adds, at PyTorch's {rate:.0f} G/s"
+    print(f"    {label:<54}{work['epoch_macs_at_gemm_rate_s']:>9.3f}")
+    label = f"native step: {traffic:.1f} GB to memory and back, at {bandwidth:.0f} GB/s"
+    print(f"    {label:<54}{work['epoch_traffic_at_copy_rate_s']:>9.3f}")
+    label = "3x the reference means at most"
+    print(f"    {label:<54}{epochs['reference'] / 3:>9.3f}")
     step = bench_step(args.repeats, device)
     results |= step
     print(f"{'(b) one optimizee step of the MLP':<58}{'seconds':>9}")
