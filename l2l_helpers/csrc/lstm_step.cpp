@@ -13,8 +13,10 @@
 //   wt[l] (I_l + H + 1, 4H)  [W_ih, W_hh, b_ih + b_hh]^T of layer l (the backward reads its columns too)
 //   w_out (H), b_out, scale  the output layer: update = (h_top . w_out + b_out) * scale
 #include <ATen/Parallel.h>
-#include <immintrin.h>
 #include <torch/extension.h>
+#if defined(__SSE__)
+#include <immintrin.h>  // x86 only: the non-temporal stores below; other CPUs use plain stores
+#endif
 
 #include <cstdint>
 #include <vector>
