@@ -32,10 +32,10 @@ inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 inline vf splat(float s) { return vf{} + s; }
 
-// Store 16 floats at p (16-byte aligned) bypassing the cache (non-temporal), as wide as p's alignment allows.
-// For the outputs only read again by a later call (new state, saved gates, d_state): they go to memory without
-// first being read into the cache, which is about a third of the traffic of a plain store. Callers issue
-// sfence() before their outputs are read.
+// Store 16 floats at p bypassing the cache (non-temporal), as wide as p's alignment allows (the state's rows
+// are 16-byte aligned at least; anything else takes a plain store). For the outputs only read again by a later
+// call (new state, saved gates, d_state): a plain store first reads each line into the cache, then writes it
+// back, twice the memory traffic of a streamed one. Callers issue sfence() before their outputs are read.
 inline void stream(float* p, vf v) {
 #if defined(__AVX512F__)
   if ((reinterpret_cast<std::uintptr_t>(p) & 63) == 0) {
