@@ -69,13 +69,16 @@ class ReferenceOptimizer(nn.Module):
         return self.out(x).squeeze(-1) * self.output_scale, new_h, new_c
 
 
+EPOCH_STEPS, UNROLL = 100, 20  # one meta-training epoch: T = 100 optimizee steps, truncated every 20
+
+
 def reference_epoch(net: ReferenceOptimizer, tasks: l2l.TaskBatch, meta_opt: torch.optim.Optimizer) -> None:
     """One trajectory of T = 100 steps, a meta-step of Adam after every unroll of 20 (first order, w_t = 1)."""
     theta = tasks.init_theta()
     n = theta.numel()
     hs = [theta.new_zeros(n, 20) for _ in range(2)]
     cs = [theta.new_zeros(n, 20) for _ in range(2)]
-    for start in range(0, 100, 20):
+    for start in range(0, EPOCH_STEPS, UNROLL):
         theta = theta.detach().requires_grad_(True)
         hs, cs = [h.detach() for h in hs], [c.detach() for c in cs]
         loss = tasks.loss(theta, start)
@@ -113,24 +116,26 @@ def bench_epochs(epochs: int, device: torch.device) -> dict[str, float]:
         nets[name] = (net, torch.optim.Adam(net.parameters(), lr=1e-3))
     times: dict[str, list[float]] = {"reference": [], **{name: [] for name in names}}
     switch = os.environ.get("L2L_NATIVE")
-    for epoch in range(epochs + 1):  # epoch 0 is a warm-up
-        for name in times:
-            os.environ["L2L_NATIVE"] = "1" if name == "native" else "0"
-            tasks = problem.tasks("train", range(epoch, epoch + 1), device)
-            sync(device)
-            start = time.perf_counter()
-            if name == "reference":
-                reference_epoch(ref, tasks, ref_opt)
-            else:
-                net, opt = nets[name]
-                unroll_trajectory(net, tasks, config, opt)
-            sync(device)
-            if epoch:
-                times[name].append(time.perf_counter() - start)
-    if switch is None:
-        os.environ.pop("L2L_NATIVE")
-    else:
-        os.environ["L2L_NATIVE"] = switch
+    try:
+        for epoch in range(epochs + 1):  # epoch 0 is a warm-up
+            for name in times:
+                os.environ["L2L_NATIVE"] = "1" if name == "native" else "0"
+                tasks = problem.tasks("train", range(epoch, epoch + 1), device)
+                sync(device)
+                start = time.perf_counter()
+                if name == "reference":
+                    reference_epoch(ref, tasks, ref_opt)
+                else:
+                    net, opt = nets[name]
+                    unroll_trajectory(net, tasks, config, opt)
+                sync(device)
+                if epoch:
+                    times[name].append(time.perf_counter() - start)
+    finally:  # the caller's setting back, even after an interruption
+        if switch is None:
+            os.environ.pop("L2L_NATIVE", None)
+        else:
+            os.environ["L2L_NATIVE"] = switch
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -204,7 +209,7 @@ def lstm_step_macs(n_coords: int, config: l2l.OptimizerConfig) -> int:
     return n_coords * (total + hidden)
 
 
-def lstm_epoch_macs(n_coords: int, config: l2l.OptimizerConfig, steps: int = 100) -> int:
+def lstm_epoch_macs(n_coords: int, config: l2l.OptimizerConfig, steps: int = EPOCH_STEPS) -> int:
     """Multiply-adds of a meta-training epoch's LSTM work: each step's forward, then its backward, which
     takes the gradients of every layer's inputs but the first's (the preprocessed gradient is a constant)
     and of the weights."""
@@ -244,13 +249,13 @@ def copy_bandwidth(device: torch.device, megabytes: int = 200, repeats: int = 5)
     return 2 * a.numel() * 4 / min(times)
 
 
-def epoch_work(device: torch.device) -> dict[str, float]:
-    """(a) The size of an MNIST epoch's LSTM work: its multiply-adds, and the time they take at the speed of
-    PyTorch's product of the same thin shape here; the native step's memory traffic, and its time at the
-    bandwidth of a plain copy (the traffic's floor: the caches cannot hold an unroll)."""
+def epoch_work(device: torch.device, gemm_macs_per_s: float) -> dict[str, float]:
+    """(a) The size of an MNIST epoch's LSTM work: its multiply-adds, and the time they take at
+    ``gemm_macs_per_s`` (:func:`gemm_rate`); the native step's memory traffic, and its time at the bandwidth
+    of a plain copy (the traffic's floor: the caches cannot hold an unroll)."""
     n, config = l2l.MNISTProblem().dim, l2l.OptimizerConfig()
-    macs, rate = lstm_epoch_macs(n, config), gemm_rate(n, device)
-    traffic, bandwidth = 100 * native_step_bytes(n, config), copy_bandwidth(device)
+    macs, rate = lstm_epoch_macs(n, config), gemm_macs_per_s
+    traffic, bandwidth = EPOCH_STEPS * native_step_bytes(n, config), copy_bandwidth(device)
     return {
         "epoch_lstm_macs": macs,
         "epoch_macs_at_gemm_rate_s": macs / rate,
@@ -272,7 +277,7 @@ def gemm_rate(n: int, device: torch.device, repeats: int = 20) -> float:
     return n * 41 * 80 * repeats / (time.perf_counter() - start)
 
 
-def bench_step(repeats: int, device: torch.device) -> dict[str, float]:
+def bench_step(repeats: int, device: torch.device, gemm_macs_per_s: float) -> dict[str, float]:
     """(b) Seconds per optimizer step (and per whole training step) of the MNIST MLP: Adam vs the LSTM, interleaved."""
     data = l2l.load_mnist(verbose=False)
     x, y = data.train_images[:128].to(device), data.train_labels[:128].to(device)
@@ -305,8 +310,7 @@ def bench_step(repeats: int, device: torch.device) -> dict[str, float]:
     out = {f"{k}_step_s": statistics.median(v) for k, v in step.items()}
     out |= {f"{k}_full_s": statistics.median(v) for k, v in full.items()}
     n = l2l.MNISTProblem().dim
-    macs = lstm_step_macs(n, l2l.OptimizerConfig())
-    rate = gemm_rate(n, device)
+    macs, rate = lstm_step_macs(n, l2l.OptimizerConfig()), gemm_macs_per_s
     return {**out, "lstm_step_macs": macs, "gemm_macs_per_s": rate, "lstm_floor_s": macs / rate}
 
 
@@ -392,17 +396,18 @@ def main() -> None:
         pairs = ", ".join(f"{m:.3f} s ({x:.2f}x)" for m, x in pairs)
         refs = ", ".join(f"{r:.3f}" for r in cli["cli_reference_s"])
         print(f"      each pair against the reference timed around it: {pairs}; reference epochs {refs} s")
-    work = epoch_work(device)
+    gemm = gemm_rate(l2l.MNISTProblem().dim, device)  # (a)'s work line and (b)'s floor share it
+    work = epoch_work(device, gemm)
     results |= work
     macs, traffic = work["epoch_lstm_macs"] / 1e9, work["epoch_native_bytes"] / 1e9
-    rate, bandwidth = macs / work["epoch_macs_at_gemm_rate_s"], work["copy_bytes_per_s"] / 1e9
+    rate, bandwidth = gemm / 1e9, work["copy_bytes_per_s"] / 1e9
     label = f"LSTM: {macs:.1f} G multiply-adds, at PyTorch's {rate:.0f} G/s"
     print(f"    {label:<54}{work['epoch_macs_at_gemm_rate_s']:>9.3f}")
     label = f"native step: {traffic:.1f} GB to memory and back, at {bandwidth:.0f} GB/s"
     print(f"    {label:<54}{work['epoch_traffic_at_copy_rate_s']:>9.3f}")
     label = "3x the reference means at most"
     print(f"    {label:<54}{epochs['reference'] / 3:>9.3f}")
-    step = bench_step(args.repeats, device)
+    step = bench_step(args.repeats, device, gemm)
     results |= step
     print(f"{'(b) one optimizee step of the MLP':<58}{'seconds':>9}")
     print(f"    {'torch.optim.Adam.step':<54}{step['Adam_step_s']:>9.5f}")

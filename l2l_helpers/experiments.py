@@ -32,7 +32,7 @@ from .evaluation import EvalResult, TuningResult, check_positive_int, evaluate, 
 from .learned_optimizer import LearnedOptimizer
 from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train
 from .optimizees import ACTIVATIONS, MNISTProblem, Problem, make_problem, task_seeds
-from .preprocessing import preprocess
+from .preprocessing import check_preprocessing, preprocess
 from .pretrained import pretrained_path
 
 #: The paper's hand-designed baselines, in the order the figures list them.
@@ -487,6 +487,10 @@ def scale_ablation(
     arm is not enough to compare them at every scale (changing only the float rounding of training, e.g.
     ``L2L_NATIVE=0``, flips single-run comparisons far from the training scale).
     """
+    if not kinds:
+        raise ValueError("kinds must name at least one preprocessing kind, e.g. ['log_sign', 'none']")
+    for kind in kinds:  # before any training: an unknown kind must not fail after minutes of it
+        check_preprocessing(kind, p)
     if not seeds:
         raise ValueError("seeds must name at least one meta-training seed")
     if not scales or any(not (s > 0 and math.isfinite(s)) for s in scales):

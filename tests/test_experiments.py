@@ -241,3 +241,13 @@ def test_scale_ablation_trains_one_optimizer_per_kind_and_seed():
         ex.scale_ablation(["none"], [], **kwargs)
     with pytest.raises(ValueError, match="scales"):
         ex.scale_ablation(["none"], [0], **{**kwargs, "scales": [0.0]})
+
+
+def test_scale_ablation_refuses_bad_kinds_before_training(monkeypatch):
+    """An empty or unknown preprocessing kind is a ValueError naming it, raised before any meta-training."""
+    monkeypatch.setattr(ex, "meta_train", lambda *a, **k: pytest.fail("trained before checking the kinds"))
+    kwargs = {"config": l2l.MetaTrainConfig(epochs=1), "scales": [1.0], "eval_tasks": 1, "progress": False}
+    with pytest.raises(ValueError, match="kinds"):
+        ex.scale_ablation([], [0], **kwargs)
+    with pytest.raises(ValueError, match="'log'"):
+        ex.scale_ablation(["none", "log"], [0], **kwargs)
