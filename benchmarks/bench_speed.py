@@ -15,13 +15,16 @@ c. time to quality (``--quality``): meta-train with the shipped MNIST recipe unt
    held-out tasks (100 steps) beats Adam at its best grid learning rate, or ``--budget-min`` runs out.
 
 Usage: ``python benchmarks/bench_speed.py [--threads 2] [--epochs 4] [--cli 2 8] [--cli-repeats 3]
-[--quality --budget-min 10]``.
+[--march native|haswell] [--quality --budget-min 10]``. ``--march haswell`` times the 8-lane AVX2 build of the
+native step (what a CPU without AVX-512 gets) on any x86 CPU with AVX2, in this process and the CLI runs.
+The header says the CPU, its vector width and the step the auto-selection picked (what users get by default).
 Prints a table and writes ``benchmarks/results/speed.json``. CPU timings are noisy: read the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -72,8 +76,36 @@ class ReferenceOptimizer(nn.Module):
 EPOCH_STEPS, UNROLL = 100, 20  # one meta-training epoch: T = 100 optimizee steps, truncated every 20
 
 
+@contextlib.contextmanager
+def flushed_denormals() -> Iterator[None]:
+    """Subnormal floats flushed to zero inside (then back to IEEE arithmetic, torch's default).
+
+    The reference is the unit every speed figure is stated in, and its ``nn.LSTMCell`` autograd meets subnormal
+    numbers for some initialisations: measured 2026-12-02, three random inits took 1.8, 1.8 and 5.3-6.9 s per
+    epoch, all three 1.8 s with subnormals flushed (the project's steps took the same time either way). Flushing
+    makes the unit a property of the machine, not of a random draw; it can only make the reference faster.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def reference_net(device: torch.device) -> ReferenceOptimizer:
+    """The reference optimizer, initialised from seed 0 (the same weights in every run)."""
+    torch.manual_seed(0)
+    return ReferenceOptimizer().to(device)
+
+
 def reference_epoch(net: ReferenceOptimizer, tasks: l2l.TaskBatch, meta_opt: torch.optim.Optimizer) -> None:
-    """One trajectory of T = 100 steps, a meta-step of Adam after every unroll of 20 (first order, w_t = 1)."""
+    """One trajectory of T = 100 steps, a meta-step of Adam after every unroll of 20 (first order, w_t = 1),
+    with subnormal floats flushed (:func:`flushed_denormals`)."""
+    with flushed_denormals():
+        _reference_epoch(net, tasks, meta_opt)
+
+
+def _reference_epoch(net: ReferenceOptimizer, tasks: l2l.TaskBatch, meta_opt: torch.optim.Optimizer) -> None:
     theta = tasks.init_theta()
     n = theta.numel()
     hs = [theta.new_zeros(n, 20) for _ in range(2)]
@@ -99,13 +131,48 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def cpu_header(device: torch.device) -> dict[str, object]:
+    """Print and return the CPU, its vector width, the native build and the step the auto-selection picks."""
+    if device.type != "cpu":
+        return {}
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "?")
+    bits, target = native.vector_bits(), native.target()
+    module = native.load()
+    lanes = getattr(module, "lanes", None)
+    switch = os.environ.pop("L2L_NATIVE", None)  # what a user gets: the auto-selection
+    try:
+        chosen = native.selection()
+    finally:
+        if switch is not None:
+            os.environ["L2L_NATIVE"] = switch
+    print(f"CPU {model}: {bits}-bit vectors; native build {target}" + (f", {lanes} lanes" if lanes else ", not built"))
+    print(f"default LSTM step (auto-selection): {chosen.step}, {chosen.reason}")
+    return {
+        "cpu": model,
+        "vector_bits": bits,
+        "native_target": target,
+        "native_lanes": lanes,
+        "default_step": chosen.step,
+        "default_step_reason": chosen.reason,
+        "selection_times_ms": chosen.times_ms,
+    }
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            return info.readlines()
+    except OSError:
+        return []
+
+
 def bench_epochs(epochs: int, device: torch.device) -> dict[str, float]:
     """(a) Median seconds per epoch of the reference and the trainer's steps, interleaved epoch by epoch after a
     warm-up: ``cells`` (``net.fused = False``), ``fused`` (the Python fused step, ``L2L_NATIVE=0``) and
     ``native`` (the C++ step of ``l2l_helpers.native``, where it can be built: the trainer's default)."""
     problem = l2l.MNISTProblem()
     config = l2l.MetaTrainConfig(val_every=0)
-    ref = ReferenceOptimizer().to(device)
+    ref = reference_net(device)
     ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
     nets = {}
     names = ["cells", "fused"] + (["native"] if device.type == "cpu" and native.load() is not None else [])
@@ -144,7 +211,7 @@ class ReferenceClock:
 
     def __init__(self, device: torch.device) -> None:
         self.problem, self.device, self.epoch = l2l.MNISTProblem(), device, 100
-        self.net = ReferenceOptimizer().to(device)
+        self.net = reference_net(device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
         self(1)  # warm-up, not reported
 
@@ -368,14 +435,18 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=10.0, help="(c) gives up after this many minutes")
     parser.add_argument("--every", type=int, default=10, help="(c) epochs between evaluations")
     parser.add_argument("--eval-tasks", type=int, default=10, help="(c) held-out tasks per evaluation")
+    parser.add_argument("--march", choices=list(native.TARGETS), help="the native step's build (L2L_NATIVE_MARCH)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.json")
     args = parser.parse_args()
+    if args.march:
+        os.environ["L2L_NATIVE_MARCH"] = args.march  # here and in the CLI runs
     torch.set_num_threads(args.threads)
     device = l2l.resolve_device(args.device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     results: dict[str, object] = {"device": str(device), "threads": args.threads, "load_before": load}
     results["versions"] = l2l.runtime.versions()
     print(f"device {device}, {args.threads} threads, load average {load:.2f}; MNIST MLP 784-20-10")
+    results |= cpu_header(device)
     epochs = bench_epochs(args.epochs, device)
     results |= {f"epoch_{k}_s": v for k, v in epochs.items()}
     print(f"{'(a) seconds per meta-training epoch':<58}{'seconds':>9}{'speed-up':>10}")
@@ -385,6 +456,7 @@ def main() -> None:
     labels = {"fused": "trainer, Python fused step", "native": "trainer, native (C++) step"}
     for name, label in labels.items():
         if name in epochs:
+            label += ", the default here" if name == results.get("default_step") else ""
             print(f"    {label:<54}{epochs[name]:>9.3f}{epochs['reference'] / epochs[name]:>9.2f}x")
     if args.cli[1] > args.cli[0]:
         clock = ReferenceClock(device)

@@ -76,8 +76,8 @@ class CoordinatewiseLSTM(nn.Module):
         # One LSTMCell per layer; its batch dimension is the coordinate dimension.
         self.cells = nn.ModuleList(nn.LSTMCell(sizes[i], sizes[i + 1]) for i in range(config.num_layers))
         self.output = nn.Linear(config.hidden_size, 1)
-        #: Use the fused step (same numbers; on CPUs the native C++ step, 2.5-3x faster than the cells
-        #: path); False forces the nn.LSTMCell path.
+        #: Use the fused step (same numbers; on CPUs the native C++ step where it is measured faster, see
+        #: ``native.selection()``); False forces the nn.LSTMCell path.
         self.fused = True
         with torch.no_grad():
             # A small first step: the untrained optimizer starts close to "do nothing".
@@ -102,7 +102,7 @@ class CoordinatewiseLSTM(nn.Module):
         """Map gradients (any shape, N elements) and state to (update of grad's shape, new state).
 
         Runs the fused step (a hand-written backward: :func:`l2l_helpers.native.native_step` in C++ on CPUs
-        where it can be built, :func:`fused_step` in PyTorch elsewhere) unless ``grad`` itself needs a
+        where it builds and is measured faster, :func:`fused_step` in PyTorch elsewhere) unless ``grad`` itself needs a
         gradient (second-order meta-training) or ``self.fused`` is False: then the plain ``nn.LSTMCell``
         stack, which autograd differentiates twice. All give the same numbers to float rounding
         (``tests/test_fused_lstm.py``, ``tests/test_native_lstm.py``).

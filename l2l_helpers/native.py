@@ -1,55 +1,130 @@
-"""The native (C++) step of the coordinatewise LSTM: built on first use, with the Python step as fallback.
+"""The native (C++) step of the coordinatewise LSTM: built on first use, chosen only where it is faster.
 
 ``csrc/lstm_step.cpp`` computes a whole step of the stacked LSTM (forward, and backward for
-meta-training) for blocks of 16 coordinates held in the lanes of one vector register, so that the
-matrix products and the gates of a block never leave the core's cache. On a 2-core CPU an MNIST
-meta-training epoch takes about 0.6x the time of the PyTorch fused step, 0.4x that of a plain
-``nn.LSTMCell`` implementation (``benchmarks/bench_speed.py``).
-Same arithmetic, same results to float rounding (``tests/test_native_lstm.py``).
+meta-training) for blocks of coordinates held in the lanes of one vector register (16 with AVX-512, 8 on
+CPUs with 256-bit vectors such as AVX2-only laptops), so that the matrix products and the gates of a block
+never leave the core's cache. Same arithmetic as the PyTorch fused step, same results to float rounding
+(``tests/test_native_lstm.py``).
 
-It is compiled with the machine's C++ compiler (``torch.utils.cpp_extension``, ninja) the first time
-a process needs it, about 30 s, and cached in torch's extension directory
-(``TORCH_EXTENSIONS_DIR``) for later processes. Where that fails (no compiler, Windows, ...) a
-warning says why once and :class:`~l2l_helpers.coordinatewise_lstm.CoordinatewiseLSTM` keeps using the
-Python step (:func:`l2l_helpers.fused_lstm.fused_step`). It
-covers float32 tensors on the CPU with 20 hidden units (the paper's size) and 1 or 2 inputs per
-coordinate; everything else takes the Python step. ``L2L_NATIVE=0`` switches it off.
+Which step runs (:func:`selection`), decided once per process:
+
+* ``L2L_NATIVE=auto`` (the default): the faster of the two *on this machine*. The first time a build is
+  used on a CPU with a given number of threads, a few forward and backward steps of each are timed on an
+  MNIST-sized batch (about a second) and the choice is cached beside the build (``selection.json``), keyed by
+  the CPU's flags and the thread count. One line on stderr says which step runs and why.
+* ``L2L_NATIVE=1`` forces the native step (where it builds), ``L2L_NATIVE=0`` the fused PyTorch step.
+* ``L2L_NATIVE_MARCH`` picks the build's target: ``native`` (this CPU, the default) or one of
+  :data:`TARGETS`, e.g. ``haswell`` to get the 8-lane AVX2 build on any x86 CPU that has AVX2.
+
+The module is compiled with the machine's C++ compiler (``torch.utils.cpp_extension``, ninja) the first time a
+process needs it, 30-90 s, into a folder of torch's extension cache (``TORCH_EXTENSIONS_DIR``) named by a hash
+of the source's content, the flags, the target, the CPU (for ``native``) and the torch and Python versions:
+two checkouts or an installed copy with the same source share one build, and a changed source gets its own.
+Where the build fails (no compiler, Windows, ...) or the CPU lacks the target's instructions, a warning says
+why once and :class:`~l2l_helpers.coordinatewise_lstm.CoordinatewiseLSTM` uses the Python step
+(:func:`l2l_helpers.fused_lstm.fused_step`). The native step covers float32 tensors on the CPU with 20
+hidden units (the paper's size) and 1 or 2 inputs per coordinate; everything else takes the Python step.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import json
 import os
 import platform
 import shutil
+import statistics
+import sys
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import torch
 
-from .fused_lstm import layer_weights, needs_graph
+from .fused_lstm import fused_step, layer_weights, needs_graph
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lstm_step.cpp"
 HIDDEN_SIZE = 20  # the sizes the C++ code is built for
 INPUT_SIZES = (1, 2)
-_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
+_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
+#: Build targets (``-march``) and the CPU flags (``/proc/cpuinfo``) each needs; ``native`` is this CPU.
+TARGETS: dict[str, tuple[str, ...]] = {
+    "native": (),
+    "haswell": ("avx2", "fma"),  # 256-bit vectors, 8 lanes per block
+    "skylake-avx512": ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"),  # 512-bit, 16 lanes
+}
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
-_module: ModuleType | None = None
-_tried = False
+_modules: dict[str, ModuleType | None] = {}  # per target: the module, or None when it cannot be built
+_errors: dict[str, str] = {}  # per target: why it could not be built
 
 
-def _extension_name() -> str:
-    """The module's name in torch's extension cache, specific to this CPU (it is built with -march=native)."""
-    flags = platform.processor() or platform.machine()
+def mode() -> str:
+    """``auto``, ``on`` or ``off``, from the environment variable ``L2L_NATIVE`` (unset means ``auto``)."""
+    value = os.environ.get("L2L_NATIVE", "auto").strip().lower()
+    if value in ("", "auto"):
+        return "auto"
+    if value in _ON or value in _OFF:
+        return "on" if value in _ON else "off"
+    raise ValueError(f"L2L_NATIVE={value!r}: use auto (the faster step on this machine), 1 (native) or 0 (fused)")
+
+
+def enabled() -> bool:
+    """False when ``L2L_NATIVE`` switches the native step off (``0``, ``false``, ``no``, ``off``)."""
+    return mode() != "off"
+
+
+def target() -> str:
+    """The build target, from ``L2L_NATIVE_MARCH`` (default ``native``); an unknown one is an error."""
+    value = os.environ.get("L2L_NATIVE_MARCH", "native").strip() or "native"
+    if value not in TARGETS:
+        raise ValueError(f"L2L_NATIVE_MARCH={value!r}: use one of {', '.join(TARGETS)}")
+    return value
+
+
+def cpu_flags() -> str:
+    """This CPU's feature flags (the ``flags`` line of ``/proc/cpuinfo``; the processor's name elsewhere)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
-            flags = next((line for line in info if line.startswith("flags")), flags)
+            line = next((line for line in info if line.startswith("flags")), "")
+        if line:
+            return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return "l2l_lstm_step_" + hashlib.sha1(flags.encode()).hexdigest()[:10]
+    return platform.processor() or platform.machine()
+
+
+def vector_bits(flags: str | None = None) -> int:
+    """Width of this CPU's widest float vectors: 512 (AVX-512), 256 (AVX2) or 128 (anything else)."""
+    have = set((cpu_flags() if flags is None else flags).split())
+    return 512 if "avx512f" in have else 256 if "avx2" in have else 128
+
+
+def missing_instructions(name: str, flags: str | None = None) -> list[str]:
+    """The CPU flags that target ``name`` needs and this CPU (or ``flags``) lacks."""
+    have = set((cpu_flags() if flags is None else flags).split())
+    return [flag for flag in TARGETS[name] if flag not in have]
+
+
+def build_name(name: str) -> str:
+    """The extension's name in torch's cache: a hash of everything that makes the binary what it is."""
+    parts = [SOURCE.read_bytes(), " ".join(_FLAGS).encode(), name.encode(), torch.__version__.encode()]
+    parts.append(platform.python_version().encode())
+    if name == "native":  # -march=native: the binary is this CPU's
+        parts.append(cpu_flags().encode())
+    return "l2l_lstm_step_" + hashlib.sha1(b"\0".join(parts)).hexdigest()[:12]
+
+
+def build_dir(name: str) -> Path:
+    """Where the build of target ``name`` lives (its source copy, objects, module and ``selection.json``)."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / build_name(name)
 
 
 def _put_ninja_on_path() -> None:
@@ -63,45 +138,170 @@ def _put_ninja_on_path() -> None:
     os.environ["PATH"] = str(ninja.BIN_DIR) + os.pathsep + os.environ.get("PATH", "")
 
 
-def enabled() -> bool:
-    """False when the environment variable ``L2L_NATIVE`` is ``0``, ``false``, ``no`` or ``off``."""
-    return os.environ.get("L2L_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+def _build(name: str, verbose: bool) -> ModuleType:
+    """Compile (or reuse) the build of target ``name``: the source is copied into the build's folder first,
+    so that the build does not depend on where this package lives."""
+    from torch.utils.cpp_extension import load as load_extension
+
+    missing = missing_instructions(name)
+    if missing:
+        raise RuntimeError(f"this CPU lacks {', '.join(missing)}, which the {name} build needs")
+    folder = build_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / SOURCE.name
+    if not source.exists() or source.read_bytes() != SOURCE.read_bytes():
+        partial = source.with_suffix(".tmp")
+        shutil.copyfile(SOURCE, partial)
+        os.replace(partial, source)
+    if not (folder / f"{folder.name}.so").exists():
+        print(f"l2l_helpers: building the native LSTM step (once per machine, 30-90 s) in {folder}", file=sys.stderr)
+    _put_ninja_on_path()
+    flags = [*_FLAGS, f"-march={name}"]
+    return load_extension(
+        name=folder.name, sources=[str(source)], extra_cflags=flags, build_directory=str(folder), verbose=verbose
+    )
 
 
 def load(verbose: bool = False) -> ModuleType | None:
-    """The compiled module, building it on first use; None (after one warning) when it cannot be built."""
-    global _module, _tried
-    if _tried:
-        return _module
-    _tried = True
+    """The compiled module of the current :func:`target`, building it on first use; None (after one warning)
+    when it cannot be built or this CPU cannot run it."""
+    name = target()
+    if name in _modules:
+        return _modules[name]
     try:
-        from torch.utils.cpp_extension import load as load_extension
-
-        _put_ninja_on_path()
-
-        _module = load_extension(
-            name=_extension_name(),
-            sources=[str(SOURCE)],
-            extra_cflags=_FLAGS,
-            verbose=verbose,
-        )
+        _modules[name] = _build(name, verbose)
     except Exception as err:  # no compiler, no ninja, an unsupported platform: the Python step still works
+        _errors[name] = f"{type(err).__name__}: {str(err)[:300]}"
         warnings.warn(
-            f"the native LSTM step could not be built ({type(err).__name__}: {str(err)[:300]}); "
+            f"the native LSTM step could not be built ({_errors[name]}); "
             "using the Python step, which gives the same results more slowly. "
             "Install a C++ compiler and `pip install ninja` to get it, or set L2L_NATIVE=0 to skip this.",
             RuntimeWarning,
             stacklevel=2,
         )
-        _module = None
-    return _module
+        _modules[name] = None
+    return _modules[name]
+
+
+# ----------------------------------------------------------------------------- which step runs
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The step the optimizer network runs on this CPU, and why."""
+
+    step: str  # "native" or "fused"
+    reason: str
+    times_ms: dict[str, float] = field(default_factory=dict)  # per step, forward and backward, when measured
+
+    def describe(self) -> str:
+        """One line for people: which step and why."""
+        return f"LSTM step: {self.step} ({self.reason})"
+
+
+def pick(times_ms: Mapping[str, float]) -> str:
+    """The faster of the measured steps (``native`` or ``fused``); the fused one on a tie."""
+    return "native" if times_ms["native"] < times_ms["fused"] else "fused"
+
+
+def _random_phi(input_size: int, layers: int = 2, seed: int = 0) -> list[torch.Tensor]:
+    """Random paper-sized LSTM parameters in the order of ``CoordinatewiseLSTM._flat_parameters``."""
+    gen = torch.Generator().manual_seed(seed)
+    sizes, params = [input_size] + [HIDDEN_SIZE] * layers, []
+    for layer in range(layers):
+        params += [torch.randn(4 * HIDDEN_SIZE, sizes[layer], generator=gen) * 0.2]
+        params += [torch.randn(4 * HIDDEN_SIZE, HIDDEN_SIZE, generator=gen) * 0.2]
+        params += [torch.randn(4 * HIDDEN_SIZE, generator=gen) * 0.1 for _ in range(2)]
+    params += [torch.randn(1, HIDDEN_SIZE, generator=gen) * 0.1, torch.zeros(1)]
+    return [p.requires_grad_(True) for p in params]
+
+
+def measure(n_coords: int = 16_000, steps: int = 3, repeats: int = 5) -> dict[str, float]:
+    """Milliseconds per step of each step function, forward and backward, as meta-training runs them: ``steps``
+    chained steps of a 2-layer net on ``n_coords`` coordinates (the MNIST MLP has 15,910), then the backward;
+    the two interleaved, median of ``repeats`` after a warm-up."""
+    x = torch.randn(n_coords, 2)
+    state0 = torch.randn(2, 2, n_coords, HIDDEN_SIZE) * 0.1
+    phi = _random_phi(2)
+    steps_by_name: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
+        "native": native_step,
+        "fused": fused_step,
+    }
+    times: dict[str, list[float]] = {name: [] for name in steps_by_name}
+    with torch.inference_mode(False), torch.enable_grad():
+        for repeat in range(repeats + 1):
+            for name, step in steps_by_name.items():
+                start = time.perf_counter()
+                state, loss = state0.clone().requires_grad_(True), torch.zeros(())
+                for _ in range(steps):
+                    update, state = step(x, state, phi, 0.1)
+                    loss = loss + update.sum()
+                (loss + state.sum()).backward()
+                if repeat:  # the first round warms up
+                    times[name].append((time.perf_counter() - start) * 1000 / steps)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _cpu_key() -> str:
+    return hashlib.sha1(cpu_flags().encode()).hexdigest()[:10] + f"-{torch.get_num_threads()}threads"
+
+
+def _measured_selection(name: str) -> Selection:
+    """The auto choice for build ``name``: cached beside the build, or measured now and cached."""
+    path, key = build_dir(name) / "selection.json", _cpu_key()
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: start a new one
+        cache = {}
+    entry = cache.get(key) if isinstance(cache, dict) else None
+    try:
+        times = {k: float(entry["times_ms"][k]) for k in ("native", "fused")}  # type: ignore[index]
+        when = str(entry["measured"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):  # not measured with this CPU and thread count yet
+        times, when = measure(), datetime.date.today().isoformat()
+        cache = {**(cache if isinstance(cache, dict) else {}), key: {"times_ms": times, "measured": when}}
+        try:
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(cache, indent=1) + "\n")
+            os.replace(partial, path)
+        except OSError:
+            pass  # a read-only cache: the choice holds for this process
+    step = pick(times)
+    lanes = getattr(_modules.get(name), "lanes", "?")
+    reason = (
+        f"faster on this CPU: native {times['native']:.1f} ms vs fused {times['fused']:.1f} ms per step, forward "
+        f"and backward, {torch.get_num_threads()} threads, {name} build with {lanes} lanes, measured {when}; "
+        "L2L_NATIVE=1 or 0 forces a step"
+    )
+    return Selection(step, reason, times)
+
+
+_selections: dict[tuple[str, str, int], Selection] = {}
+
+
+def selection() -> Selection:
+    """Which step the optimizer network runs here (see the module's docstring); reported once on stderr."""
+    key = (mode(), target(), torch.get_num_threads())
+    if key in _selections:
+        return _selections[key]
+    how, name = key[0], key[1]
+    if how == "off":
+        chosen = Selection("fused", "L2L_NATIVE=0")
+    elif load() is None:
+        chosen = Selection("fused", f"the native step is unavailable: {_errors.get(name, 'not built')}")
+    elif how == "on":
+        chosen = Selection("native", f"L2L_NATIVE=1, {name} build, {_modules[name].lanes} lanes")
+    else:
+        chosen = _measured_selection(name)
+    _selections[key] = chosen
+    print(f"l2l_helpers: {chosen.describe()}", file=sys.stderr)
+    return chosen
 
 
 def supports(x: torch.Tensor, state: torch.Tensor) -> bool:
-    """Whether the native step handles this input and state (CPU, float32, the built sizes)."""
+    """Whether the native step runs for this input and state: CPU, float32, the built sizes, and selected."""
     return (
-        enabled()
-        and x.device.type == "cpu"
+        x.device.type == "cpu"
         and x.dtype == torch.float32
         and state.dtype == torch.float32
         and not x.requires_grad
@@ -109,7 +309,7 @@ def supports(x: torch.Tensor, state: torch.Tensor) -> bool:
         and x.shape[1] in INPUT_SIZES
         and state.dim() == 4
         and state.shape[3] == HIDDEN_SIZE
-        and load() is not None
+        and selection().step == "native"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
@@ -13,6 +14,23 @@ from l2l_helpers.meta_training import unroll
 from l2l_helpers.optimizees import MNISTProblem, QuadraticProblem
 
 pytestmark = pytest.mark.skipif(native.load() is None, reason="the native LSTM step cannot be built here")
+
+
+@pytest.fixture(params=["native", "haswell"])
+def build(request, monkeypatch):
+    """Each build target this CPU can run: this CPU's own (``-march=native``) and the 8-lane AVX2 build."""
+    monkeypatch.setenv("L2L_NATIVE_MARCH", request.param)
+    if native.missing_instructions(request.param):
+        pytest.skip(f"this CPU cannot run the {request.param} build")
+    if native.load() is None:
+        pytest.skip(f"the {request.param} build cannot be made here")
+    return request.param
+
+
+def test_builds_have_the_lanes_of_their_vectors(build):
+    """16 coordinates per block with 512-bit vectors, 8 with 256-bit ones (the AVX2 build on any x86 CPU)."""
+    bits = native.vector_bits() if build == "native" else 256
+    assert native.load().lanes == (16 if bits == 512 else 8)
 
 
 def lively(config: OptimizerConfig, seed: int = 0) -> CoordinatewiseLSTM:
@@ -46,7 +64,7 @@ def run_steps(net: CoordinatewiseLSTM, use_native: bool, monkeypatch: pytest.Mon
     [(2, "log_sign", 16 * 9), (2, "log_sign", 203), (1, "none", 37), (3, "log_sign", 5)],
     ids=["2-layers-full-blocks", "2-layers-ragged", "1-layer-1-input", "3-layers-under-one-block"],
 )
-def test_native_step_matches_python_step(layers, preprocessing, n, monkeypatch):
+def test_native_step_matches_python_step(layers, preprocessing, n, monkeypatch, build):
     """Updates, states and every gradient equal the Python fused step's to float32 rounding."""
     net = lively(OptimizerConfig(num_layers=layers, hidden_size=20, preprocessing=preprocessing, output_scale=0.3))
     fast = run_steps(net, True, monkeypatch, n)
@@ -86,7 +104,7 @@ def unroll_grads(net: CoordinatewiseLSTM, tasks, mode: str, monkeypatch: pytest.
     return meta_loss.detach(), torch.autograd.grad(meta_loss, list(net.parameters()))
 
 
-def test_meta_training_unroll_matches_on_quadratics(monkeypatch):
+def test_meta_training_unroll_matches_on_quadratics(monkeypatch, build):
     """A truncated unroll (meta-loss and meta-gradient) is the same with and without the native step."""
     net = lively(OptimizerConfig(output_scale=0.1), seed=3)
     tasks = QuadraticProblem().tasks("train", range(2))
@@ -97,7 +115,7 @@ def test_meta_training_unroll_matches_on_quadratics(monkeypatch):
         torch.testing.assert_close(a / scale, b / scale, rtol=1e-4, atol=2e-6)
 
 
-def test_meta_training_unroll_on_mnist_within_float32_noise(monkeypatch):
+def test_meta_training_unroll_on_mnist_within_float32_noise(monkeypatch, build):
     """On MNIST an unroll amplifies float32 rounding (gradients over 10 orders of magnitude): the native
     meta-gradient must stay within 10x of the gap between the two accepted Python steps (fused and cells)."""
     net = lively(OptimizerConfig(output_scale=0.1), seed=3)
@@ -125,14 +143,17 @@ def test_bad_shapes_are_refused_by_the_module():
 
 def test_unbuildable_module_falls_back_with_one_warning(monkeypatch):
     """Without a compiler the Python step runs, after a warning that says what to install."""
-    monkeypatch.setattr(native, "_module", None)
-    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.setattr(native, "_modules", {})
+    monkeypatch.setattr(native, "_selections", {})
     monkeypatch.setattr(native, "SOURCE", native.SOURCE.with_name("missing.cpp"))
     with pytest.warns(RuntimeWarning, match="could not be built"):
         assert native.load() is None
-    net = CoordinatewiseLSTM(num_layers=2, hidden_size=20)
-    _, state = net(torch.randn(10), net.init_state(10))
-    assert type(state.grad_fn).__name__.startswith("FusedLSTMStep")
+    for mode in ("1", "auto"):  # forced or not, the fused step runs, and says why
+        monkeypatch.setenv("L2L_NATIVE", mode)
+        net = CoordinatewiseLSTM(num_layers=2, hidden_size=20)
+        _, state = net(torch.randn(10), net.init_state(10))
+        assert type(state.grad_fn).__name__.startswith("FusedLSTMStep")
+        assert native.selection().step == "fused" and "unavailable" in native.selection().reason
 
 
 def test_weights_are_rebuilt_whenever_phi_changes(monkeypatch):
@@ -172,3 +193,12 @@ def test_ninja_from_the_package_is_found_without_an_activated_environment(monkey
     native._put_ninja_on_path()
     assert native.shutil.which("ninja") is not None
     assert os.environ["PATH"].split(os.pathsep)[0] == str(ninja.BIN_DIR)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's memory map (Linux)")
+def test_the_step_runs_on_torchs_own_openmp_threads(build):
+    """The extension resolves OpenMP to the runtime torch already loaded: one thread pool, not two fighting."""
+    native.load()
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        runtimes = {line.split()[-1] for line in maps if re.search(r"/lib(g|i)?omp[^/]*\.so", line)}
+    assert len(runtimes) == 1, runtimes

@@ -1,15 +1,15 @@
 // Native step of the coordinatewise LSTM (paper, Section 2.1): the forward and the backward of the whole
-// stack, with the matrix products and the elementwise work fused for blocks of 16 coordinates, so that each
+// stack, with the matrix products and the elementwise work fused for blocks of 8 or 16 coordinates, so that each
 // block stays in the core's cache. Same arithmetic as l2l_helpers/fused_lstm.py (tests compare them); built
 // on first use by l2l_helpers/native.py, which falls back to the Python step when it cannot be built.
 //
-// Inside a block the 16 coordinates are the 16 lanes of one vector (GCC/Clang vector extensions), so every
+// Inside a block the coordinates are the lanes of one vector (GCC/Clang vector extensions), so every
 // gate, state and product runs on full vectors whatever the hidden size.
 //
 // Layouts (float32, contiguous):
 //   x (N, I)                 preprocessed gradients, the first layer's input
 //   state (L, 2, N, H)       h and c of every layer before the step; new_state after it
-//   saved (L, B, 4H, 16)     per block b: i, f, g, o after their nonlinearities, lane-major
+//   saved (L, B, 4H, V)     per block b: i, f, g, o after their nonlinearities, lane-major
 //   wt[l] (I_l + H + 1, 4H)  [W_ih, W_hh, b_ih + b_hh]^T of layer l (the backward reads its columns too)
 //   w_out (H), b_out, scale  the output layer: update = (h_top . w_out + b_out) * scale
 #include <ATen/Parallel.h>
@@ -23,7 +23,21 @@
 
 namespace {
 
-constexpr int V = 16;  // coordinates per block: the lanes of a vector
+// Coordinates per block: the lanes of one vector register, 16 with AVX-512 (32 registers of 512 bits), 8 on
+// CPUs with 256-bit vectors (AVX2: 16 registers) and elsewhere. The register tiles below are sized from it: a
+// 16-lane block compiled for 256-bit registers splits every vector in two and spills its tiles to the stack
+// (measured 4x slower). -DL2L_LANES=8|16 overrides it, -DL2L_STREAM=0 turns the non-temporal stores off.
+#if defined(L2L_LANES)
+constexpr int V = L2L_LANES;
+#elif defined(__AVX512F__)
+constexpr int V = 16;
+#else
+constexpr int V = 8;
+#endif
+#if !defined(L2L_STREAM)
+#define L2L_STREAM 1
+#endif
+constexpr bool WIDE = V == 16;  // 32 vector registers (AVX-512) rather than 16
 typedef float vf __attribute__((vector_size(4 * V)));
 typedef std::int32_t vi __attribute__((vector_size(4 * V)));
 typedef float vfu __attribute__((vector_size(4 * V), aligned(4)));
@@ -32,24 +46,24 @@ inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 inline vf splat(float s) { return vf{} + s; }
 
-// Store 16 floats at p bypassing the cache (non-temporal), as wide as p's alignment allows (the state's rows
+// Store V floats at p bypassing the cache (non-temporal), as wide as p's alignment allows (the state's rows
 // are 16-byte aligned at least; anything else takes a plain store). For the outputs only read again by a later
 // call (new state, saved gates, d_state): a plain store first reads each line into the cache, then writes it
 // back, twice the memory traffic of a streamed one. Callers issue sfence() before their outputs are read.
 inline void stream(float* p, vf v) {
-#if defined(__AVX512F__)
+#if L2L_STREAM && defined(__AVX512F__)
   if ((reinterpret_cast<std::uintptr_t>(p) & 63) == 0) {
     _mm512_stream_ps(p, reinterpret_cast<__m512&>(v));
     return;
   }
 #endif
-#if defined(__AVX__)
+#if L2L_STREAM && defined(__AVX__)
   if ((reinterpret_cast<std::uintptr_t>(p) & 31) == 0) {
     for (int q = 0; q < V; q += 8) _mm256_stream_ps(p + q, _mm256_loadu_ps(reinterpret_cast<const float*>(&v) + q));
     return;
   }
 #endif
-#if defined(__SSE__)
+#if L2L_STREAM && defined(__SSE__)
   if ((reinterpret_cast<std::uintptr_t>(p) & 15) == 0) {
     for (int q = 0; q < V; q += 4) _mm_stream_ps(p + q, _mm_loadu_ps(reinterpret_cast<const float*>(&v) + q));
     return;
@@ -125,8 +139,8 @@ struct Net {
 template <int I, int H>
 inline void layer_forward(float (*xT)[V], const float* hp, const float* cp, int nv, const float* wt, float (*hT)[V],
                           float* h_rows, float* c_rows, float* saved) {
-  constexpr int G = 4 * H, K = I + H, JT = 16;
-  static_assert(G % JT == 0, "4H must be a multiple of 16");
+  constexpr int G = 4 * H, K = I + H, JT = WIDE ? 16 : 8;  // JT accumulators + an input + a weight in registers
+  static_assert(G % JT == 0, "4H must be a multiple of the tile");
   to_lanes<H>(hp, nv, xT + I);
   alignas(64) float z[G][V];
   for (int j0 = 0; j0 < G; j0 += JT) {
@@ -246,7 +260,7 @@ inline void layer_backward(const float* saved, const float* cp, const float* dc_
 // row (k = K) and zeros up to KP.
 template <int G, int KP>
 inline void weight_grads(const float (*dz)[G][V], const float (*xT)[KP][V], int nb, float* acc) {
-  constexpr int JT = 8, KT = 3;
+  constexpr int JT = WIDE ? 8 : 4, KT = 3;  // JT x KT accumulators + KT inputs + one dz in registers
   static_assert(G % JT == 0 && KP % KT == 0, "tile sizes");
   for (int j0 = 0; j0 < G; j0 += JT)
     for (int k0 = 0; k0 < KP; k0 += KT) {
@@ -455,6 +469,8 @@ std::vector<torch::Tensor> lstm_backward(const torch::Tensor& x, const torch::Te
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.attr("lanes") = V;  // coordinates per block, as compiled
+  m.attr("streaming") = bool(L2L_STREAM);
   m.def("forward", &lstm_forward, "coordinatewise LSTM step, forward");
   m.def("backward", &lstm_backward, "coordinatewise LSTM step, backward");
 }
