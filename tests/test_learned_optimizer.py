@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM
+import l2l_helpers as l2l
+from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
 from l2l_helpers.learned_optimizer import LearnedOptimizer
 
 
@@ -173,3 +176,140 @@ def test_rejects_other_nets(net):
     """net must be a CoordinatewiseLSTM."""
     with pytest.raises(ValueError, match="CoordinatewiseLSTM"):
         LearnedOptimizer([nn.Parameter(torch.zeros(2))], net)
+
+
+def test_sparse_gradient_is_a_clear_error():
+    """A sparse gradient (nn.Embedding(sparse=True)) is refused, naming the parameter, before anything changes."""
+    net = make_net()
+    dense = nn.Linear(3, 2).double()
+    embedding = nn.Embedding(10, 3, sparse=True).double()
+    opt = LearnedOptimizer([{"params": [dense.weight]}, {"params": [dense.bias, embedding.weight]}], net)
+    dense(embedding(torch.tensor([1, 4]))).sum().backward()
+    assert embedding.weight.grad.is_sparse
+    before = [p.detach().clone() for p in (*dense.parameters(), embedding.weight)]
+    with pytest.raises(RuntimeError, match=r"sparse gradient.*parameter 1 of param group 1.*\(10, 3\).*sparse=False"):
+        opt.step()
+    assert all(torch.equal(a, p) for a, p in zip(before, (*dense.parameters(), embedding.weight), strict=True))
+    assert len(opt.state) == 0
+
+
+def test_finite_gradients_match_functional_rule_exactly():
+    """With finite gradients, opt.step() gives bit for bit what LearnedRule(net).step gives on the flat gradient."""
+    net = make_net()
+    rule = LearnedRule(net)
+    torch.manual_seed(2)
+    a = nn.Parameter(torch.randn(4, dtype=torch.float64))
+    b = nn.Parameter(torch.randn(2, 3, dtype=torch.float64))
+    opt = LearnedOptimizer([a, b], net)
+    theta = torch.cat([a.detach().reshape(-1), b.detach().reshape(-1)])
+    state = rule.init_state(theta)
+    for _ in range(6):
+        a.grad, b.grad = torch.randn(4, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+        opt.step()
+        update, state = rule.step(torch.cat([a.grad.reshape(-1), b.grad.reshape(-1)]), state)
+        theta = torch.cat([theta[:4] + update[:4], theta[4:] + update[4:]])
+        assert torch.equal(torch.cat([a.detach().reshape(-1), b.detach().reshape(-1)]), theta)
+        assert torch.equal(torch.cat([opt.state[a]["lstm"], opt.state[b]["lstm"]], dim=2), state)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_gradient_skips_that_coordinate(bad):
+    """A NaN/inf gradient coordinate keeps its value and LSTM state for that step; the others step as without it."""
+    net = make_net()
+    torch.manual_seed(3)
+    init = [torch.randn(4, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)]
+    grads = [[torch.randn(4, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)] for _ in range(6)]
+    ours = [nn.Parameter(t.clone()) for t in init]
+    twin = [nn.Parameter(t.clone()) for t in init]  # the same run without the bad gradient
+    opt, twin_opt = LearnedOptimizer(ours, net), LearnedOptimizer(twin, net)
+    k = 2
+    for step, (ga, gb) in enumerate(grads):
+        for p, g in zip(twin, (ga, gb), strict=True):
+            p.grad = g.clone()
+        twin_opt.step()
+        ours[0].grad, ours[1].grad = ga.clone(), gb.clone()
+        if step == k:
+            ours[0].grad[1] = bad
+            value, lstm = ours[0].detach()[1].clone(), opt.state[ours[0]]["lstm"][:, :, 1].clone()
+        opt.step()
+        others = torch.arange(4) != 1
+        if step >= k:
+            assert torch.equal(ours[0].detach()[others], twin[0].detach()[others])
+            assert torch.equal(opt.state[ours[0]]["lstm"][:, :, others], twin_opt.state[twin[0]]["lstm"][:, :, others])
+        else:
+            assert torch.equal(ours[0].detach(), twin[0].detach())
+        assert torch.equal(ours[1].detach(), twin[1].detach())
+        assert torch.equal(opt.state[ours[1]]["lstm"], twin_opt.state[twin[1]]["lstm"])
+        if step == k:
+            assert torch.equal(ours[0].detach()[1], value)
+            assert torch.equal(opt.state[ours[0]]["lstm"][:, :, 1], lstm)
+        assert all(torch.isfinite(p).all() for p in ours)
+        assert all(torch.isfinite(opt.state[p]["lstm"]).all() for p in ours)
+    # the skipped coordinate went on as if step k had not happened for it
+    state, x = net.init_state(1), init[0][1].clone()
+    for step, (ga, _) in enumerate(grads):
+        if step != k:
+            update, state = net(ga[1].reshape(1), state)
+            x = x + update[0]
+    torch.testing.assert_close(ours[0].detach()[1], x, rtol=1e-12, atol=1e-12)
+
+
+def test_state_dict_after_skipped_coordinate():
+    """The LSTM state after a step with a NaN gradient round-trips through state_dict() like any other."""
+    net = make_net()
+    model, x, y = make_model_and_batch()
+    opt = LearnedOptimizer(model.parameters(), net)
+    for step in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        if step == 1:
+            model[0].weight.grad[2, 3] = float("nan")
+        opt.step()
+    sd = opt.state_dict()
+    for i, p in enumerate(model.parameters()):
+        assert torch.equal(sd["state"][i]["lstm"], opt.state[p]["lstm"])
+    model2, _, _ = make_model_and_batch()
+    model2.load_state_dict(model.state_dict())
+    opt2 = LearnedOptimizer(model2.parameters(), net)
+    opt2.load_state_dict(sd)
+    for m, o in ((model, opt), (model2, opt2)):
+        o.zero_grad()
+        nn.functional.cross_entropy(m(x), y).backward()
+        o.step()
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def fresh_net(seed: int = 0, **kwargs) -> l2l.CoordinatewiseLSTM:
+    """An untrained optimizer network with seeded weights."""
+    torch.manual_seed(seed)
+    return l2l.CoordinatewiseLSTM(**kwargs)
+
+
+shapes = st.lists(st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple), min_size=1, max_size=5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes=shapes, with_grad=st.lists(st.booleans(), min_size=5, max_size=5), seed=st.integers(0, 2**16))
+def test_learned_optimizer_on_any_parameter_shapes(shapes, with_grad, seed):
+    """Empty, scalar and n-d parameters, with and without gradients: each updated coordinatewise, or left alone."""
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in shapes]
+    for p, g in zip(params, with_grad, strict=False):
+        if g:
+            p.grad = torch.randn(p.shape, generator=gen)
+    before = [p.detach().clone() for p in params]
+    net = fresh_net(output_scale=1.0)
+    opt = l2l.LearnedOptimizer(params, net)
+    opt.step()
+    for p, b in zip(params, before, strict=True):
+        if p.grad is None or p.numel() == 0:
+            assert torch.equal(p.detach(), b)
+            assert "lstm" not in opt.state[p]
+        else:
+            # coordinatewise: the update of each parameter depends only on its own gradient
+            with torch.no_grad():
+                expected, _ = net(p.grad.reshape(-1), net.init_state(p.numel()))
+            torch.testing.assert_close(p.detach() - b, expected.view_as(p), atol=1e-6, rtol=1e-5)
+            assert opt.state[p]["lstm"].shape == (2, 2, p.numel(), 20)
