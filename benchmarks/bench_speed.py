@@ -2,8 +2,8 @@
 
 a. seconds per meta-training epoch on the paper's MNIST task (MLP 784-20-10, 15,910 coordinates, T = 100,
    unroll 20, one task): a straightforward reference (an ``nn.LSTMCell`` stack unrolled with autograd,
-   written plainly below), the project's trainer with its ``nn.LSTMCell`` path (``net.fused = False``),
-   the fused PyTorch step (``L2L_NATIVE=0``) and the native C++ step (the default on CPUs), timed
+   written plainly below), the project's trainer with its ``nn.LSTMCell`` path, the fused PyTorch step and the
+   native C++ step (each pinned with ``l2l_helpers.kernels.forced``), timed
    interleaved; then the marginal epoch time of
    ``python -m l2l_helpers train --problem mnist`` (``--epochs N2`` minus ``--epochs N1``); and the size of
    the epoch's LSTM work: its multiply-adds and the native step's memory traffic, each with its time at the
@@ -40,7 +40,8 @@ import torch
 from torch import nn
 
 import l2l_helpers as l2l
-from l2l_helpers import native
+from l2l_helpers import kernels
+from l2l_helpers.kernels import native
 from l2l_helpers.meta_training import training_indices, unroll_trajectory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +142,7 @@ def cpu_header(device: torch.device) -> dict[str, object]:
     lanes = getattr(module, "lanes", None)
     switch = os.environ.pop("L2L_NATIVE", None)  # what a user gets: the auto-selection
     try:
-        chosen = native.selection()
+        chosen = kernels.selection.selection()
     finally:
         if switch is not None:
             os.environ["L2L_NATIVE"] = switch
@@ -168,8 +169,8 @@ def _cpuinfo() -> list[str]:
 
 def bench_epochs(epochs: int, device: torch.device) -> dict[str, float]:
     """(a) Median seconds per epoch of the reference and the trainer's steps, interleaved epoch by epoch after a
-    warm-up: ``cells`` (``net.fused = False``), ``fused`` (the Python fused step, ``L2L_NATIVE=0``) and
-    ``native`` (the C++ step of ``l2l_helpers.native``, where it can be built: the trainer's default)."""
+    warm-up: ``cells`` (the ``nn.LSTMCell`` stack), ``fused`` (the Python fused step) and ``native`` (the C++ step
+    of ``l2l_helpers.kernels.native``, where it can be built), each pinned by ``kernels.forced``."""
     problem = l2l.MNISTProblem()
     config = l2l.MetaTrainConfig(val_every=0)
     ref = reference_net(device)
@@ -179,30 +180,22 @@ def bench_epochs(epochs: int, device: torch.device) -> dict[str, float]:
     for name in names:
         torch.manual_seed(0)
         net = l2l.CoordinatewiseLSTM().to(device)
-        net.fused = name != "cells"
         nets[name] = (net, torch.optim.Adam(net.parameters(), lr=1e-3))
     times: dict[str, list[float]] = {"reference": [], **{name: [] for name in names}}
-    switch = os.environ.get("L2L_NATIVE")
-    try:
-        for epoch in range(epochs + 1):  # epoch 0 is a warm-up
-            for name in times:
-                os.environ["L2L_NATIVE"] = "1" if name == "native" else "0"
-                tasks = problem.tasks("train", range(epoch, epoch + 1), device)
-                sync(device)
-                start = time.perf_counter()
-                if name == "reference":
-                    reference_epoch(ref, tasks, ref_opt)
-                else:
-                    net, opt = nets[name]
+    for epoch in range(epochs + 1):  # epoch 0 is a warm-up
+        for name in times:
+            tasks = problem.tasks("train", range(epoch, epoch + 1), device)
+            sync(device)
+            start = time.perf_counter()
+            if name == "reference":
+                reference_epoch(ref, tasks, ref_opt)
+            else:
+                net, opt = nets[name]
+                with kernels.forced(name):
                     unroll_trajectory(net, tasks, config, opt)
-                sync(device)
-                if epoch:
-                    times[name].append(time.perf_counter() - start)
-    finally:  # the caller's setting back, even after an interruption
-        if switch is None:
-            os.environ.pop("L2L_NATIVE", None)
-        else:
-            os.environ["L2L_NATIVE"] = switch
+            sync(device)
+            if epoch:
+                times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

@@ -1,26 +1,81 @@
 """l2l_helpers: the reusable pieces of the l2l companion to *Learning to learn by gradient descent by
-gradient descent* (Andrychowicz et al., NIPS 2016). Notebooks use it as ``import l2l_helpers as l2l``.
+gradient descent* (Andrychowicz et al., NIPS 2016). Notebooks use one namespace, ``import l2l_helpers as l2l``:
 
-Importing it has no side effects: call :func:`setup` to seed and pick a device.
+* the method and its use as plain names: ``l2l.CoordinatewiseLSTM``, ``l2l.meta_train``, ``l2l.evaluate``, ...;
+* the notebooks' face as sub-namespaces, imported on first use: ``l2l.plot`` (every figure), ``l2l.panels``
+  (interactive panels), ``l2l.studies`` (one notebook's experiment each), ``l2l.kernels`` (how an LSTM step is
+  computed), ``l2l.settings`` (paths and environment switches).
+
+Importing it has no side effects: call :func:`setup` to seed and pick a device. The README's "Layout" section
+draws the layers and gives the vocabulary.
 """
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
 
 from .baselines import BASELINES, DEFAULT_LR_GRID, NAG, SGD, Adam, RMSprop, UpdateRule, make_baseline
 from .checkpoints import load_optimizer, read_checkpoint, save_checkpoint
+from .comparison import beats, comparison_markdown, held_out_comparison
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
 from .data import MNISTData, load_mnist, read_idx
-from .evaluation import EvalResult, TuningResult, compare, evaluate, run_rule, tune_learning_rate
+from .evaluation import (
+    BASELINE_NAMES,
+    EvalResult,
+    TuningResult,
+    as_eval_results,
+    evaluate,
+    grid_search,
+    optimize,
+    run_rule,
+    trajectory,
+    tune_baselines,
+    tune_learning_rate,
+    tune_near,
+)
 from .learned_optimizer import LearnedOptimizer
-from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train, unroll, unroll_trajectory
-from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem
+from .meta_training import MetaTrainConfig, meta_train, unroll, unroll_trajectory
+from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem, mlp_model
+from .optimizees.neural_art import CONTENT_PHOTOS, NeuralArtProblem, load_style
 from .preprocessing import PAPER_P, log_sign, log_sign_smooth, preprocess
-from .pretrained import available_pretrained, load_pretrained, pretrained_info
-from .results import check, claim, claims_markdown, record, save_figure
+from .pretrained import (
+    Recipe,
+    available_pretrained,
+    load_pretrained,
+    optimizer_for,
+    pretrained_info,
+    recipe_of,
+)
+from .results import check, claim, claims_markdown, record, report_claims, save_figure
 from .runtime import check_parameters, resolve_device, seed_everything, setup
+from .torch_loops import sequential_comparison, torch_training_curve
+from .training_state import MetaTrainResult
 
 __version__ = "0.1.0"
 
+#: Sub-namespaces, imported on first use (plotly and ipywidgets load only when a notebook asks for them).
+_NAMESPACES = {
+    "plot": "plotting",
+    "panels": "panels",
+    "studies": "studies",
+    "kernels": "kernels",
+    "settings": "settings",
+}
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _NAMESPACES:
+        module = importlib.import_module(f".{_NAMESPACES[name]}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'l2l_helpers' has no attribute {name!r}")
+
+
 __all__ = [
     "BASELINES",
+    "BASELINE_NAMES",
+    "CONTENT_PHOTOS",
     "DEFAULT_LR_GRID",
     "NAG",
     "PAPER_P",
@@ -34,41 +89,58 @@ __all__ = [
     "MNISTProblem",
     "MetaTrainConfig",
     "MetaTrainResult",
+    "NeuralArtProblem",
     "OptimizerConfig",
     "Problem",
     "QuadraticProblem",
     "RMSprop",
+    "Recipe",
     "TaskBatch",
     "TuningResult",
     "UpdateRule",
+    "as_eval_results",
     "available_pretrained",
+    "beats",
     "check",
     "check_parameters",
     "claim",
     "claims_markdown",
-    "compare",
+    "comparison_markdown",
     "count_parameters",
     "evaluate",
+    "grid_search",
+    "held_out_comparison",
     "load_mnist",
     "load_optimizer",
     "load_pretrained",
+    "load_style",
     "log_sign",
     "log_sign_smooth",
     "make_baseline",
     "make_problem",
     "meta_train",
+    "mlp_model",
+    "optimize",
+    "optimizer_for",
     "preprocess",
     "pretrained_info",
     "read_checkpoint",
     "read_idx",
+    "recipe_of",
     "record",
+    "report_claims",
     "resolve_device",
     "run_rule",
     "save_checkpoint",
     "save_figure",
     "seed_everything",
+    "sequential_comparison",
     "setup",
+    "torch_training_curve",
+    "trajectory",
+    "tune_baselines",
     "tune_learning_rate",
+    "tune_near",
     "unroll",
     "unroll_trajectory",
 ]

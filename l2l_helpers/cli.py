@@ -121,12 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="meta-train an LSTM optimizer", description="Meta-train an LSTM optimizer.")
     _add_problem_args(t)
+    # default None: a value the user gave can be told from the default (OptimizerConfig's, see _architecture)
     o = t.add_argument_group("optimizer network")
-    o.add_argument("--lstm-layers", type=_positive_int, default=2, help="LSTM layers (paper: 2)")
-    o.add_argument("--lstm-hidden", type=_positive_int, default=20, help="units per LSTM layer (paper: 20)")
-    o.add_argument("--preprocessing", choices=list(PREPROCESSING_INPUTS), default="log_sign")
-    o.add_argument("--p", type=_positive_float, default=10.0, help="preprocessing constant (paper: 10)")
-    o.add_argument("--output-scale", type=_positive_float, default=0.1, help="factor on the LSTM's output")
+    o.add_argument("--lstm-layers", type=_positive_int, default=None, help="LSTM layers (paper: 2)")
+    o.add_argument("--lstm-hidden", type=_positive_int, default=None, help="units per LSTM layer (paper: 20)")
+    o.add_argument("--preprocessing", choices=list(PREPROCESSING_INPUTS), default=None)
+    o.add_argument("--p", type=_positive_float, default=None, help="preprocessing constant (paper: 10)")
+    o.add_argument("--output-scale", type=_positive_float, default=None, help="factor on the LSTM's output")
     m = t.add_argument_group("meta-training")
     m.add_argument("--epochs", type=_positive_int, default=None, help="trajectories to train on (100)")
     m.add_argument("--steps", type=_positive_int, default=100, help="optimizee horizon T (paper: 100)")
@@ -226,45 +227,85 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The train flags that set the optimizer network's architecture: (flag, argparse dest, OptimizerConfig field).
+_ARCHITECTURE_FLAGS = (
+    ("--lstm-layers", "lstm_layers", "num_layers"),
+    ("--lstm-hidden", "lstm_hidden", "hidden_size"),
+    ("--preprocessing", "preprocessing", "preprocessing"),
+    ("--p", "p", "p"),
+    ("--output-scale", "output_scale", "output_scale"),
+)
+
+
+def _architecture(args: argparse.Namespace) -> OptimizerConfig:
+    """The OptimizerConfig of a new run: the flags given, OptimizerConfig's defaults for the others."""
+    return OptimizerConfig(
+        **{field: getattr(args, dest) for _, dest, field in _ARCHITECTURE_FLAGS if getattr(args, dest) is not None}
+    )
+
+
+def _check_resume_architecture(args: argparse.Namespace, stored: OptimizerConfig) -> None:
+    """Refuse architecture flags given together with --resume that contradict the checkpoint's network."""
+    clashes = [
+        (flag, getattr(args, dest), field)
+        for flag, dest, field in _ARCHITECTURE_FLAGS
+        if getattr(args, dest) is not None and getattr(args, dest) != getattr(stored, field)
+    ]
+    if clashes:
+        given = "; ".join(
+            f"{flag} {value} was given but its optimizer network has {field}={getattr(stored, field)!r}"
+            for flag, value, field in clashes
+        )
+        flags = " and ".join(flag for flag, _, _ in clashes)
+        raise CLIError(
+            f"--resume {args.resume}: {given}; a resumed run keeps the checkpoint's network, so drop {flags} "
+            "to continue it, or train a new network without --resume and with another --out"
+        )
+
+
+def _resumed(args: argparse.Namespace) -> tuple[CoordinatewiseLSTM, MetaTrainConfig, dict[str, Any]]:
+    """The network, settings and problem arguments stored in ``--resume``'s checkpoint (only --epochs may change)."""
+    payload = read_checkpoint(args.resume)
+    training = payload.get("training")
+    if not training:
+        raise CLIError(f"--resume {args.resume}: the file holds weights only, no training state")
+    net_config = OptimizerConfig.from_dict(payload["config"])
+    _check_resume_architecture(args, net_config)
+    stored = dict(training["config"])
+    if args.epochs is not None:
+        stored["epochs"] = args.epochs
+    meta = payload["metadata"]
+    if meta.get("problem_args") is not None and meta.get("problem_name") != args.problem:
+        raise CLIError(f"--resume {args.resume} was trained on {meta.get('problem_name')}, not {args.problem}")
+    return CoordinatewiseLSTM(net_config), MetaTrainConfig(**stored), meta.get("problem_args", _problem_args(args))
+
+
+def _new_run(args: argparse.Namespace) -> tuple[CoordinatewiseLSTM, MetaTrainConfig, dict[str, Any]]:
+    """A fresh network and settings from the command line's flags."""
+    config = MetaTrainConfig(
+        epochs=args.epochs or 100,
+        steps=args.steps,
+        unroll=args.unroll,
+        lr=args.lr,
+        tasks_per_epoch=args.tasks_per_epoch,
+        weights=args.weights,
+        second_order=args.second_order,
+        grad_clip=args.grad_clip,
+        val_every=args.val_every,
+        val_tasks=args.val_tasks,
+        select=args.select,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+    )
+    return CoordinatewiseLSTM(_architecture(args)), config, _problem_args(args)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Meta-train, checkpointing as it goes; resumes from ``--resume``."""
     device = resolve_device(args.device)
     seed_everything(args.seed)
     out = args.out or Path("checkpoints") / f"{args.problem}.pt"
-    problem_args = _problem_args(args)
-    if args.resume is not None:
-        payload = read_checkpoint(args.resume)
-        training = payload.get("training")
-        if not training:
-            raise CLIError(f"--resume {args.resume}: the file holds weights only, no training state")
-        net = CoordinatewiseLSTM(OptimizerConfig.from_dict(payload["config"]))
-        stored = dict(training["config"])
-        if args.epochs is not None:
-            stored["epochs"] = args.epochs
-        config = MetaTrainConfig(**stored)
-        meta = payload["metadata"]
-        if meta.get("problem_args") is not None and meta.get("problem_name") != args.problem:
-            raise CLIError(f"--resume {args.resume} was trained on {meta.get('problem_name')}, not {args.problem}")
-        problem_args = meta.get("problem_args", problem_args)
-    else:
-        net = CoordinatewiseLSTM(
-            OptimizerConfig(args.lstm_layers, args.lstm_hidden, args.preprocessing, args.p, args.output_scale)
-        )
-        config = MetaTrainConfig(
-            epochs=args.epochs or 100,
-            steps=args.steps,
-            unroll=args.unroll,
-            lr=args.lr,
-            tasks_per_epoch=args.tasks_per_epoch,
-            weights=args.weights,
-            second_order=args.second_order,
-            grad_clip=args.grad_clip,
-            val_every=args.val_every,
-            val_tasks=args.val_tasks,
-            select=args.select,
-            checkpoint_every=args.checkpoint_every,
-            seed=args.seed,
-        )
+    net, config, problem_args = _resumed(args) if args.resume is not None else _new_run(args)
     problem = make_problem(args.problem, **problem_args)
     net.to(device)
     metadata = {

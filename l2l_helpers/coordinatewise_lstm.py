@@ -14,8 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import native
-from .fused_lstm import fused_step
+from . import kernels
 from .preprocessing import PAPER_P, PREPROCESSING_INPUTS, check_preprocessing, preprocess
 
 
@@ -76,9 +75,6 @@ class CoordinatewiseLSTM(nn.Module):
         # One LSTMCell per layer; its batch dimension is the coordinate dimension.
         self.cells = nn.ModuleList(nn.LSTMCell(sizes[i], sizes[i + 1]) for i in range(config.num_layers))
         self.output = nn.Linear(config.hidden_size, 1)
-        #: Use the fused step (same numbers; on CPUs the native C++ step where it is measured faster, see
-        #: ``native.selection()``); False forces the nn.LSTMCell path.
-        self.fused = True
         with torch.no_grad():
             # A small first step: the untrained optimizer starts close to "do nothing".
             self.output.weight.mul_(0.1)
@@ -101,20 +97,19 @@ class CoordinatewiseLSTM(nn.Module):
     def forward(self, grad: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map gradients (any shape, N elements) and state to (update of grad's shape, new state).
 
-        Runs the fused step (a hand-written backward: :func:`l2l_helpers.native.native_step` in C++ on CPUs
-        where it builds and is measured faster, :func:`fused_step` in PyTorch elsewhere) unless ``grad`` itself needs a
-        gradient (second-order meta-training) or ``self.fused`` is False: then the plain ``nn.LSTMCell``
-        stack, which autograd differentiates twice. All give the same numbers to float rounding
-        (``tests/test_fused_lstm.py``, ``tests/test_native_lstm.py``).
+        The step is computed by the backend :func:`l2l_helpers.kernels.backend_for` picks: on CPUs the native
+        C++ step where it is measured faster, else the fused PyTorch step (both with a hand-written backward),
+        and the plain ``nn.LSTMCell`` stack below when ``grad`` itself needs a gradient (second-order
+        meta-training) or ``kernels.forced("cells")`` asks for it. All give the same numbers to float rounding
+        (``tests/test_kernels_fused.py``, ``tests/test_kernels_native.py``).
         """
         self._check_state(grad, state)
         x = preprocess(grad.reshape(-1), self.config.preprocessing, self.config.p)  # (N, input_size)
-        if not self.fused or x.requires_grad:
+        backend = kernels.backend_for(x, state)
+        if backend == "cells":
             update, new_state = self._cells_step(x, state)
-        elif native.supports(x, state):
-            update, new_state = native.native_step(x, state, self._flat_parameters(), self.config.output_scale)
         else:
-            update, new_state = fused_step(x, state, self._flat_parameters(), self.config.output_scale)
+            update, new_state = kernels.STEPS[backend](x, state, self._flat_parameters(), self.config.output_scale)
         return update.reshape(grad.shape), new_state
 
     def _check_state(self, grad: torch.Tensor, state: torch.Tensor) -> None:

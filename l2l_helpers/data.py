@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import settings
+
 #: File name and md5 of each official MNIST file.
 MNIST_FILES: dict[str, tuple[str, str]] = {
     "train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
@@ -48,9 +50,8 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 
 
 def default_data_dir() -> Path:
-    """``$L2L_DATA_DIR`` if set, else the repository's ``data/`` folder."""
-    env = os.environ.get("L2L_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+    """``$L2L_DATA_DIR`` if set, else a checkout's ``data/`` folder, else a user cache (:func:`settings.data_dir`)."""
+    return settings.data_dir()
 
 
 def md5sum(path: Path) -> str:
@@ -157,19 +158,23 @@ def load_mnist(
     Raises ``FileNotFoundError`` (what to do) if no usable files are found and ``ValueError`` for a
     corrupt file.
     """
+    explicit = root is not None
     root = Path(root) if root is not None else default_data_dir()
     if download is None:
-        download = os.environ.get("L2L_OFFLINE", "0") != "1"
+        download = not settings.offline()
     key = (str(root.resolve()), bool(download))
     if key in _CACHE:  # already loaded (and announced) in this process
         return _CACHE[key]
     raw = root / "MNIST" / "raw"
     paths = {k: raw / name for k, (name, _) in MNIST_FILES.items()}
     for k in ("test_images", "test_labels"):
+        shipped = settings.assets_dir() / "MNIST" / "raw" / paths[k].name
+        if not paths[k].exists() and not explicit and shipped.exists():
+            paths[k] = shipped  # the test set that ships with the package
         if not paths[k].exists():
             raise FileNotFoundError(
-                f"{paths[k]} is missing. The project ships the MNIST test set in data/MNIST/raw: restore it "
-                "with `git checkout data/`, or set L2L_DATA_DIR to a folder holding MNIST/raw/."
+                f"{paths[k]} is missing. The package ships the MNIST test set (data/MNIST/raw in a checkout: "
+                "restore it with `git checkout data/`), or set L2L_DATA_DIR to a folder holding MNIST/raw/."
             )
         _check_file(paths[k], MNIST_FILES[k][1])
 

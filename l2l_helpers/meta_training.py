@@ -12,19 +12,19 @@ are computed (the dashed edges of the paper's Figure 2), unless ``second_order=T
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .checkpoints import OptimizerConfig, load_state_into, read_checkpoint, save_checkpoint
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
-from .evaluation import check_positive_int, evaluate
-from .optimizees import SPLIT_SIZE, Problem, TaskBatch
+from .evaluation import evaluate
+from .optimizees.base import SPLIT_SIZE, Problem, TaskBatch
+from .runtime import check_positive_int
+from .training_state import MetaTrainResult, TrainingState
 
 WEIGHTINGS = ("ones", "final", "linear")
 #: What validation keeps: the lowest sum of losses (the meta-loss) or the lowest mean final loss.
@@ -77,21 +77,6 @@ class MetaTrainConfig:
         if self.weights == "linear":  # later steps count more; the mean weight is 1
             return [2.0 * t / (self.steps + 1) for t in range(1, self.steps + 1)]
         return [0.0] * (self.steps - 1) + [1.0]
-
-
-@dataclass
-class MetaTrainResult:
-    """What meta-training produced. ``net`` holds the best weights on validation when validation ran."""
-
-    history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch
-    val_history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_val: float = math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    last_state: dict[str, torch.Tensor] | None = None
-    skipped: int = 0  # meta-steps skipped because the loss or meta-gradient was not finite or exploded
-    events: list[str] = field(default_factory=list)  # what was skipped or restored, and when
-    interrupted: bool = False
 
 
 def training_indices(config: MetaTrainConfig, epoch: int) -> range:
@@ -220,41 +205,6 @@ def unroll_trajectory(
     return torch.stack([c.cpu() for c in curve]), skips
 
 
-@dataclass
-class _Snapshot:
-    """Everything meta-training changes, at the end of an epoch: what an interruption rolls back to."""
-
-    epoch: int
-    net_state: dict[str, torch.Tensor]
-    opt_state: dict[str, Any]
-    n_history: int
-    n_val: int
-    best: tuple[int | None, float, dict[str, torch.Tensor] | None]
-
-    @classmethod
-    def take(
-        cls, epoch: int, net: CoordinatewiseLSTM, opt: torch.optim.Optimizer, result: MetaTrainResult
-    ) -> _Snapshot:
-        return cls(
-            epoch,
-            copy.deepcopy(net.state_dict()),
-            copy.deepcopy(opt.state_dict()),
-            len(result.history),
-            len(result.val_history),
-            (result.best_epoch, result.best_val, result.best_state),
-        )
-
-    def restore(self, net: CoordinatewiseLSTM, opt: torch.optim.Optimizer, result: MetaTrainResult) -> None:
-        net.load_state_dict(self.net_state)
-        opt.load_state_dict(copy.deepcopy(self.opt_state))
-        del result.history[self.n_history :], result.val_history[self.n_val :]
-        result.best_epoch, result.best_val, result.best_state = self.best
-
-
-def _finite(net: CoordinatewiseLSTM) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in net.parameters())
-
-
 def meta_train(
     net: CoordinatewiseLSTM,
     problem: Problem,
@@ -266,127 +216,49 @@ def meta_train(
     progress: bool = True,
     callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
 ) -> MetaTrainResult:
-    """Meta-train ``net`` on ``problem`` in place; validate on held-out ``val`` tasks and keep the best.
+    """Meta-train ``net`` on ``problem`` in place (paper, Section 2): every epoch, one trajectory of new training
+    tasks, phi updated by Adam after every unroll; every ``config.val_every`` epochs a validation on held-out
+    ``val`` tasks, whose best weights ``net`` holds at the end.
 
-    With ``checkpoint_path`` the state is saved every ``config.checkpoint_every`` epochs, at the end,
-    and when interrupted (Ctrl-C, a kernel interrupt, SIGINT/SIGTERM in the CLI): then training rolls back
-    to the last finished epoch, saves it and returns with ``result.interrupted``. ``resume`` continues from
-    such a file with the same epoch counter, meta-optimizer and RNG state, so an interrupted and resumed
-    run ends with the same weights as an uninterrupted one. Meta-steps with a non-finite loss or an
-    exploding meta-gradient are skipped and reported (``result.events``). ``callback(record, result)`` runs
-    after every epoch (e.g. a live plot). At the end ``net`` holds the weights of the best validation score.
+    What keeps a run safe is :class:`~l2l_helpers.training_state.TrainingState`: with ``checkpoint_path`` the
+    state is saved every ``config.checkpoint_every`` epochs, at the end and when interrupted (Ctrl-C, a kernel
+    interrupt, SIGINT/SIGTERM in the CLI), after rolling back to the last finished epoch (then
+    ``result.interrupted``); ``resume`` continues such a file with the same epoch counter, meta-optimizer and RNG
+    state, so an interrupted and resumed run ends with the same weights as an uninterrupted one; meta-steps with a
+    non-finite loss or an exploding meta-gradient are skipped and reported (``result.events``).
+    ``callback(record, result)`` runs after every epoch (e.g. a live plot).
     """
     from tqdm.auto import tqdm
 
     config = config or MetaTrainConfig()
     device = next(net.parameters()).device
     meta_optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    result = MetaTrainResult()
-    start_epoch = 0
-    if resume is not None:
-        payload = read_checkpoint(resume)
-        load_state_into(net, payload, source=str(resume))
-        training = payload.get("training")
-        if not training:
-            raise ValueError(f"{resume} holds weights only, no training state to resume from")
-        net.load_state_dict(training["last_state"])
-        meta_optimizer.load_state_dict(training["meta_optimizer"])
-        start_epoch = training["epoch"]
-        result.history, result.val_history = training["history"], training["val_history"]
-        result.best_epoch, result.best_val = training["best_epoch"], training["best_val"]
-        result.best_state, result.skipped = training["best_state"], training["skipped"]
-        result.events = list(training.get("events", []))
-        if training.get("torch_rng") is not None:
-            torch.set_rng_state(training["torch_rng"])
-    meta = {"problem": problem.describe(), **(metadata or {})}
-
-    def save(snap: _Snapshot) -> None:
-        # The file's weights are the best so far (what a user loads); the last ones resume training.
-        if checkpoint_path is None:
-            return
-        best_epoch, best_val, best_state = snap.best
-        snapshot = CoordinatewiseLSTM(OptimizerConfig.from_dict(net.config.to_dict()))
-        snapshot.load_state_dict(best_state if best_state is not None else snap.net_state)
-        training = {
-            "config": asdict(config),
-            "epoch": snap.epoch,
-            "last_state": snap.net_state,
-            "meta_optimizer": snap.opt_state,
-            "history": result.history[: snap.n_history],
-            "val_history": result.val_history[: snap.n_val],
-            "best_epoch": best_epoch,
-            "best_val": best_val,
-            "best_state": best_state,
-            "skipped": result.skipped,
-            "events": result.events,
-            "torch_rng": torch.get_rng_state(),
-        }
-        info = {**meta, "epochs_done": snap.epoch, "best_epoch": best_epoch, "best_val_meta_loss": best_val}
-        info["val_criterion"] = "sum of losses" if config.select == "sum" else "mean final loss"
-        save_checkpoint(checkpoint_path, snapshot, info, training)
-
-    def report(message: str) -> None:
-        result.events.append(message)
-        if progress:
-            tqdm.write(f"meta-training: {message}")
-
-    good = _Snapshot.take(start_epoch, net, meta_optimizer, result)
+    run = TrainingState(
+        net, meta_optimizer, config, checkpoint_path, {"problem": problem.describe(), **(metadata or {})}
+    )
+    start = run.resume(resume) if resume is not None else 0
+    run.progress = progress
     bar = tqdm(
-        range(start_epoch, config.epochs),
-        desc="meta-training",
-        disable=not progress,
-        initial=start_epoch,
-        total=config.epochs,
+        range(start, config.epochs), desc="meta-training", disable=not progress, initial=start, total=config.epochs
     )
     try:
         for epoch in bar:
             tasks = problem.tasks("train", training_indices(config, epoch), device)
             curve, skips = unroll_trajectory(net, tasks, config, meta_optimizer)
-            result.skipped += len(skips)
-            for why in skips:
-                report(f"epoch {epoch + 1}: meta-step skipped ({why}); phi kept as it was")
-            if not _finite(net):  # a step that passed the checks still broke phi: back to the last good one
-                good.restore(net, meta_optimizer, result)
-                report(f"epoch {epoch + 1}: phi became non-finite; restored the optimizer of epoch {good.epoch}")
-            record = {
-                "epoch": epoch + 1,
-                "meta_loss": float(curve.sum()),
-                "final_loss": float(curve[-1]),
-                "skipped": len(skips),
-            }
+            run.after_trajectory(epoch, skips)  # skipped meta-steps reported; a broken phi rolled back
+            record = {"epoch": epoch + 1, "meta_loss": float(curve.sum()), "final_loss": float(curve[-1])}
+            record["skipped"] = len(skips)
             if config.val_every and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-                val = evaluate(LearnedRule(net), problem, config.val_tasks, config.steps, "val", device)
-                raw = val.mean_sum if config.select == "sum" else val.mean_final
-                score = raw if math.isfinite(raw) else math.inf
-                record["val_meta_loss"] = score
-                result.val_history.append(
-                    {"epoch": epoch + 1, "val_meta_loss": score, "val_sum": val.mean_sum, "val_final": val.mean_final}
+                record["val_meta_loss"] = run.validate(
+                    evaluate(LearnedRule(net), problem, config.val_tasks, config.steps, "val", device), epoch + 1
                 )
-                if score < result.best_val:
-                    result.best_val, result.best_epoch = score, epoch + 1
-                    result.best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-            result.history.append(record)
-            bar.set_postfix(meta_loss=f"{record['meta_loss']:.3g}", best_val=f"{result.best_val:.3g}")
-            good = _Snapshot.take(epoch + 1, net, meta_optimizer, result)
-            if config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
-                save(good)
+            run.result.history.append(record)
+            bar.set_postfix(meta_loss=f"{record['meta_loss']:.3g}", best_val=f"{run.result.best_val:.3g}")
+            run.end_epoch(epoch + 1)  # the snapshot an interruption rolls back to; a periodic checkpoint
             if callback is not None:
-                callback(record, result)
+                callback(record, run.result)
     except KeyboardInterrupt:
-        # Keep what was trained: roll back to the last finished epoch, save it, and return.
-        result.interrupted = True
-        good.restore(net, meta_optimizer, result)
-        result.last_state = {k: v.detach().cpu().clone() for k, v in good.net_state.items()}
-        save(good)
-        where = f"; saved to {checkpoint_path}, continue with resume=" if checkpoint_path else ""
-        print(f"meta-training interrupted after epoch {good.epoch}{where}")
-        return result
+        return run.interrupted()
     finally:
         bar.close()
-    result.last_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    save(good)
-    if result.skipped and progress:
-        print(f"meta-training: {result.skipped} meta-steps skipped (see result.events)")
-    if result.best_state is not None:
-        net.load_state_dict(result.best_state)
-    return result
+    return run.finish()

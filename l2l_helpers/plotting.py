@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 import torch
 
 from .evaluation import EvalResult
-from .meta_training import MetaTrainResult
 from .preprocessing import preprocess
+from .training_state import MetaTrainResult
 
 #: One colour per optimizer, the same in every notebook.
 COLORS: dict[str, str] = {
@@ -123,18 +123,6 @@ def plot_preprocessing(p: float = 10.0, low: float = 1e-12, high: float = 1e3, k
     return fig
 
 
-def plot_bar(values: Mapping[str, float], title: str, yaxis_title: str, log_y: bool = False) -> go.Figure:
-    """One bar per named value (e.g. final losses of several optimizers)."""
-    names = list(values)
-    fig = go.Figure(
-        go.Bar(x=names, y=[values[n] for n in names], marker_color=[color_of(n, i) for i, n in enumerate(names)])
-    )
-    fig.update_layout(title=title, yaxis_title=yaxis_title, template="plotly_white")
-    if log_y:
-        fig.update_yaxes(type="log")
-    return fig
-
-
 def plot_histograms(samples: Mapping[str, Sequence[float] | np.ndarray], title: str, xaxis_title: str) -> go.Figure:
     """Overlaid normalized histograms, e.g. of gradient magnitudes under two activations."""
     fig = go.Figure()
@@ -164,6 +152,8 @@ def plot_computational_graph(steps: int = 3) -> go.Figure:
     grad_t. Bottom row: the optimizer m, with its state h_t, turns grad_t into the update g_t, and
     theta_{t+1} = theta_t + g_t. The dashed edges (f -> grad_t) are dropped when computing dL/dphi.
     """
+    # Longer than 60 lines on purpose: one drawing, node positions then edges then labels, read top to bottom;
+    # split into functions it would scatter the coordinates of one picture over several places.
     fig = go.Figure()
     nodes: dict[str, tuple[float, float]] = {}
     for t in range(steps):
@@ -371,4 +361,29 @@ def plot_final_losses(results: Mapping[str, EvalResult], title: str = "Final los
         )
     fig.update_layout(title=title, yaxis_title="f(theta_T)", template="plotly_white", showlegend=False)
     fig.update_yaxes(type="log")
+    return fig
+
+
+def plot_quick_training(run: Any) -> go.Figure:
+    """Meta-loss per epoch (left) and held-out mean loss per step (right) of a ``studies.quick_meta_training`` run."""
+    from plotly.subplots import make_subplots
+
+    epochs = [h["epoch"] for h in run.result.history]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("meta-training", "held-out quadratics"))
+    meta_loss = [h["meta_loss"] for h in run.result.history]
+    fig.add_scatter(x=epochs, y=meta_loss, name="meta-loss", showlegend=False, row=1, col=1)
+    for i, (name, res) in enumerate(run.curves.items()):
+        label = f"{name} (lr {res.lr:.3g})" if res.lr is not None else name
+        steps = np.arange(res.steps + 1)
+        fig.add_scatter(x=steps, y=res.mean.numpy(), name=label, line={"color": color_of(name, i)}, row=1, col=2)
+    finals = ", ".join(f"{name} {res.mean_final:.3g}" for name, res in run.curves.items())
+    fig.update_layout(
+        title=f"{run.label}, {len(epochs)} epochs ({run.seconds:.0f} s). Held-out final loss: {finals}",
+        template="plotly_white",
+        title_font_size=13,
+    )
+    fig.update_xaxes(title_text="epoch", row=1, col=1)
+    fig.update_xaxes(title_text="step t", row=1, col=2)
+    fig.update_yaxes(type="log", title_text="sum_t f(theta_t)", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="mean f(theta_t)", row=1, col=2)
     return fig

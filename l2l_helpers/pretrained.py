@@ -1,27 +1,37 @@
-"""Trained optimizer networks shipped with the project (produced by ``l2l train``; notebooks 05-09)."""
+"""Trained optimizer networks shipped with the project, and their recipes (produced by ``l2l train``; notebooks 05-09).
+
+:func:`load_pretrained` gives a shipped network; :func:`recipe_of` the settings it was meta-trained with;
+:func:`optimizer_for` either one, or one meta-trained here from scratch with that recipe (``RETRAIN``), shared
+between the notebooks of one ``make run``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from . import settings
 from .checkpoints import load_optimizer, read_checkpoint
-from .coordinatewise_lstm import CoordinatewiseLSTM
-
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained_weights"
+from .coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
+from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train
+from .optimizees.base import Problem, make_problem
+from .runtime import check_positive_int
 
 
 def available_pretrained() -> list[str]:
     """Names accepted by :func:`load_pretrained`."""
-    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt"))
+    return sorted(p.stem for p in settings.PRETRAINED_DIR.glob("*.pt"))
 
 
 def pretrained_path(name: str) -> Path:
     """File of the shipped optimizer ``name``; ``ValueError`` listing the names if unknown."""
-    path = PRETRAINED_DIR / f"{name}.pt"
+    path = settings.PRETRAINED_DIR / f"{name}.pt"
     if not name or "/" in name or not path.is_file():
         names = ", ".join(available_pretrained()) or "none shipped yet"
         raise ValueError(f"no pretrained optimizer named {name!r}; available: {names}")
@@ -41,7 +51,96 @@ def pretrained_info(name: str) -> dict[str, Any]:
     its held-out results against tuned baselines and the command that measured them.
     """
     info = dict(read_checkpoint(pretrained_path(name))["metadata"])
-    evaluation = PRETRAINED_DIR / f"{name}.eval.json"
+    evaluation = settings.PRETRAINED_DIR / f"{name}.eval.json"
     if evaluation.is_file():
         info["evaluation"] = json.loads(evaluation.read_text())
     return info
+
+
+# --------------------------------------------------------------------------------------------
+# Recipes: retrain a shipped optimizer from scratch
+
+
+@dataclass
+class Recipe:
+    """How a shipped optimizer was trained: architecture, meta-training settings and problem."""
+
+    optimizer: OptimizerConfig
+    training: MetaTrainConfig
+    problem_name: str
+    problem_args: dict[str, Any]
+    command: str
+
+    def problem(self) -> Problem:
+        """The problem family it was meta-trained on."""
+        return make_problem(self.problem_name, **self.problem_args)
+
+
+def recipe_of(name: str) -> Recipe:
+    """The recipe stored with the shipped optimizer ``name`` (``ValueError`` if unknown)."""
+    payload = read_checkpoint(pretrained_path(name))
+    meta, training = payload.get("metadata", {}), payload.get("training")
+    if not training or "problem_name" not in meta:
+        raise ValueError(f"pretrained {name!r} stores no training recipe; it cannot be retrained automatically")
+    return Recipe(
+        OptimizerConfig.from_dict(payload["config"]),
+        MetaTrainConfig(**training["config"]),
+        meta["problem_name"],
+        dict(meta.get("problem_args") or {}),
+        meta.get("command", ""),
+    )
+
+
+def optimizer_for(
+    name: str,
+    retrain: bool = False,
+    device: torch.device | str = "cpu",
+    epochs: int | None = None,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
+    problem: Problem | None = None,
+) -> tuple[CoordinatewiseLSTM, str]:
+    """The shipped optimizer ``name``, or (``retrain=True``) one meta-trained here with its stored recipe.
+
+    ``epochs`` overrides the recipe's epoch count (for quick runs); ``problem`` replaces the recipe's
+    problem family when retraining (e.g. neural art with other features). Returns (network, a line
+    saying where it came from).
+    """
+    if not retrain:
+        return load_pretrained(name, device), f"shipped optimizer '{name}' (trained by: {recipe_of(name).command})"
+    recipe = recipe_of(name)
+    config = recipe.training
+    if epochs is not None:
+        config = MetaTrainConfig(**{**config.__dict__, "epochs": check_positive_int("epochs", epochs)})
+    family = problem or recipe.problem()
+    shared = retrain_path(name, recipe.optimizer, config, family)
+    if shared is not None and shared.is_file():
+        net, meta = load_optimizer(shared, device)
+        if meta.get("epochs_done") == config.epochs:  # finished earlier in this run
+            return net, (
+                f"retrained earlier in this run with the recipe of '{name}': {config.epochs} epochs, best "
+                f"validation at epoch {meta.get('best_epoch')} ({shared})"
+            )
+    torch.manual_seed(config.seed)
+    net = CoordinatewiseLSTM(recipe.optimizer).to(device)
+    resume = shared if shared is not None and shared.is_file() else None  # interrupted earlier: continue it
+    result = meta_train(
+        net, family, config, checkpoint_path=shared, resume=resume, progress=progress, callback=callback
+    )
+    return net, (
+        f"retrained here with the recipe of '{name}': {config.epochs} epochs, best validation at epoch "
+        f"{result.best_epoch}"
+    )
+
+
+def retrain_path(name: str, optimizer: OptimizerConfig, config: MetaTrainConfig, problem: Problem) -> Path | None:
+    """Where a run shares an optimizer retrained with this exact recipe (None outside ``make run``).
+
+    With ``PROFILE=paper`` notebooks 06, 07 and 08 all retrain the MNIST optimizer: the first one trains
+    it (checkpointing as it goes), the others load it.
+    """
+    folder = settings.retrain_dir()
+    if folder is None:
+        return None
+    key = json.dumps([name, optimizer.to_dict(), asdict(config), problem.describe()], sort_keys=True, default=str)
+    return Path(folder) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"

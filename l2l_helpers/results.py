@@ -10,17 +10,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-
-def results_dir() -> Path:
-    """``$L2L_RESULTS_DIR`` if set (the runner sets it), else ``runs/interactive/results`` in the repository."""
-    env = os.environ.get("L2L_RESULTS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "runs" / "interactive" / "results"
+from .settings import results_dir
 
 
 def _plain(value: Any) -> Any:
@@ -113,3 +107,20 @@ def claims_markdown(claims: list[dict[str, Any]]) -> str:
     lines = ["| claim | ours | reproduced |", "|---|---|---|"]
     lines += [f"| {c['claim']} | {c['ours']} | {marks[c['reproduced']]} |" for c in claims]
     return "\n".join(lines)
+
+
+def report_claims(
+    notebook: str,
+    claims: list[dict[str, Any]],
+    values: dict[str, Any] | None = None,
+    figures: Mapping[str, Any] | None = None,
+) -> Path:
+    """Close a notebook: write its values and claims (:func:`record`), keep its key figures for the report
+    (:func:`save_figure`) and show the claims table. Returns the results file."""
+    from IPython.display import Markdown, display
+
+    path = record(notebook, values, claims)
+    for name, fig in (figures or {}).items():
+        save_figure(notebook, name, fig)
+    display(Markdown(claims_markdown(claims)))
+    return path

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .experiments import RETRAIN_DIR_ENV
+from .settings import RETRAIN_DIR_ENV
 
 #: Parameters each profile sets in notebooks that declare them (INTERACTIVE is always False headless).
 PROFILES: dict[str, dict[str, Any]] = {
@@ -141,6 +141,65 @@ def _markdown_table(rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _notebook_section(name: str, data: dict[str, Any]) -> list[str]:
+    """One notebook's part of the report: its claims table, key figures and recorded values."""
+    md = ["", f"## {name}", ""]
+    claims = data.get("claims", [])
+    if claims:
+        marks = {True: "yes", False: "**no**", None: "not tested"}
+        rows = [["claim", "ours", "reproduced"]]
+        rows += [[str(c.get("claim", "")), str(c.get("ours", "")), marks.get(c.get("reproduced"), "?")] for c in claims]
+        md += [*_markdown_table(rows), ""]
+    for fig in data.get("figures", []):
+        title = str(fig.get("title", fig.get("name", "figure"))).replace("]", ")").replace("[", "(")
+        if fig.get("png"):
+            md += [f"![{title}](results/{fig['png']})", ""]
+        md += [f"[{title} (interactive)](results/{fig['html']})", ""]
+    md += [f"- {key}: {_short(value)}" for key, value in data.get("values", {}).items()]
+    return md
+
+
+def _html_line(line: str) -> str:
+    """One line of the report's small Markdown subset (no tables) as HTML."""
+    if line.startswith("# "):
+        return f"<h1>{html.escape(line[2:])}</h1>"
+    if line.startswith("## "):
+        return f"<h2>{html.escape(line[3:])}</h2>"
+    if line.startswith("!["):
+        alt, src = line[2:].split("](", 1)
+        return f"<p><img src='{html.escape(src[:-1])}' alt='{html.escape(alt)}' style='max-width:100%'></p>"
+    if line.startswith("[") and "](" in line:
+        text, href = line[1:].split("](", 1)
+        return f"<p><a href='{html.escape(href[:-1])}'>{html.escape(text)}</a></p>"
+    if line.startswith("- "):
+        return f"<li>{html.escape(line[2:])}</li>"
+    return f"<p>{html.escape(line)}</p>" if line else ""
+
+
+def _html_page(md: list[str]) -> str:
+    """The report as one standalone HTML page."""
+    body: list[str] = []
+    in_table = False
+    for line in md:
+        if line.startswith("|---"):
+            continue
+        if line.startswith("| ") != in_table:
+            in_table = not in_table
+            body.append("<table>" if in_table else "</table>")
+        if line.startswith("| "):
+            cells = "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("| ").split(" | "))
+            body.append(f"<tr>{cells}</tr>")
+        elif _html_line(line):
+            body.append(_html_line(line))
+    if in_table:
+        body.append("</table>")
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:auto}"
+        "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 6px}"
+    )
+    return f"<!doctype html><meta charset='utf-8'><title>l2l run report</title><style>{style}</style>" + "\n".join(body)
+
+
 def write_report(summary: RunSummary, profile: str, device: str) -> Path:
     """Write ``report.md`` and ``report.html``: notebook status table, then each notebook's recorded results."""
     results = _load_results(summary.out_dir / "results")
@@ -161,56 +220,9 @@ def write_report(summary: RunSummary, profile: str, device: str) -> Path:
     else:
         md.append("No notebooks were found to run.")
     for name, data in results.items():
-        md += ["", f"## {name}", ""]
-        claims = data.get("claims", [])
-        if claims:
-            marks = {True: "yes", False: "**no**", None: "not tested"}
-            rows = [["claim", "ours", "reproduced"]]
-            rows += [
-                [str(c.get("claim", "")), str(c.get("ours", "")), marks.get(c.get("reproduced"), "?")] for c in claims
-            ]
-            md += [*_markdown_table(rows), ""]
-        for fig in data.get("figures", []):
-            title = str(fig.get("title", fig.get("name", "figure"))).replace("]", ")").replace("[", "(")
-            if fig.get("png"):
-                md += [f"![{title}](results/{fig['png']})", ""]
-            md += [f"[{title} (interactive)](results/{fig['html']})", ""]
-        for key, value in data.get("values", {}).items():
-            md.append(f"- {key}: {_short(value)}")
+        md += _notebook_section(name, data)
     summary.report.write_text("\n".join(md) + "\n")
-    body: list[str] = []
-    in_table = False
-    for line in md:  # the small Markdown subset the report uses
-        if line.startswith("|---"):
-            continue
-        if line.startswith("| ") != in_table:
-            in_table = not in_table
-            body.append("<table>" if in_table else "</table>")
-        if line.startswith("| "):
-            cells = "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("| ").split(" | "))
-            body.append(f"<tr>{cells}</tr>")
-        elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("!["):
-            alt, src = line[2:].split("](", 1)
-            body.append(f"<p><img src='{html.escape(src[:-1])}' alt='{html.escape(alt)}' style='max-width:100%'></p>")
-        elif line.startswith("[") and "](" in line:
-            text, href = line[1:].split("](", 1)
-            body.append(f"<p><a href='{html.escape(href[:-1])}'>{html.escape(text)}</a></p>")
-        elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line:
-            body.append(f"<p>{html.escape(line)}</p>")
-    if in_table:
-        body.append("</table>")
-    style = (
-        "body{font-family:sans-serif;max-width:60em;margin:auto}"
-        "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 6px}"
-    )
-    page = f"<!doctype html><meta charset='utf-8'><title>l2l run report</title><style>{style}</style>" + "\n".join(body)
-    (summary.out_dir / "report.html").write_text(page)
+    (summary.out_dir / "report.html").write_text(_html_page(md))
     if summary.failed:
         (summary.out_dir / "FAILED").write_text("\n".join(r.name for r in summary.failed) + "\n")
     return summary.report

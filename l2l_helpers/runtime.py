@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import platform
 import random
 import sys
@@ -13,7 +12,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import settings
+
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Return ``value`` if it is a positive integer, else raise ``ValueError`` naming ``name``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer")
+    return value
+
+
+def progress_bar(iterable: Any, enabled: bool, desc: str, total: int | None = None) -> Any:
+    """``iterable`` with a tqdm bar (notebook or terminal) when ``enabled``; unchanged otherwise."""
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -61,7 +78,7 @@ def setup(seed: int = 0, device: str | torch.device = "auto", verbose: bool = Tr
         import plotly.io as pio
 
         # plotly_mimetype renders offline in JupyterLab and keeps notebooks small.
-        pio.renderers.default = os.environ.get("L2L_PLOTLY_RENDERER", "plotly_mimetype")
+        pio.renderers.default = settings.plotly_renderer()
     except ImportError:
         pass
     if verbose:

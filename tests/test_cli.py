@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+import l2l_helpers as l2l
 from l2l_helpers import read_checkpoint
 from l2l_helpers.cli import main
 
@@ -134,3 +137,118 @@ def test_console_script_help():
     for command in ("train", "evaluate", "run-notebooks"):
         assert command in done.stdout
     assert Path(sys.executable).exists()
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch quadratic checkpoint whose optimizer network is not the default one (1 x 10 units, ...)."""
+    out = tmp_path_factory.mktemp("small") / "small.pt"
+    arch = ["--lstm-layers", "1", "--lstm-hidden", "10", "--preprocessing", "none", "--p", "5", "--output-scale", "0.5"]
+    assert main(["train", "--problem", "quadratic", "--epochs", "1", *TINY, *arch, "--out", str(out), "--quiet"]) == 0
+    assert read_checkpoint(out)["config"] == {
+        "num_layers": 1,
+        "hidden_size": 10,
+        "preprocessing": "none",
+        "p": 5.0,
+        "output_scale": 0.5,
+    }
+    return out
+
+
+@pytest.mark.parametrize(
+    ("flag", "given", "stored"),
+    [
+        ("--lstm-hidden", "20", "10"),
+        ("--lstm-layers", "2", "1"),
+        ("--preprocessing", "log_sign", "'none'"),
+        ("--p", "10", "5.0"),
+        ("--output-scale", "0.1", "0.5"),
+    ],
+)
+def test_resume_with_other_architecture_is_an_error(capsys, tmp_path, small_checkpoint, flag, given, stored):
+    """An architecture flag that contradicts the --resume checkpoint is refused, naming both values; nothing trains."""
+    out = tmp_path / "continued.pt"
+    args = ["train", "--problem", "quadratic", "--epochs", "2", "--resume", str(small_checkpoint), "--out", str(out)]
+    err = error_line(capsys, [*args, flag, given, "--quiet"])
+    assert err.startswith("l2l train: error: ")
+    assert f"{flag} {given}" in err and stored in err and str(small_checkpoint) in err
+    assert "drop" in err and "--out" in err
+    assert not out.exists()
+    assert read_checkpoint(small_checkpoint)["training"]["epoch"] == 1
+
+
+def test_resume_with_agreeing_architecture_flags(tmp_path, small_checkpoint):
+    """Architecture flags that agree with the --resume checkpoint (or are not given) are accepted."""
+    out = tmp_path / "continued.pt"
+    args = ["train", "--problem", "quadratic", "--epochs", "2", "--resume", str(small_checkpoint), "--out", str(out)]
+    same = ["--lstm-layers", "1", "--lstm-hidden", "10", "--preprocessing", "none", "--p", "5.0"]
+    assert main([*args, *same, "--output-scale", ".5", "--quiet"]) == 0
+    continued = read_checkpoint(out)
+    assert continued["training"]["epoch"] == 2
+    assert continued["config"] == read_checkpoint(small_checkpoint)["config"]
+
+
+def test_new_training_uses_default_architecture(tmp_path):
+    """Without architecture flags a new run gets the paper's network (the defaults that --help names)."""
+    out = tmp_path / "default.pt"
+    assert main(["train", "--problem", "quadratic", "--epochs", "1", *TINY, "--out", str(out), "--quiet"]) == 0
+    assert read_checkpoint(out)["config"] == {
+        "num_layers": 2,
+        "hidden_size": 20,
+        "preprocessing": "log_sign",
+        "p": 10.0,
+        "output_scale": 0.1,
+    }
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    """Bit-for-bit equality of two state dicts."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def start_cli(args: list[str], **kwargs) -> subprocess.Popen:
+    """Start ``python -m l2l_helpers`` in the background."""
+    env = {**os.environ, "L2L_OFFLINE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "l2l_helpers", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kwargs,
+    )
+
+
+CLI_TINY = ["--problem", "quadratic", "--steps", "10", "--unroll", "5", "--tasks-per-epoch", "2"]
+
+
+CLI_TINY += ["--val-every", "1", "--val-tasks", "2", "--checkpoint-every", "1", "--quiet", "--seed", "3"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_cli_signal_saves_and_resume_matches_uninterrupted(tmp_path, sig):
+    """SIGTERM/SIGINT to `l2l train` saves a checkpoint and exits 130; --resume ends bit-for-bit as a straight run."""
+    path = tmp_path / "sig.pt"
+    proc = start_cli(["train", *CLI_TINY, "--epochs", "100000", "--out", str(path)])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if path.exists() and l2l.read_checkpoint(path)["training"]["epoch"] >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in out and "--resume" in out
+    done = l2l.read_checkpoint(path)["training"]["epoch"]
+    assert done >= 2
+    target = str(done + 2)
+    resumed = start_cli(["train", *CLI_TINY, "--epochs", target, "--resume", str(path), "--out", str(path)])
+    straight_path = tmp_path / "straight.pt"
+    assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
+    straight = start_cli(["train", *CLI_TINY, "--epochs", target, "--out", str(straight_path)])
+    assert straight.wait(timeout=120) == 0, straight.stderr.read()
+    a, b = l2l.read_checkpoint(path), l2l.read_checkpoint(straight_path)
+    assert a["training"]["epoch"] == b["training"]["epoch"] == done + 2
+    assert same_weights(a["training"]["last_state"], b["training"]["last_state"])
+    assert same_weights(a["state_dict"], b["state_dict"])

@@ -64,7 +64,7 @@ def test_next_pointers_follow_the_numbering():
         assert following.name in last, f"{path.name} does not point to {following.name}"
 
 
-#: Where readers find the interactive panels (notebook -> panel of l2l_helpers.widgets).
+#: Where readers find the interactive panels (notebook -> panel of l2l_helpers.panels).
 PANELS = {
     "02_coordinatewise_lstm": "architecture_training_panel",
     "04_meta_training": "architecture_training_panel",
@@ -77,6 +77,6 @@ PANELS = {
 def test_interactive_panels_are_shown(stem, panel):
     """The meta-training panel in 02 and 04, the MNIST optimizee panel in 07 and 08, each shown via INTERACTIVE."""
     nb = nbformat.read(NOTEBOOKS[0].parent / f"{stem}.ipynb", as_version=4)
-    cells = [c.source for c in nb.cells if c.cell_type == "code" and f"widgets.{panel}(" in c.source]
-    assert cells, f"{stem} does not show widgets.{panel}"
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and f"l2l.panels.{panel}(" in c.source]
+    assert cells, f"{stem} does not show l2l.panels.{panel}"
     assert all(".show(INTERACTIVE)" in source for source in cells), "headless runs take the same path once"

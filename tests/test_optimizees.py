@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
+import l2l_helpers as l2l
 from l2l_helpers.data import MNISTData, load_mnist
 from l2l_helpers.optimizees import (
     SPLIT_SIZE,
@@ -293,3 +296,15 @@ def test_quadratic_loss_at_many_points_matches_loss():
     many = tasks.loss_at(points)
     one_by_one = torch.stack([tasks.loss(points[:, k]) for k in range(5)], dim=1)
     torch.testing.assert_close(many, one_by_one)
+
+
+def test_mlp_model_is_pytorch_default():
+    """Layer sizes follow ``hidden``; weights are within nn.Linear's default bound 1/sqrt(fan_in)."""
+    torch.manual_seed(0)
+    model = l2l.mlp_model((30, 7), "relu")
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(784, 30), (30, 7), (7, 10)]
+    assert isinstance(model[1], torch.nn.ReLU) and len(model) == 5
+    assert linears[0].weight.abs().max() <= 1 / math.sqrt(784)
+    with pytest.raises(ValueError, match="activation='gelu'"):
+        l2l.mlp_model((20,), "gelu")

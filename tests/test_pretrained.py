@@ -6,11 +6,12 @@ tasks; every comparison is on held-out tasks that neither meta-training nor tuni
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers import experiments as ex
 
 SHIPPED = ("mnist", "neural_art", "quadratic")
 
@@ -29,16 +30,16 @@ def test_shipped_with_command_seed_and_metrics(name):
     names = [r["name"] for r in evaluation["results"]]
     assert len(names) == 5 and {"SGD", "NAG", "RMSprop", "Adam"} <= set(names)
     net = l2l.load_pretrained(name)
-    assert net.config == ex.recipe_of(name).optimizer
+    assert net.config == l2l.recipe_of(name).optimizer
 
 
 @pytest.mark.slow
 def test_quadratic_beats_all_four_tuned_baselines():
     """Figure 4, left: lower mean final loss than SGD, NAG, RMSprop and Adam on 100 held-out quadratics."""
     problem = l2l.QuadraticProblem()
-    tuned = ex.tune_baselines(problem, n_tasks=16, progress=False)
-    results = ex.held_out_comparison(problem, {"LSTM": l2l.load_pretrained("quadratic")}, tuned, 100, progress=False)
-    holds, text = ex.beats(results, "LSTM", list(tuned))
+    tuned = l2l.tune_baselines(problem, n_tasks=16, progress=False)
+    results = l2l.held_out_comparison(problem, {"LSTM": l2l.load_pretrained("quadratic")}, tuned, 100, progress=False)
+    holds, text = l2l.beats(results, "LSTM", list(tuned))
     assert holds, text
 
 
@@ -52,16 +53,16 @@ def mnist_net():
 def test_mnist_beats_tuned_adam(mnist_net):
     """Figure 4, middle: after 100 steps on 20 held-out MNIST MLPs (the paper's init), below Adam at its best lr."""
     problem = l2l.MNISTProblem()
-    tuned = ex.tune_baselines(problem, ("Adam",), n_tasks=8, progress=False)
-    results = ex.held_out_comparison(problem, {"LSTM": mnist_net}, tuned, 20, progress=False)
-    holds, text = ex.beats(results, "LSTM", ["Adam"])
+    tuned = l2l.tune_baselines(problem, ("Adam",), n_tasks=8, progress=False)
+    results = l2l.held_out_comparison(problem, {"LSTM": mnist_net}, tuned, 20, progress=False)
+    holds, text = l2l.beats(results, "LSTM", ["Adam"])
     assert holds, text
 
 
 @pytest.mark.slow
 def test_mnist_as_torch_optimizer_beats_adam_on_nn_sequential(mnist_net):
     """Through LearnedOptimizer on nn.Sequential MLPs with PyTorch's default init, against torch.optim.Adam."""
-    out = ex.sequential_comparison(mnist_net, n_tune=4, n_models=20, progress=False)
+    out = l2l.sequential_comparison(mnist_net, n_tune=4, n_models=20, progress=False)
     lstm, adam = out["curves"]["LSTM"][:, -1].mean(), out["curves"]["Adam"][:, -1].mean()
     assert lstm < adam, f"LSTM {lstm:.4g} vs Adam {adam:.4g} (lr {out['adam_lr']:.3g})"
 
@@ -73,10 +74,83 @@ def test_neural_art_beats_tuned_adam_and_rmsprop():
     The two strongest baselines (NAG and SGD end far behind, see neural_art.eval.json), each tuned on
     neural art's grid on training crops; notebook 09 compares all four, also at 128x128.
     """
-    from l2l_helpers.neural_art import NeuralArtProblem
+    from l2l_helpers.optimizees.neural_art import NeuralArtProblem
 
     problem = NeuralArtProblem(size=64)
-    tuned = ex.tune_baselines(problem, ("Adam", "RMSprop"), problem.lr_grid, n_tasks=4, progress=False)
-    results = ex.held_out_comparison(problem, {"LSTM": l2l.load_pretrained("neural_art")}, tuned, 8, progress=False)
-    holds, text = ex.beats(results, "LSTM", list(tuned))
+    tuned = l2l.tune_baselines(problem, ("Adam", "RMSprop"), problem.lr_grid, n_tasks=4, progress=False)
+    results = l2l.held_out_comparison(problem, {"LSTM": l2l.load_pretrained("neural_art")}, tuned, 8, progress=False)
+    holds, text = l2l.beats(results, "LSTM", list(tuned))
     assert holds, text
+
+
+def result(name: str, finals: list[float], lr: float | None = None) -> l2l.EvalResult:
+    """An EvalResult whose curves start at 1 and end at ``finals``."""
+    final = torch.tensor(finals)
+    return l2l.EvalResult(name, torch.stack([torch.ones_like(final), final], 1), lr)
+
+
+def test_recipe_and_optimizer_for():
+    """The shipped quadratic optimizer loads as stored; retraining rebuilds it from the stored recipe."""
+    recipe = l2l.recipe_of("quadratic")
+    stored = l2l.read_checkpoint(l2l.pretrained.pretrained_path("quadratic"))
+    assert recipe.optimizer.to_dict() == stored["config"]
+    assert recipe.training.epochs == stored["training"]["config"]["epochs"]
+    assert recipe.command.startswith("python -m l2l_helpers train --problem quadratic")
+    assert isinstance(recipe.problem(), l2l.QuadraticProblem)
+    net, source = l2l.optimizer_for("quadratic")
+    shipped = l2l.load_pretrained("quadratic")
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), shipped.state_dict().values(), strict=True))
+    assert "shipped" in source and recipe.command in source
+    fresh, source = l2l.optimizer_for("quadratic", retrain=True, epochs=1, progress=False)
+    assert "retrained here" in source and "1 epochs" in source
+    assert fresh.config == shipped.config
+    assert not torch.equal(fresh.output.weight, shipped.output.weight)
+    with pytest.raises(ValueError, match="no pretrained optimizer named 'nope'"):
+        l2l.optimizer_for("nope")
+    with pytest.raises(ValueError, match="epochs"):
+        l2l.optimizer_for("quadratic", retrain=True, epochs=0)
+
+
+def test_optimizer_for_retrains_on_the_given_problem():
+    """``problem=`` replaces the recipe's problem family when retraining (notebook 09: other features)."""
+
+    class Spy(l2l.QuadraticProblem):
+        splits: typing.ClassVar[list[str]] = []
+
+        def tasks(self, split, indices, device="cpu"):
+            self.splits.append(split)
+            return super().tasks(split, indices, device)
+
+    spy = Spy(scale=10.0)
+    l2l.optimizer_for("quadratic", retrain=True, epochs=1, progress=False, problem=spy)
+    assert "train" in spy.splits
+
+
+def test_retrained_optimizer_is_shared_within_a_run(tmp_path, monkeypatch):
+    """Under the runner (L2L_RETRAIN_DIR set) the first notebook retrains, the next ones load its result."""
+    monkeypatch.setenv(l2l.settings.RETRAIN_DIR_ENV, str(tmp_path))
+    first, source = l2l.optimizer_for("quadratic", retrain=True, epochs=2, progress=False)
+    assert "retrained here" in source
+    (path,) = tmp_path.glob("quadratic-*.pt")
+    again, source = l2l.optimizer_for("quadratic", retrain=True, epochs=2, progress=False)
+    assert "retrained earlier in this run" in source and str(path) in source
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True))
+    _, source = l2l.optimizer_for("quadratic", retrain=True, epochs=3, progress=False)  # another recipe
+    assert "retrained here" in source and len(list(tmp_path.glob("quadratic-*.pt"))) == 2
+    monkeypatch.delenv(l2l.settings.RETRAIN_DIR_ENV)
+    recipe = l2l.recipe_of("quadratic")
+    assert l2l.pretrained.retrain_path("quadratic", recipe.optimizer, recipe.training, l2l.QuadraticProblem()) is None
+
+
+def test_interrupted_retraining_continues_in_the_next_notebook(tmp_path, monkeypatch):
+    """A retraining interrupted in one notebook (Ctrl-C) is resumed, not restarted, by the next one."""
+    monkeypatch.setenv(l2l.settings.RETRAIN_DIR_ENV, str(tmp_path))
+
+    def stop(record, result):
+        raise KeyboardInterrupt
+
+    l2l.optimizer_for("quadratic", retrain=True, epochs=3, progress=False, callback=stop)
+    (path,) = tmp_path.glob("quadratic-*.pt")
+    assert l2l.read_checkpoint(path)["training"]["epoch"] == 1  # the finished epoch is kept
+    _, source = l2l.optimizer_for("quadratic", retrain=True, epochs=3, progress=False)
+    assert "retrained here" in source and l2l.read_checkpoint(path)["training"]["epoch"] == 3

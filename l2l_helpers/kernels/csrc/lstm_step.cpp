@@ -1,7 +1,7 @@
 // Native step of the coordinatewise LSTM (paper, Section 2.1): the forward and the backward of the whole
 // stack, with the matrix products and the elementwise work fused for blocks of 8 or 16 coordinates, so that each
-// block stays in the core's cache. Same arithmetic as l2l_helpers/fused_lstm.py (tests compare them); built
-// on first use by l2l_helpers/native.py, which falls back to the Python step when it cannot be built.
+// block stays in the core's cache. Same arithmetic as l2l_helpers/kernels/fused.py (tests compare them);
+// built on first use by l2l_helpers/kernels/native.py; kernels/selection.py runs it where it is faster.
 //
 // Inside a block the coordinates are the lanes of one vector (GCC/Clang vector extensions), so every
 // gate, state and product runs on full vectors whatever the hidden size.

@@ -1,147 +1,23 @@
-"""Optimizees f(theta): families of problems sampled by seed (paper, Section 3; notebooks 05-08).
+"""The MNIST optimizees: an MLP whose flattened weights and biases are theta (paper, Section 3.2, Figures 4-5).
 
-A :class:`Problem` is a family of functions. ``problem.tasks(split, indices)`` draws a batch of
-``n_tasks`` functions, each with its own random seed, as a :class:`TaskBatch`:
-
-* ``theta = tasks.init_theta()`` has shape ``(n_tasks, dim)``: one row of parameters per task;
-* ``tasks.loss(theta, step)`` has shape ``(n_tasks,)`` and is an explicit, differentiable function of
-  ``theta``, so the unrolled optimization graph reaches the optimizer's parameters phi.
-
-Tasks are independent, so the gradient of ``loss.sum()`` with respect to ``theta`` holds every task's
-own gradient. The splits ``train``, ``val`` and ``test`` use disjoint seed ranges.
+:class:`MNISTProblem` holds the batched, functional form the optimizers are meta-trained and evaluated on;
+:func:`mlp_model` is its ``nn.Sequential`` twin, the model a user trains with ``LearnedOptimizer``.
 """
 
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .baselines import DEFAULT_LR_GRID
-from .data import MNISTData, load_mnist
-
-#: First seed of each split; a split holds SPLIT_SIZE seeds, so the splits are disjoint.
-SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000_000, "test": 2_000_000_000}
-SPLIT_SIZE = 1_000_000_000
+from ..data import MNISTData, load_mnist
+from .base import Problem, TaskBatch
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
 INITS = ("normal", "pytorch", "mixed")
-
-
-def task_seeds(split: str, indices: Iterable[int]) -> list[int]:
-    """Seeds of the tasks ``indices`` of ``split``; different splits never share a seed."""
-    if split not in SPLIT_OFFSETS:
-        raise ValueError(f"split={split!r} is unknown; use one of: {', '.join(SPLIT_OFFSETS)}")
-    seeds = []
-    for i in indices:
-        if not 0 <= int(i) < SPLIT_SIZE:
-            raise ValueError(f"task index {i} is out of range [0, {SPLIT_SIZE})")
-        seeds.append(SPLIT_OFFSETS[split] + int(i))
-    if not seeds:
-        raise ValueError("indices is empty: ask for at least one task")
-    return seeds
-
-
-class TaskBatch(ABC):
-    """A batch of sampled functions, optimized together but independently."""
-
-    seeds: list[int]
-    dim: int
-    device: torch.device
-
-    @property
-    def n_tasks(self) -> int:
-        """Number of tasks in the batch."""
-        return len(self.seeds)
-
-    @abstractmethod
-    def init_theta(self) -> torch.Tensor:
-        """Initial parameters, shape (n_tasks, dim); the same for the same seeds."""
-
-    @abstractmethod
-    def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
-        """Loss of each task at ``theta`` (n_tasks, dim) on step ``step``'s data: shape (n_tasks,)."""
-
-
-class Problem(ABC):
-    """A family of optimizees."""
-
-    name: str
-    dim: int
-    #: Learning rates the baselines are tuned over on this family's training tasks.
-    lr_grid: tuple[float, ...] = DEFAULT_LR_GRID
-
-    def tasks(self, split: str, indices: Sequence[int] | range, device: torch.device | str = "cpu") -> TaskBatch:
-        """Draw the tasks ``indices`` of ``split`` (``train``, ``val`` or ``test``)."""
-        return self._make_tasks(task_seeds(split, indices), torch.device(device), split)
-
-    @abstractmethod
-    def _make_tasks(self, seeds: list[int], device: torch.device, split: str) -> TaskBatch: ...
-
-    def describe(self) -> str:
-        """One line for logs and checkpoints."""
-        return f"{self.name} (dim {self.dim})"
-
-
-# --------------------------------------------------------------------------------------------
-# 10-d quadratics (paper, Section 3.1, Figure 4 left)
-
-
-class QuadraticTasks(TaskBatch):
-    """f(theta) = ||W theta - y||^2 for each task's own W (d x d) and y (d)."""
-
-    def __init__(self, seeds: list[int], dim: int, init_scale: float, device: torch.device, scale: float = 1.0) -> None:
-        self.seeds, self.dim, self.device, self.scale = seeds, dim, device, scale
-        ws, ys, thetas = [], [], []
-        for seed in seeds:  # drawn on the CPU so that every device sees the same functions
-            gen = torch.Generator().manual_seed(seed)
-            ws.append(torch.randn(dim, dim, generator=gen))
-            ys.append(torch.randn(dim, generator=gen))
-            thetas.append(torch.randn(dim, generator=gen) * init_scale)
-        self.W = torch.stack(ws).to(device)  # (B, d, d)
-        self.y = torch.stack(ys).to(device)  # (B, d)
-        self._theta0 = torch.stack(thetas).to(device)  # (B, d)
-
-    def init_theta(self) -> torch.Tensor:
-        return self._theta0.clone()
-
-    def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
-        return self.loss_at(theta.unsqueeze(1)).squeeze(1)
-
-    def loss_at(self, points: torch.Tensor) -> torch.Tensor:
-        """f_b at many points per task: points (B, N, d) -> losses (B, N) (e.g. a grid for a contour plot)."""
-        residual = points @ self.W.transpose(1, 2).to(points.dtype) - self.y.unsqueeze(1).to(points.dtype)
-        return self.scale * (residual * residual).sum(-1)
-
-
-class QuadraticProblem(Problem):
-    """The paper's synthetic family: f(theta) = ||W theta - y||^2, W and y i.i.d. standard Gaussian.
-
-    ``scale`` multiplies f (1 in the paper): a way to change the gradients' magnitude (notebook 03).
-    """
-
-    def __init__(self, dim: int = 10, init_scale: float = 0.01, scale: float = 1.0) -> None:
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim={dim!r} must be a positive integer (the paper uses 10)")
-        if not (init_scale >= 0 and math.isfinite(init_scale)):
-            raise ValueError(f"init_scale={init_scale!r} must be a non-negative finite number")
-        if not (scale > 0 and math.isfinite(scale)):
-            raise ValueError(f"scale={scale!r} must be a positive finite number")
-        self.name, self.dim, self.init_scale, self.scale = "quadratic", dim, float(init_scale), float(scale)
-
-    def _make_tasks(self, seeds: list[int], device: torch.device, split: str) -> QuadraticTasks:
-        return QuadraticTasks(seeds, self.dim, self.init_scale, device, self.scale)
-
-    def describe(self) -> str:
-        factor = "" if self.scale == 1 else f"{self.scale:g} * "
-        return f"quadratic: {factor}||W theta - y||^2 with W {self.dim}x{self.dim}, y {self.dim}-d, i.i.d. N(0, 1)"
-
-
-# --------------------------------------------------------------------------------------------
-# MLP on MNIST (paper, Section 3.2, Figures 4 and 5)
 
 
 class MLPTasks(TaskBatch):
@@ -275,17 +151,15 @@ class MNISTProblem(Problem):
         return MLPTasks(self, seeds, *self._on_device[key], device)
 
 
-PROBLEMS = ("quadratic", "mnist", "neural_art")
-
-
-def make_problem(name: str, **kwargs) -> Problem:
-    """Build a problem family by name: ``quadratic``, ``mnist`` or ``neural_art`` (kwargs go to its class)."""
-    if name == "quadratic":
-        return QuadraticProblem(**kwargs)
-    if name == "mnist":
-        return MNISTProblem(**kwargs)
-    if name == "neural_art":
-        from .neural_art import NeuralArtProblem
-
-        return NeuralArtProblem(**kwargs)
-    raise ValueError(f"problem={name!r} is unknown; use one of: {', '.join(PROBLEMS)}")
+def mlp_model(hidden: Sequence[int] = (20,), activation: str = "sigmoid") -> nn.Sequential:
+    """The ``nn.Sequential`` twin of :class:`MNISTProblem`'s MLP, PyTorch's default initialisation (seed it first)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r} is unknown; use one of: {', '.join(ACTIVATIONS)}")
+    acts = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
+    sizes = (784, *hidden, 10)
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(acts[activation]())
+    return nn.Sequential(*layers)

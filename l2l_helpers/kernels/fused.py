@@ -13,7 +13,7 @@ operations per layer, several on strided views that PyTorch's CPU kernels handle
 * has a hand-written backward (:class:`FusedLSTMStep`): about ten elementwise operations and two
   matrix products per layer, from the gates the forward kept.
 
-The result equals the ``nn.LSTMCell`` stack to float rounding; ``tests/test_fused_lstm.py`` checks
+The result equals the ``nn.LSTMCell`` stack to float rounding; ``tests/test_kernels_fused.py`` checks
 outputs, states and meta-gradients against it.
 """
 
@@ -165,7 +165,7 @@ def fused_step(
     gradient is needed, and nothing otherwise (evaluation, ``LearnedOptimizer.step``). ``x`` itself
     must not need a gradient: second-order meta-training uses the ``nn.LSTMCell`` path. On CPUs
     :class:`~l2l_helpers.coordinatewise_lstm.CoordinatewiseLSTM` runs the C++ version of this step
-    (:mod:`l2l_helpers.native`) instead, where it can be built.
+    (:mod:`l2l_helpers.kernels.native`) instead, where it can be built.
     """
     if needs_graph(state, params):
         return FusedLSTMStep.apply(x, state.contiguous(), output_scale, *params)

@@ -1,12 +1,13 @@
-"""The fused LSTM step (l2l_helpers.fused_lstm) against the plain nn.LSTMCell stack: outputs, states, meta-gradients."""
+"""The fused LSTM step (l2l_helpers.kernels.fused) against the plain nn.LSTMCell stack: outputs, states, gradients."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from l2l_helpers import kernels
 from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
-from l2l_helpers.fused_lstm import FusedLSTMStep
+from l2l_helpers.kernels.fused import FusedLSTMStep
 from l2l_helpers.meta_training import unroll
 from l2l_helpers.optimizees import MNISTProblem, QuadraticProblem
 
@@ -30,7 +31,11 @@ def lively(config, dtype, seed=0):
 
 def run_steps(net, fused, dtype, n=40, steps=4):
     """Several steps from a random state; returns the last update, state and the gradients of a loss of all."""
-    net.fused = fused
+    with kernels.forced("fused" if fused else "cells"):
+        return _run_steps(net, dtype, n, steps)
+
+
+def _run_steps(net, dtype, n, steps):
     gen = torch.Generator().manual_seed(1)
     state0 = torch.randn(net.config.num_layers, 2, n, net.config.hidden_size, generator=gen, dtype=dtype)
     state0.requires_grad_(True)
@@ -90,10 +95,10 @@ def test_unroll_meta_gradient_matches_lstm_cells(problem):
         net.output.weight.normal_(0, 0.3)
     tasks = (QuadraticProblem() if problem == "quadratic" else MNISTProblem(hidden=(4,))).tasks("train", range(2))
     results = []
-    for fused in (True, False):
-        net.fused = fused
+    for backend in ("fused", "cells"):
         theta = tasks.init_theta()
-        meta_loss, _, _, _ = unroll(net, tasks, theta, net.init_state(theta.numel()), 0, 5, [1.0] * 5)
+        with kernels.forced(backend):
+            meta_loss, _, _, _ = unroll(net, tasks, theta, net.init_state(theta.numel()), 0, 5, [1.0] * 5)
         results.append((meta_loss.detach(), torch.autograd.grad(meta_loss, list(net.parameters()))))
     torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
     for a, b in zip(results[0][1], results[1][1], strict=True):

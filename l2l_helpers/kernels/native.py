@@ -6,7 +6,7 @@ CPUs with 256-bit vectors such as AVX2-only laptops), so that the matrix product
 never leave the core's cache. Same arithmetic as the PyTorch fused step, same results to float rounding
 (``tests/test_native_lstm.py``).
 
-Which step runs (:func:`selection`), decided once per process:
+Which step runs is decided in :mod:`.selection` (measured once per CPU and thread count); the switches:
 
 * ``L2L_NATIVE=auto`` (the default): the faster of the two *on this machine*. The first time a build is
   used on a CPU with a given number of threads, a few forward and backward steps of each are timed on an
@@ -22,56 +22,46 @@ of the source's content, the flags, the target, the CPU (for ``native``) and the
 two checkouts or an installed copy with the same source share one build, and a changed source gets its own.
 Where the build fails (no compiler, Windows, ...) or the CPU lacks the target's instructions, a warning says
 why once and :class:`~l2l_helpers.coordinatewise_lstm.CoordinatewiseLSTM` uses the Python step
-(:func:`l2l_helpers.fused_lstm.fused_step`). The native step covers float32 tensors on the CPU with 20
+(:func:`l2l_helpers.kernels.fused.fused_step`). The native step covers float32 tensors on the CPU with 20
 hidden units (the paper's size) and 1 or 2 inputs per coordinate; everything else takes the Python step.
 """
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import json
 import os
 import platform
 import shutil
-import statistics
 import sys
-import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import torch
 
-from .fused_lstm import fused_step, layer_weights, needs_graph
+from .. import settings
+from .fused import layer_weights, needs_graph
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lstm_step.cpp"
 HIDDEN_SIZE = 20  # the sizes the C++ code is built for
 INPUT_SIZES = (1, 2)
 _FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
 #: Build targets (``-march``) and the CPU flags (``/proc/cpuinfo``) each needs; ``native`` is this CPU.
-TARGETS: dict[str, tuple[str, ...]] = {
+TARGETS: dict[str, tuple[str, ...]] = {  # the keys are settings.NATIVE_TARGETS
     "native": (),
     "haswell": ("avx2", "fma"),  # 256-bit vectors, 8 lanes per block
     "skylake-avx512": ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"),  # 512-bit, 16 lanes
 }
-_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 _modules: dict[str, ModuleType | None] = {}  # per target: the module, or None when it cannot be built
 _errors: dict[str, str] = {}  # per target: why it could not be built
 
 
 def mode() -> str:
-    """``auto``, ``on`` or ``off``, from the environment variable ``L2L_NATIVE`` (unset means ``auto``)."""
-    value = os.environ.get("L2L_NATIVE", "auto").strip().lower()
-    if value in ("", "auto"):
-        return "auto"
-    if value in _ON or value in _OFF:
-        return "on" if value in _ON else "off"
-    raise ValueError(f"L2L_NATIVE={value!r}: use auto (the faster step on this machine), 1 (native) or 0 (fused)")
+    """``auto``, ``on`` or ``off``, from the environment variable ``L2L_NATIVE`` (:func:`settings.native_mode`)."""
+    return settings.native_mode()
 
 
 def enabled() -> bool:
@@ -80,11 +70,8 @@ def enabled() -> bool:
 
 
 def target() -> str:
-    """The build target, from ``L2L_NATIVE_MARCH`` (default ``native``); an unknown one is an error."""
-    value = os.environ.get("L2L_NATIVE_MARCH", "native").strip() or "native"
-    if value not in TARGETS:
-        raise ValueError(f"L2L_NATIVE_MARCH={value!r}: use one of {', '.join(TARGETS)}")
-    return value
+    """The build target, from ``L2L_NATIVE_MARCH`` (:func:`settings.native_target`, default ``native``)."""
+    return settings.native_target()
 
 
 def cpu_flags() -> str:
@@ -183,123 +170,8 @@ def load(verbose: bool = False) -> ModuleType | None:
     return _modules[name]
 
 
-# ----------------------------------------------------------------------------- which step runs
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The step the optimizer network runs on this CPU, and why."""
-
-    step: str  # "native" or "fused"
-    reason: str
-    times_ms: dict[str, float] = field(default_factory=dict)  # per step, forward and backward, when measured
-
-    def describe(self) -> str:
-        """One line for people: which step and why."""
-        return f"LSTM step: {self.step} ({self.reason})"
-
-
-def pick(times_ms: Mapping[str, float]) -> str:
-    """The faster of the measured steps (``native`` or ``fused``); the fused one on a tie."""
-    return "native" if times_ms["native"] < times_ms["fused"] else "fused"
-
-
-def _random_phi(input_size: int, layers: int = 2, seed: int = 0) -> list[torch.Tensor]:
-    """Random paper-sized LSTM parameters in the order of ``CoordinatewiseLSTM._flat_parameters``."""
-    gen = torch.Generator().manual_seed(seed)
-    sizes, params = [input_size] + [HIDDEN_SIZE] * layers, []
-    for layer in range(layers):
-        params += [torch.randn(4 * HIDDEN_SIZE, sizes[layer], generator=gen) * 0.2]
-        params += [torch.randn(4 * HIDDEN_SIZE, HIDDEN_SIZE, generator=gen) * 0.2]
-        params += [torch.randn(4 * HIDDEN_SIZE, generator=gen) * 0.1 for _ in range(2)]
-    params += [torch.randn(1, HIDDEN_SIZE, generator=gen) * 0.1, torch.zeros(1)]
-    return [p.requires_grad_(True) for p in params]
-
-
-def measure(n_coords: int = 16_000, steps: int = 3, repeats: int = 5) -> dict[str, float]:
-    """Milliseconds per step of each step function, forward and backward, as meta-training runs them: ``steps``
-    chained steps of a 2-layer net on ``n_coords`` coordinates (the MNIST MLP has 15,910), then the backward;
-    the two interleaved, median of ``repeats`` after a warm-up."""
-    x = torch.randn(n_coords, 2)
-    state0 = torch.randn(2, 2, n_coords, HIDDEN_SIZE) * 0.1
-    phi = _random_phi(2)
-    steps_by_name: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
-        "native": native_step,
-        "fused": fused_step,
-    }
-    times: dict[str, list[float]] = {name: [] for name in steps_by_name}
-    with torch.inference_mode(False), torch.enable_grad():
-        for repeat in range(repeats + 1):
-            for name, step in steps_by_name.items():
-                start = time.perf_counter()
-                state, loss = state0.clone().requires_grad_(True), torch.zeros(())
-                for _ in range(steps):
-                    update, state = step(x, state, phi, 0.1)
-                    loss = loss + update.sum()
-                (loss + state.sum()).backward()
-                if repeat:  # the first round warms up
-                    times[name].append((time.perf_counter() - start) * 1000 / steps)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def _cpu_key() -> str:
-    return hashlib.sha1(cpu_flags().encode()).hexdigest()[:10] + f"-{torch.get_num_threads()}threads"
-
-
-def _measured_selection(name: str) -> Selection:
-    """The auto choice for build ``name``: cached beside the build, or measured now and cached."""
-    path, key = build_dir(name) / "selection.json", _cpu_key()
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):  # none yet, or unreadable: start a new one
-        cache = {}
-    entry = cache.get(key) if isinstance(cache, dict) else None
-    try:
-        times = {k: float(entry["times_ms"][k]) for k in ("native", "fused")}  # type: ignore[index]
-        when = str(entry["measured"])  # type: ignore[index]
-    except (KeyError, TypeError, ValueError):  # not measured with this CPU and thread count yet
-        times, when = measure(), datetime.date.today().isoformat()
-        cache = {**(cache if isinstance(cache, dict) else {}), key: {"times_ms": times, "measured": when}}
-        try:
-            partial = path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(json.dumps(cache, indent=1) + "\n")
-            os.replace(partial, path)
-        except OSError:
-            pass  # a read-only cache: the choice holds for this process
-    step = pick(times)
-    lanes = getattr(_modules.get(name), "lanes", "?")
-    reason = (
-        f"faster on this CPU: native {times['native']:.1f} ms vs fused {times['fused']:.1f} ms per step, forward "
-        f"and backward, {torch.get_num_threads()} threads, {name} build with {lanes} lanes, measured {when}; "
-        "L2L_NATIVE=1 or 0 forces a step"
-    )
-    return Selection(step, reason, times)
-
-
-_selections: dict[tuple[str, str, int], Selection] = {}
-
-
-def selection() -> Selection:
-    """Which step the optimizer network runs here (see the module's docstring); reported once on stderr."""
-    key = (mode(), target(), torch.get_num_threads())
-    if key in _selections:
-        return _selections[key]
-    how, name = key[0], key[1]
-    if how == "off":
-        chosen = Selection("fused", "L2L_NATIVE=0")
-    elif load() is None:
-        chosen = Selection("fused", f"the native step is unavailable: {_errors.get(name, 'not built')}")
-    elif how == "on":
-        chosen = Selection("native", f"L2L_NATIVE=1, {name} build, {_modules[name].lanes} lanes")
-    else:
-        chosen = _measured_selection(name)
-    _selections[key] = chosen
-    print(f"l2l_helpers: {chosen.describe()}", file=sys.stderr)
-    return chosen
-
-
-def supports(x: torch.Tensor, state: torch.Tensor) -> bool:
-    """Whether the native step runs for this input and state: CPU, float32, the built sizes, and selected."""
+def shape_supported(x: torch.Tensor, state: torch.Tensor) -> bool:
+    """Whether the C++ code is built for this input and state: CPU, float32, 20 hidden units, 1 or 2 inputs."""
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32
@@ -309,7 +181,6 @@ def supports(x: torch.Tensor, state: torch.Tensor) -> bool:
         and x.shape[1] in INPUT_SIZES
         and state.dim() == 4
         and state.shape[3] == HIDDEN_SIZE
-        and selection().step == "native"
     )
 
 
@@ -344,7 +215,7 @@ class NativeLSTMStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, state: torch.Tensor, output_scale: float, *params: torch.Tensor) -> Any:
         module = load()
-        assert module is not None  # checked by supports()
+        assert module is not None  # checked by kernels.backend_for
         wt = _matrices(params)
         w_out, b_out = _output(params)
         update, new_state, saved = module.forward(x, state, wt, w_out, b_out, output_scale, True)
@@ -386,7 +257,7 @@ class NativeLSTMStep(torch.autograd.Function):
 def native_step(
     x: torch.Tensor, state: torch.Tensor, params: Sequence[torch.Tensor], output_scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step by the C++ module; call only where :func:`supports` is True."""
+    """One optimizer step by the C++ module; call only where :func:`shape_supported` and :func:`load` allow it."""
     x, state = x.contiguous(), state.contiguous()
     if needs_graph(state, params):
         return NativeLSTMStep.apply(x, state, output_scale, *params)

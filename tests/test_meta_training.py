@@ -1,4 +1,4 @@
-"""Meta-training, evaluation and learning-rate tuning (paper, Sections 2-3)."""
+"""l2l_helpers.meta_training: truncated BPTT, meta-steps, validation and the best weights (paper, Section 2)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from l2l_helpers import meta_training as mt
-from l2l_helpers.baselines import SGD, make_baseline
-from l2l_helpers.checkpoints import load_optimizer, read_checkpoint, save_checkpoint
+from l2l_helpers.baselines import make_baseline
+from l2l_helpers.checkpoints import read_checkpoint
 from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
-from l2l_helpers.evaluation import EvalResult, evaluate, run_rule, trajectory, tune_learning_rate
+from l2l_helpers.evaluation import EvalResult, evaluate, tune_learning_rate
 from l2l_helpers.meta_training import MetaTrainConfig, meta_train, training_indices, unroll_trajectory
 from l2l_helpers.optimizees import QuadraticProblem, TaskBatch
 
@@ -39,9 +39,6 @@ def lively_net(seed=0, hidden=8):
     return net
 
 
-# ------------------------------------------------------------------ learning works
-
-
 @pytest.fixture(scope="module")
 def trained():
     """A short meta-training on quadratics (about 7 s on 2 cores), shared by the slow tests."""
@@ -52,6 +49,51 @@ def trained():
     config = MetaTrainConfig(epochs=60, tasks_per_epoch=16, lr=3e-3, val_every=20, val_tasks=16)
     result = meta_train(net, problem, config, progress=False)
     return net, result, before
+
+
+class ZeroLR(torch.optim.SGD):
+    """A meta-optimizer that takes no step, so phi stays fixed along the trajectory."""
+
+    def __init__(self, params):
+        super().__init__(params, lr=0.0)
+
+
+class RecordingAdam(torch.optim.Adam):
+    """Adam that keeps a copy of the parameters in force before each of its steps (and the final ones)."""
+
+    def __init__(self, net, lr):
+        super().__init__(net.parameters(), lr=lr)
+        self.net = net
+        self.snapshots = [copy.deepcopy(net.state_dict())]
+
+    def step(self, closure=None):
+        out = super().step(closure)
+        self.snapshots.append(copy.deepcopy(self.net.state_dict()))
+        return out
+
+
+class ExplodingTasks(TaskBatch):
+    """||theta||^2 whose loss becomes infinite from step 3 on: a diverged optimizee."""
+
+    def __init__(self):
+        self.seeds, self.dim, self.device = [0, 1], 3, torch.device("cpu")
+
+    def init_theta(self):
+        return torch.ones(2, 3)
+
+    def loss(self, theta, step=0):
+        return (theta**2).sum(-1) + (math.inf if step >= 3 else 0.0)
+
+
+def run(tmp_path, name, epochs, resume=None, **kwargs):
+    """Meta-train a fresh copy of the same net for ``epochs`` epochs, checkpointing to tmp_path/name."""
+    net = lively_net(seed=5, hidden=4)
+    config = MetaTrainConfig(epochs=epochs, **TINY)
+    path = tmp_path / name
+    result = meta_train(
+        net, QuadraticProblem(dim=3), config, checkpoint_path=path, resume=resume, progress=False, **kwargs
+    )
+    return net, result, path
 
 
 @pytest.mark.slow
@@ -88,16 +130,6 @@ def test_trained_trajectory_continues_across_unrolls(trained):
     assert float(curve[-1]) < float(curve[5])
 
 
-# ------------------------------------------------------------------ truncated BPTT carries theta and state
-
-
-class ZeroLR(torch.optim.SGD):
-    """A meta-optimizer that takes no step, so phi stays fixed along the trajectory."""
-
-    def __init__(self, params):
-        super().__init__(params, lr=0.0)
-
-
 def test_trajectory_is_continuous_across_unrolls():
     """With phi fixed, unroll=5 over 20 steps gives exactly the uninterrupted 20-step trajectory."""
     net = lively_net()
@@ -125,20 +157,6 @@ def test_trajectory_is_continuous_across_unrolls():
     assert (ref - reset).abs().max() > 1e-2  # the comparison can tell a state reset apart
     # and a reset of theta would show: the trajectory has moved well away from where it started
     assert abs(float(ref[5] - ref[0])) > 0.1 * float(ref[0])
-
-
-class RecordingAdam(torch.optim.Adam):
-    """Adam that keeps a copy of the parameters in force before each of its steps (and the final ones)."""
-
-    def __init__(self, net, lr):
-        super().__init__(net.parameters(), lr=lr)
-        self.net = net
-        self.snapshots = [copy.deepcopy(net.state_dict())]
-
-    def step(self, closure=None):
-        out = super().step(closure)
-        self.snapshots.append(copy.deepcopy(self.net.state_dict()))
-        return out
 
 
 def test_trajectory_with_meta_updates_matches_replay():
@@ -187,19 +205,6 @@ def test_meta_step_uses_the_unroll_meta_gradient(second_order):
     assert (delta - other).norm() > 1e-4 * want.norm()
 
 
-class ExplodingTasks(TaskBatch):
-    """||theta||^2 whose loss becomes infinite from step 3 on: a diverged optimizee."""
-
-    def __init__(self):
-        self.seeds, self.dim, self.device = [0, 1], 3, torch.device("cpu")
-
-    def init_theta(self):
-        return torch.ones(2, 3)
-
-    def loss(self, theta, step=0):
-        return (theta**2).sum(-1) + (math.inf if step >= 3 else 0.0)
-
-
 def test_diverged_trajectory_is_skipped():
     """A non-finite meta-loss skips the meta-step, ends the trajectory and pads the curve with NaN."""
     net = lively_net()
@@ -231,9 +236,6 @@ def test_training_indices():
     assert len(set().union(*epochs)) == 200
     assert training_indices(config, 7) == training_indices(MetaTrainConfig(tasks_per_epoch=4), 7)
     assert training_indices(config, 7) != training_indices(MetaTrainConfig(tasks_per_epoch=4, seed=1), 7)
-
-
-# ------------------------------------------------------------------ best weights, checkpoints, resume
 
 
 def test_keeps_best_validation_weights(monkeypatch):
@@ -296,85 +298,6 @@ def test_without_validation_net_holds_last_weights():
         assert torch.equal(v, result.last_state[k])
 
 
-def run(tmp_path, name, epochs, resume=None, **kwargs):
-    """Meta-train a fresh copy of the same net for ``epochs`` epochs, checkpointing to tmp_path/name."""
-    net = lively_net(seed=5, hidden=4)
-    config = MetaTrainConfig(epochs=epochs, **TINY)
-    path = tmp_path / name
-    result = meta_train(
-        net, QuadraticProblem(dim=3), config, checkpoint_path=path, resume=resume, progress=False, **kwargs
-    )
-    return net, result, path
-
-
-def assert_same_run(a, b):
-    """Two (net, result) pairs with identical weights and histories."""
-    (net_a, res_a), (net_b, res_b) = a, b
-    for k, v in net_a.state_dict().items():
-        assert torch.equal(v, net_b.state_dict()[k]), k
-        assert torch.equal(res_a.last_state[k], res_b.last_state[k]), k
-        assert torch.equal(res_a.best_state[k], res_b.best_state[k]), k
-    assert res_a.history == res_b.history
-    assert res_a.val_history == res_b.val_history
-    assert (res_a.best_epoch, res_a.best_val) == (res_b.best_epoch, res_b.best_val)
-
-
-def test_checkpoint_written_with_best_weights(tmp_path):
-    """checkpoint_path gets a loadable checkpoint: best weights, metadata, resumable training state."""
-    _, result, path = run(tmp_path, "c.pt", 3, metadata={"note": "x"})
-    assert path.is_file()
-    loaded, meta = load_optimizer(path)
-    for k, v in loaded.state_dict().items():
-        assert torch.equal(v, result.best_state[k])
-    assert meta["epochs_done"] == 3 and meta["best_epoch"] == result.best_epoch and meta["note"] == "x"
-    assert meta["problem"].startswith("quadratic")
-    training = read_checkpoint(path)["training"]
-    assert training["epoch"] == 3
-    for k, v in training["last_state"].items():
-        assert torch.equal(v, result.last_state[k])
-
-
-def test_resume_reaches_same_weights(tmp_path):
-    """2 epochs + resume to 4 gives exactly the weights and history of 4 epochs straight."""
-    straight = run(tmp_path, "a.pt", 4)
-    _, first, path = run(tmp_path, "b.pt", 2)
-    assert len(first.history) == 2
-    net, resumed, _ = run(tmp_path, "b.pt", 4, resume=tmp_path / "b.pt")
-    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
-    assert read_checkpoint(path)["training"]["epoch"] == 4
-    assert_same_run(straight[:2], (net, resumed))
-
-
-def test_interrupt_saves_and_resumes(tmp_path, capsys):
-    """Ctrl-C after epoch 3 saves epoch 3; resuming finishes as if never interrupted."""
-    straight = run(tmp_path, "a.pt", 5)
-
-    def interrupt(record, result):
-        if record["epoch"] == 3:
-            raise KeyboardInterrupt
-
-    _, stopped, path = run(tmp_path, "b.pt", 5, callback=interrupt)
-    assert stopped.interrupted and len(stopped.history) == 3
-    assert "interrupted after epoch 3" in capsys.readouterr().out
-    assert read_checkpoint(path)["training"]["epoch"] == 3
-    net, resumed, _ = run(tmp_path, "b.pt", 5, resume=path)
-    assert_same_run(straight[:2], (net, resumed))
-
-
-def test_resume_from_weights_only_checkpoint(tmp_path):
-    """A checkpoint without training state cannot be resumed: ValueError saying so."""
-    path = save_checkpoint(tmp_path / "w.pt", lively_net(seed=5, hidden=4))
-    with pytest.raises(ValueError, match="weights only"):
-        run(tmp_path, "out.pt", 2, resume=path)
-
-
-def test_resume_into_other_architecture(tmp_path):
-    """Resuming into a net of another architecture is a ValueError naming the difference."""
-    _, _, path = run(tmp_path, "a.pt", 1)
-    with pytest.raises(ValueError, match="hidden_size"):
-        meta_train(lively_net(hidden=6), QuadraticProblem(dim=3), MetaTrainConfig(**TINY), resume=path)
-
-
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
@@ -397,106 +320,3 @@ def test_config_validation(kwargs, name):
     """Bad meta-training settings are a ValueError naming the parameter."""
     with pytest.raises(ValueError, match=rf"\b{name}="):
         MetaTrainConfig(**kwargs)
-
-
-# ------------------------------------------------------------------ evaluation and tuning
-
-
-def sgd_reference(tasks, lr, steps):
-    """Plain gradient descent on quadratic tasks, losses at theta_0..theta_T: shape (n_tasks, steps + 1)."""
-    theta = tasks.init_theta().double()
-    W, y = tasks.W.double(), tasks.y.double()
-    losses = []
-    for _ in range(steps):
-        r = torch.einsum("bij,bj->bi", W, theta) - y
-        losses.append((r**2).sum(-1))
-        theta = theta - lr * 2 * torch.einsum("bji,bj->bi", W, r)
-    r = torch.einsum("bij,bj->bi", W, theta) - y
-    losses.append((r**2).sum(-1))
-    return torch.stack(losses, 1)
-
-
-def test_evaluate_shapes_and_values():
-    """evaluate returns (n_tasks, steps + 1) losses equal to an independent gradient-descent loop."""
-    problem = QuadraticProblem(dim=4)
-    result = evaluate(SGD(0.02), problem, n_tasks=5, steps=12)
-    assert result.losses.shape == (5, 13) and result.steps == 12 and result.lr == 0.02 and result.name == "SGD"
-    ref = sgd_reference(problem.tasks("test", range(5)), 0.02, 12).float()
-    torch.testing.assert_close(result.losses, ref, rtol=1e-4, atol=1e-5)
-    assert result.mean_final == pytest.approx(float(ref[:, -1].mean()), rel=1e-4)
-    assert result.mean_sum == pytest.approx(float(ref[:, 1:].sum(1).mean()), rel=1e-4)
-    chunked = evaluate(SGD(0.02), problem, n_tasks=5, steps=12, batch_tasks=2)
-    torch.testing.assert_close(chunked.losses, result.losses)
-    shifted = evaluate(SGD(0.02), problem, n_tasks=2, steps=12, first_index=3)
-    torch.testing.assert_close(shifted.losses, result.losses[3:])
-    val = evaluate(SGD(0.02), problem, n_tasks=2, steps=12, split="val")
-    assert not torch.equal(val.losses, result.losses[:2])
-
-
-def test_evaluate_learned_rule_restores_training_mode():
-    """Evaluating a LearnedRule runs without a graph and leaves the net's train/eval mode as it was."""
-    net = lively_net()
-    net.train()
-    result = evaluate(LearnedRule(net), QuadraticProblem(dim=3), 2, 5)
-    assert net.training and not result.losses.requires_grad
-    tasks = QuadraticProblem(dim=3).tasks("test", range(2))
-    losses, thetas = trajectory(LearnedRule(net), tasks, 5)
-    assert thetas.shape == (6, 2, 3)
-    torch.testing.assert_close(losses, result.losses)
-    torch.testing.assert_close(losses, run_rule(LearnedRule(net), tasks, 5))
-    for t in range(6):
-        torch.testing.assert_close(losses[:, t], quad_loss(tasks, thetas[t]))
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "name"), [({"n_tasks": 0}, "n_tasks"), ({"steps": 0}, "steps"), ({"batch_tasks": 0}, "batch_tasks")]
-)
-def test_evaluate_validation(kwargs, name):
-    """Bad evaluation sizes are a ValueError naming the parameter."""
-    with pytest.raises(ValueError, match=rf"\b{name}="):
-        evaluate(SGD(0.1), QuadraticProblem(dim=2), **{"n_tasks": 2, "steps": 2, **kwargs})
-
-
-@pytest.mark.parametrize("criterion", ["final", "sum"])
-def test_tune_learning_rate_picks_grid_best(criterion):
-    """tune_learning_rate scores each lr on training tasks like an independent loop and picks the best."""
-    problem = QuadraticProblem(dim=4)
-    grid = [0.001, 0.01, 0.03, 1.0]
-    tuned = tune_learning_rate("sgd", problem, grid=grid, n_tasks=4, steps=15, criterion=criterion)
-    tasks = problem.tasks("train", range(4))
-    expected = {}
-    for lr in grid:
-        ref = sgd_reference(tasks, lr, 15)
-        score = float(ref[:, -1].mean() if criterion == "final" else ref[:, 1:].sum(1).mean())
-        expected[lr] = score if math.isfinite(score) and score < 1e30 else math.inf
-    assert set(tuned.scores) == set(grid)
-    assert tuned.scores[1.0] > 1e6  # lr = 1 diverges
-    for lr in grid[:3]:
-        assert tuned.scores[lr] == pytest.approx(expected[lr], rel=1e-3)
-    assert tuned.best_lr == min(expected, key=expected.__getitem__)
-    assert tuned.best_lr in (0.01, 0.03) and tuned.name == "SGD" and tuned.criterion == criterion
-
-
-def test_tune_learning_rate_steps_past_the_grid_edge():
-    """A best rate at the end of the grid is extended by the grid's ratio until an interior best (or ``extend``)."""
-    problem = QuadraticProblem(dim=4)
-    low = tune_learning_rate("sgd", problem, grid=[1e-5, 1e-4], n_tasks=4, steps=15)  # far too small
-    assert sorted(low.scores) == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2, 1e-1])  # stepped on by x10 ...
-    assert low.best_lr == pytest.approx(1e-2) and low.scores[0.1] > low.scores[low.best_lr]  # ... to an interior best
-    capped = tune_learning_rate("sgd", problem, grid=[1e-5, 1e-4], n_tasks=4, steps=15, extend=1)
-    assert sorted(capped.scores) == pytest.approx([1e-5, 1e-4, 1e-3]) and capped.best_lr == pytest.approx(1e-3)
-    none = tune_learning_rate("sgd", problem, grid=[1e-5, 1e-4], n_tasks=4, steps=15, extend=0)
-    assert set(none.scores) == {1e-5, 1e-4}
-    with pytest.raises(ValueError, match="extend"):
-        tune_learning_rate("sgd", problem, grid=[0.1], extend=-1)
-
-
-def test_tune_learning_rate_errors():
-    """An unknown criterion, an empty grid or an unknown baseline is a ValueError."""
-    problem = QuadraticProblem(dim=2)
-    with pytest.raises(ValueError, match="criterion"):
-        tune_learning_rate("sgd", problem, grid=[0.1], criterion="median")
-    with pytest.raises(ValueError, match="grid is empty"):
-        tune_learning_rate("sgd", problem, grid=[])
-    with pytest.raises(ValueError, match="unknown"):
-        tune_learning_rate("newton", problem, grid=[0.1], n_tasks=1, steps=1)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers.neural_art import (
+from l2l_helpers.optimizees.neural_art import (
     CONTENT_PHOTOS,
     NeuralArtProblem,
     RandomFeatures,
@@ -149,7 +149,7 @@ def test_cli_knows_neural_art(tmp_path, capsys):
 
 def test_learning_rate_grid_reaches_past_the_default_one():
     """Pixel gradients are small: neural art's grid goes to 1e2 (SGD sat on the default grid's top, 10)."""
-    from l2l_helpers.neural_art import NEURAL_ART_LR_GRID, NeuralArtProblem
+    from l2l_helpers.optimizees.neural_art import NEURAL_ART_LR_GRID, NeuralArtProblem
 
     assert NeuralArtProblem.lr_grid == NEURAL_ART_LR_GRID
     assert min(NEURAL_ART_LR_GRID) == pytest.approx(1e-3) and max(NEURAL_ART_LR_GRID) == pytest.approx(100.0)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .optimizees import Problem, TaskBatch
+from .. import settings
+from .base import Problem, TaskBatch
 
 #: scikit-image photos used as content images, split so that test images are never trained on.
 CONTENT_PHOTOS: dict[str, tuple[str, ...]] = {
@@ -25,8 +25,6 @@ CONTENT_PHOTOS: dict[str, tuple[str, ...]] = {
     "val": ("hubble_deep_field",),
     "test": ("chelsea", "colorwheel", "retina"),
 }
-
-STYLES_DIR = Path(__file__).resolve().parent.parent / "data" / "styles"
 
 #: Baselines' learning rates for neural art: 1e-3 .. 1e2 in half decades. Pixel gradients are small, so
 #: SGD and NAG want rates beyond the usual grid's top (10), where they would sit on its edge.
@@ -116,10 +114,11 @@ def load_style(name: str = "starry_night", size: int = 64) -> torch.Tensor:
     """A painting from ``data/styles`` resized to ``size`` x ``size``: tensor (3, size, size) in [0, 1]."""
     from PIL import Image
 
-    path = STYLES_DIR / f"{name}.jpg"
+    styles = settings.styles_dir()
+    path = styles / f"{name}.jpg"
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in STYLES_DIR.glob("*.jpg"))) or "none"
-        raise ValueError(f"style={name!r} not found in {STYLES_DIR}; available: {known}")
+        known = ", ".join(sorted(p.stem for p in styles.glob("*.jpg"))) or "none"
+        raise ValueError(f"style={name!r} not found in {styles}; available: {known}")
     img = Image.open(path).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
 

@@ -1,4 +1,4 @@
-"""Which LSTM step runs (l2l_helpers.native.selection): measured once per CPU and thread count, cached with the
+"""Which LSTM step runs (l2l_helpers.kernels.selection): measured once per CPU and thread count, cached with the
 build, forced by L2L_NATIVE, and the fused step whenever the native one cannot be built or run here."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import types
 import pytest
 import torch
 
-from l2l_helpers import native
 from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM
+from l2l_helpers.kernels import native, selection
 
 AVX2_ONLY = "fpu sse sse2 avx fma avx2"
 NO_AVX2 = "fpu sse sse2 sse4_2 avx"
@@ -21,7 +21,7 @@ def fresh(monkeypatch, tmp_path):
     """No module loaded or step selected yet in this process; the build's folder is a temporary one."""
     monkeypatch.setattr(native, "_modules", {})
     monkeypatch.setattr(native, "_errors", {})
-    monkeypatch.setattr(native, "_selections", {})
+    monkeypatch.setattr(selection, "_selections", {})
     monkeypatch.setattr(native, "build_dir", lambda name: tmp_path)
     monkeypatch.delenv("L2L_NATIVE", raising=False)
     monkeypatch.delenv("L2L_NATIVE_MARCH", raising=False)
@@ -43,7 +43,7 @@ def built(monkeypatch, lanes: int = 8) -> None:
 )
 def test_pick_takes_the_faster_step(times, expected):
     """The faster of the two measured steps; the fused one on a tie (no reason to prefer the native one)."""
-    assert native.pick(times) == expected
+    assert selection.pick(times) == expected
 
 
 @pytest.mark.parametrize("native_ms", [4.0, 40.0])
@@ -51,51 +51,51 @@ def test_auto_measures_once_and_caches_the_choice_with_the_build(fresh, monkeypa
     """The first process measures and writes selection.json; the next one reads it and does not measure."""
     built(monkeypatch)
     calls = []
-    monkeypatch.setattr(native, "measure", lambda: calls.append(1) or {"native": native_ms, "fused": 10.0})
-    chosen = native.selection()
+    monkeypatch.setattr(selection, "measure", lambda: calls.append(1) or {"native": native_ms, "fused": 10.0})
+    chosen = selection.selection()
     assert chosen.step == ("native" if native_ms < 10 else "fused") and calls == [1]
     assert chosen.times_ms == {"native": native_ms, "fused": 10.0}
     cache = json.loads((fresh / "selection.json").read_text())
     (key,) = cache
     assert key.endswith(f"-{torch.get_num_threads()}threads") and cache[key]["times_ms"]["native"] == native_ms
-    assert native.selection() is chosen  # the same process: decided once
+    assert selection.selection() is chosen  # the same process: decided once
     assert capsys.readouterr().err.count("LSTM step:") == 1  # and said once
-    monkeypatch.setattr(native, "_selections", {})  # a new process
-    monkeypatch.setattr(native, "measure", lambda: pytest.fail("measured again although the choice is cached"))
-    assert native.selection().step == chosen.step
+    monkeypatch.setattr(selection, "_selections", {})  # a new process
+    monkeypatch.setattr(selection, "measure", lambda: pytest.fail("measured again although the choice is cached"))
+    assert selection.selection().step == chosen.step
 
 
 def test_the_cache_is_keyed_by_cpu_and_threads(fresh, monkeypatch):
     """Another CPU (flags) or another thread count is measured anew; a corrupt cache file is re-measured."""
     built(monkeypatch)
-    monkeypatch.setattr(native, "measure", lambda: {"native": 1.0, "fused": 2.0})
-    native.selection()
-    monkeypatch.setattr(native, "_selections", {})
+    monkeypatch.setattr(selection, "measure", lambda: {"native": 1.0, "fused": 2.0})
+    selection.selection()
+    monkeypatch.setattr(selection, "_selections", {})
     monkeypatch.setattr(native, "cpu_flags", lambda: AVX2_ONLY)
-    monkeypatch.setattr(native, "measure", lambda: {"native": 3.0, "fused": 2.0})
-    assert native.selection().step == "fused"
+    monkeypatch.setattr(selection, "measure", lambda: {"native": 3.0, "fused": 2.0})
+    assert selection.selection().step == "fused"
     assert len(json.loads((fresh / "selection.json").read_text())) == 2
     (fresh / "selection.json").write_text("{not json")
-    monkeypatch.setattr(native, "_selections", {})
-    assert native.selection().step == "fused"  # measured again, and the file is whole again
+    monkeypatch.setattr(selection, "_selections", {})
+    assert selection.selection().step == "fused"  # measured again, and the file is whole again
     assert len(json.loads((fresh / "selection.json").read_text())) == 1
 
 
 def test_the_environment_forces_a_step(fresh, monkeypatch):
     """L2L_NATIVE=1 runs the native step and L2L_NATIVE=0 the fused one, without measuring; other values are errors."""
     built(monkeypatch, lanes=16)
-    monkeypatch.setattr(native, "measure", lambda: pytest.fail("a forced step is not measured"))
+    monkeypatch.setattr(selection, "measure", lambda: pytest.fail("a forced step is not measured"))
     monkeypatch.setenv("L2L_NATIVE", "1")
-    assert native.selection().step == "native" and "L2L_NATIVE=1" in native.selection().reason
+    assert selection.selection().step == "native" and "L2L_NATIVE=1" in selection.selection().reason
     monkeypatch.setenv("L2L_NATIVE", "off")
-    assert native.selection().step == "fused" and not native.enabled()
+    assert selection.selection().step == "fused" and not native.enabled()
     monkeypatch.setenv("L2L_NATIVE", "fast")
     with pytest.raises(ValueError, match=r"L2L_NATIVE='fast'.*auto"):
-        native.selection()
+        selection.selection()
     monkeypatch.setenv("L2L_NATIVE", "1")
     monkeypatch.setenv("L2L_NATIVE_MARCH", "pentium")
     with pytest.raises(ValueError, match=r"L2L_NATIVE_MARCH='pentium'.*haswell"):
-        native.selection()
+        selection.selection()
 
 
 def test_a_cpu_without_the_instructions_gets_the_fused_step(fresh, monkeypatch):
@@ -105,7 +105,7 @@ def test_a_cpu_without_the_instructions_gets_the_fused_step(fresh, monkeypatch):
     monkeypatch.setenv("L2L_NATIVE_MARCH", "haswell")
     assert native.missing_instructions("haswell") == ["avx2", "fma"]
     with pytest.warns(RuntimeWarning, match="lacks avx2, fma"):
-        chosen = native.selection()
+        chosen = selection.selection()
     assert chosen.step == "fused" and "avx2" in chosen.reason
     net = CoordinatewiseLSTM()
     _, state = net(torch.randn(30), net.init_state(30))

@@ -6,21 +6,24 @@
 
 from __future__ import annotations
 
-import copy
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
-from .baselines import make_baseline
-from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
-from .evaluation import EvalResult, check_positive_int, evaluate, trajectory, tune_learning_rate
-from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train
-from .optimizees import QuadraticProblem, QuadraticTasks
-from .plotting import plot_trajectories_2d
+from . import studies
+from .coordinatewise_lstm import CoordinatewiseLSTM
+from .evaluation import tune_learning_rate
+from .optimizees import ACTIVATIONS, QuadraticProblem
+from .optimizees.quadratic import QuadraticTasks, landscape
+from .plotting import (
+    plot_loss_curves,
+    plot_meta_training,
+    plot_preprocessing,
+    plot_quick_training,
+    plot_trajectories_2d,
+)
+from .runtime import check_positive_int
 
 
 class Panel:
@@ -72,34 +75,6 @@ class Panel:
 # Notebook 01: trajectories on a 2-d quadratic
 
 
-def quadratic_landscape(tasks: QuadraticTasks, paths: list[np.ndarray], n: int = 80) -> tuple[np.ndarray, ...]:
-    """Grid (xs, ys, log10 f) of task 0 of a 2-d quadratic, framing the paths and the minimum."""
-    if tasks.dim != 2:
-        raise ValueError(f"a 2-d picture needs a 2-d quadratic, got dim={tasks.dim}")
-    w_mat, y = tasks.W[0].cpu().double(), tasks.y[0].cpu().double()
-    optimum = torch.linalg.lstsq(w_mat, y.unsqueeze(-1)).solution.squeeze(-1).numpy()
-    points = np.concatenate([np.concatenate(paths), optimum[None]], axis=0) if paths else optimum[None]
-    low, high = points.min(0), points.max(0)
-    pad = 0.15 * np.maximum(high - low, 0.5)
-    xs = np.linspace(low[0] - pad[0], high[0] + pad[0], n)
-    ys = np.linspace(low[1] - pad[1], high[1] + pad[1], n)
-    grid = torch.tensor(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2))  # (n*n, 2)
-    z = tasks.loss_at(grid.to(tasks.W.device).unsqueeze(0).expand(tasks.n_tasks, -1, -1))[0]
-    return xs, ys, np.log10(z.cpu().numpy() + 1e-12).reshape(n, n)
-
-
-def trajectories_2d(
-    tasks: QuadraticTasks, names: tuple[str, ...], lr: float, steps: int, learned: dict[str, CoordinatewiseLSTM]
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Path (steps + 1, 2) and losses of each named optimizer on task 0: baselines use ``lr``."""
-    out = {}
-    for name in names:
-        rule = LearnedRule(learned[name], name) if name in learned else make_baseline(name, lr)
-        losses, thetas = trajectory(rule, tasks, steps)
-        out[name] = (thetas[:, 0].numpy(), losses[0].numpy())
-    return out
-
-
 def trajectory_panel(
     tasks: QuadraticTasks, learned: dict[str, CoordinatewiseLSTM], lr: float = 0.05, steps: int = 30
 ) -> Panel:
@@ -109,11 +84,11 @@ def trajectory_panel(
     choices = ["SGD", "NAG", "RMSprop", "Adam", *learned]
 
     def render(lr: float, steps: int, names: tuple[str, ...]) -> Any:
-        runs = trajectories_2d(tasks, names, lr, steps, learned)
+        runs = studies.trajectories_2d(tasks, names, lr, steps, learned)
         paths = {name: path for name, (path, _) in runs.items()}
         labels = {name: f"{name}: f_T = {loss[-1]:.3g}" for name, (_, loss) in runs.items()}
-        landscape = quadratic_landscape(tasks, list(paths.values()))
-        return plot_trajectories_2d(landscape, paths, f"{steps} steps, baselines at lr = {lr:.3g}", labels)
+        grid = landscape(tasks, list(paths.values()))
+        return plot_trajectories_2d(grid, paths, f"{steps} steps, baselines at lr = {lr:.3g}", labels)
 
     controls = {
         "lr": w.FloatLogSlider(value=lr, base=10, min=-3, max=0, step=0.25, description="lr"),
@@ -127,32 +102,13 @@ def trajectory_panel(
 # Notebook 02: architecture of the coordinatewise LSTM
 
 
-def architecture_summary(
-    num_layers: int, hidden_size: int, preprocessing: str, n_coords: int = 15910, seed: int = 0
-) -> dict[str, Any]:
-    """Sizes of a coordinatewise LSTM (shared phi vs per-coordinate state) and its first update on sample gradients."""
-    torch.manual_seed(seed)
-    net = CoordinatewiseLSTM(OptimizerConfig(num_layers, hidden_size, preprocessing, output_scale=0.1))
-    grads = torch.logspace(-8, 1, 10) * torch.tensor([1.0, -1.0]).repeat(5)
-    with torch.no_grad():
-        update, _ = net(grads, net.init_state(grads.numel()))
-    return {
-        "parameters": count_parameters(net),
-        "state_per_coordinate": 2 * num_layers * hidden_size,
-        "state_floats": 2 * num_layers * hidden_size * n_coords,
-        "one_lstm_per_coordinate": count_parameters(net) * n_coords,
-        "grads": grads.numpy(),
-        "updates": update.numpy(),
-    }
-
-
 def architecture_panel(n_coords: int = 15910) -> Panel:
     """Layers, hidden units, preprocessing -> parameter counts and a forward pass (notebook 02)."""
     import ipywidgets as w
     import plotly.graph_objects as go
 
     def render(num_layers: int, hidden_size: int, preprocessing: str) -> Any:
-        s = architecture_summary(num_layers, hidden_size, preprocessing, n_coords)
+        s = studies.architecture_summary(num_layers, hidden_size, preprocessing, n_coords)
         fig = go.Figure(go.Bar(x=[f"{g:.0e}" for g in s["grads"]], y=s["updates"], name="update"))
         fig.update_layout(
             title=(
@@ -183,8 +139,6 @@ def preprocessing_panel(p: float = 10.0) -> Panel:
     """Slider for p and a choice of preprocessing -> both LSTM input channels over |g| = 1e-12 .. 1e3."""
     import ipywidgets as w
 
-    from .plotting import plot_preprocessing
-
     controls = {
         "p": w.FloatSlider(value=p, min=1, max=20, step=0.5, description="p"),
         "kind": w.Dropdown(options=["log_sign", "log_sign_smooth"], value="log_sign", description="kind"),
@@ -210,8 +164,6 @@ class LivePlot:
     def __call__(self, record: dict[str, Any], result: Any) -> None:
         from IPython.display import clear_output, display
 
-        from .plotting import plot_meta_training
-
         if record["epoch"] % self.every == 0:
             with self.output:
                 clear_output(wait=True)
@@ -225,99 +177,6 @@ def live_plot(interactive: bool, every: int = 10, title: str = "Meta-training") 
 
 # --------------------------------------------------------------------------------------------
 # Notebooks 02 and 04: rebuild the optimizer, meta-train it briefly, test it on held-out quadratics
-
-
-@dataclass
-class QuickTraining:
-    """What :func:`quick_meta_training` made: the optimizer, its meta-training record, held-out curves."""
-
-    net: CoordinatewiseLSTM
-    result: MetaTrainResult
-    curves: dict[str, EvalResult]  # "untrained LSTM", "LSTM" and, given adam_lr, "Adam"; same held-out tasks
-    seconds: float  # meta-training and evaluation
-
-    @property
-    def label(self) -> str:
-        """The architecture in words, e.g. ``2 x 20 LSTM, log_sign, output scale 0.1``."""
-        c = self.net.config
-        return f"{c.num_layers} x {c.hidden_size} LSTM, {c.preprocessing}, output scale {c.output_scale:.3g}"
-
-
-def quick_meta_training(
-    num_layers: int = 2,
-    hidden_size: int = 20,
-    preprocessing: str = "log_sign",
-    output_scale: float = 0.1,
-    epochs: int = 20,
-    tasks_per_epoch: int = 16,
-    eval_tasks: int = 16,
-    steps: int = 100,
-    meta_lr: float = 0.01,
-    adam_lr: float | None = None,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
-) -> QuickTraining:
-    """Build g_phi (Section 2.1), meta-train it briefly on 10-d quadratics (Section 2), test it on held-out ones.
-
-    The untrained network (the same initial phi) and, given ``adam_lr``, Adam run on the same held-out
-    tasks. About 3 s on one CPU core with the defaults (20 epochs of 16 quadratics).
-    """
-    config = OptimizerConfig(num_layers, hidden_size, preprocessing, output_scale=output_scale)  # checks them
-    check_positive_int("eval_tasks", eval_tasks)
-    check_positive_int("steps", steps)
-    for name, value in (("meta_lr", meta_lr), ("adam_lr", 1.0 if adam_lr is None else adam_lr)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-            raise ValueError(f"{name}={value!r} must be a positive finite number")
-    train = MetaTrainConfig(  # checks epochs, tasks_per_epoch and seed (which picks the training tasks)
-        epochs=epochs,
-        steps=steps,
-        unroll=min(20, steps),
-        lr=meta_lr,
-        tasks_per_epoch=tasks_per_epoch,
-        val_every=0,
-        seed=seed,
-    )
-    start = time.perf_counter()
-    torch.manual_seed(seed)
-    net = CoordinatewiseLSTM(config).to(device)
-    untrained = copy.deepcopy(net)
-    problem = QuadraticProblem()
-    result = meta_train(net, problem, train, progress=False, callback=callback)
-    rules: dict[str, Any] = {"untrained LSTM": LearnedRule(untrained), "LSTM": LearnedRule(net)}
-    if adam_lr is not None:
-        rules["Adam"] = make_baseline("adam", adam_lr)
-    curves = {
-        name: evaluate(rule, problem, eval_tasks, steps, "test", device, name=name) for name, rule in rules.items()
-    }
-    return QuickTraining(net, result, curves, time.perf_counter() - start)
-
-
-def quick_training_figure(run: QuickTraining) -> Any:
-    """Meta-loss per epoch (left) and held-out mean loss per step (right) of a :func:`quick_meta_training`."""
-    from plotly.subplots import make_subplots
-
-    from .plotting import color_of
-
-    epochs = [h["epoch"] for h in run.result.history]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("meta-training", "held-out quadratics"))
-    meta_loss = [h["meta_loss"] for h in run.result.history]
-    fig.add_scatter(x=epochs, y=meta_loss, name="meta-loss", showlegend=False, row=1, col=1)
-    for i, (name, res) in enumerate(run.curves.items()):
-        label = f"{name} (lr {res.lr:.3g})" if res.lr is not None else name
-        steps = np.arange(res.steps + 1)
-        fig.add_scatter(x=steps, y=res.mean.numpy(), name=label, line={"color": color_of(name, i)}, row=1, col=2)
-    finals = ", ".join(f"{name} {res.mean_final:.3g}" for name, res in run.curves.items())
-    fig.update_layout(
-        title=f"{run.label}, {len(epochs)} epochs ({run.seconds:.0f} s). Held-out final loss: {finals}",
-        template="plotly_white",
-        title_font_size=13,
-    )
-    fig.update_xaxes(title_text="epoch", row=1, col=1)
-    fig.update_xaxes(title_text="step t", row=1, col=2)
-    fig.update_yaxes(type="log", title_text="sum_t f(theta_t)", row=1, col=1)
-    fig.update_yaxes(type="log", title_text="mean f(theta_t)", row=1, col=2)
-    return fig
 
 
 def architecture_training_panel(
@@ -335,10 +194,10 @@ def architecture_training_panel(
     def render(**architecture: Any) -> Any:
         shape = f"{architecture['num_layers']} x {architecture['hidden_size']} LSTM"
         live = LivePlot(every=5, title=f"Meta-training a {shape} (live)") if panel.live else None
-        run = quick_meta_training(**architecture, **sizes, adam_lr=adam.best_lr, device=device, callback=live)
+        run = studies.quick_meta_training(**architecture, **sizes, adam_lr=adam.best_lr, device=device, callback=live)
         if live is not None:
             live.output.clear_output()  # the final figure below repeats the meta-loss
-        return quick_training_figure(run)
+        return plot_quick_training(run)
 
     style, fixed = {"description_width": "initial"}, {"continuous_update": False}
     controls = {
@@ -373,12 +232,8 @@ def optimizee_panel(
     """Hidden units, layers, activation -> the learned optimizer vs tuned Adam on held-out MLPs, live."""
     import ipywidgets as w
 
-    from .experiments import lstm_vs_adam
-    from .optimizees import ACTIVATIONS
-    from .plotting import plot_loss_curves
-
     def render(hidden: int, layers: int, activation: str) -> Any:
-        results = lstm_vs_adam(net, (hidden,) * layers, activation, n_tasks, device=device)
+        results = studies.lstm_vs_adam(net, (hidden,) * layers, activation, n_tasks, device=device)
         shape = "-".join(["784", *[str(hidden)] * layers, "10"])
         lstm, adam = results["LSTM"].mean_final, results["Adam"].mean_final
         return plot_loss_curves(

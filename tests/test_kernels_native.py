@@ -1,4 +1,4 @@
-"""The native (C++) LSTM step (l2l_helpers.native) against the Python fused step: outputs, states, meta-gradients."""
+"""The native (C++) LSTM step (l2l_helpers.kernels.native) against the fused step: outputs, states, gradients."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import re
 import pytest
 import torch
 
-from l2l_helpers import native
+from l2l_helpers import kernels
 from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
+from l2l_helpers.kernels import native
 from l2l_helpers.meta_training import unroll
 from l2l_helpers.optimizees import MNISTProblem, QuadraticProblem
 
@@ -97,10 +98,9 @@ def test_native_step_is_used_where_supported(monkeypatch):
 
 def unroll_grads(net: CoordinatewiseLSTM, tasks, mode: str, monkeypatch: pytest.MonkeyPatch):
     """Meta-loss and first-order meta-gradient of a 5-step unroll with the native, Python fused or cells step."""
-    monkeypatch.setenv("L2L_NATIVE", "1" if mode == "native" else "0")
-    net.fused = mode != "cells"
     theta = tasks.init_theta()
-    meta_loss, _, _, _ = unroll(net, tasks, theta, net.init_state(theta.numel()), 0, 5, [1.0] * 5)
+    with kernels.forced(mode):
+        meta_loss, _, _, _ = unroll(net, tasks, theta, net.init_state(theta.numel()), 0, 5, [1.0] * 5)
     return meta_loss.detach(), torch.autograd.grad(meta_loss, list(net.parameters()))
 
 
@@ -144,7 +144,7 @@ def test_bad_shapes_are_refused_by_the_module():
 def test_unbuildable_module_falls_back_with_one_warning(monkeypatch):
     """Without a compiler the Python step runs, after a warning that says what to install."""
     monkeypatch.setattr(native, "_modules", {})
-    monkeypatch.setattr(native, "_selections", {})
+    monkeypatch.setattr(kernels.selection, "_selections", {})
     monkeypatch.setattr(native, "SOURCE", native.SOURCE.with_name("missing.cpp"))
     with pytest.warns(RuntimeWarning, match="could not be built"):
         assert native.load() is None
@@ -153,7 +153,7 @@ def test_unbuildable_module_falls_back_with_one_warning(monkeypatch):
         net = CoordinatewiseLSTM(num_layers=2, hidden_size=20)
         _, state = net(torch.randn(10), net.init_state(10))
         assert type(state.grad_fn).__name__.startswith("FusedLSTMStep")
-        assert native.selection().step == "fused" and "unavailable" in native.selection().reason
+        assert kernels.selection.selection().step == "fused" and "unavailable" in kernels.selection.selection().reason
 
 
 def test_weights_are_rebuilt_whenever_phi_changes(monkeypatch):

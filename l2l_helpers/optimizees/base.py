@@ -1,0 +1,100 @@
+"""The optimizee interface: a :class:`Problem` is a family of functions f(theta) sampled by seed (paper, Section 3).
+
+A :class:`Problem` is a family of functions. ``problem.tasks(split, indices)`` draws a batch of
+``n_tasks`` functions, each with its own random seed, as a :class:`TaskBatch`:
+
+* ``theta = tasks.init_theta()`` has shape ``(n_tasks, dim)``: one row of parameters per task;
+* ``tasks.loss(theta, step)`` has shape ``(n_tasks,)`` and is an explicit, differentiable function of
+  ``theta``, so the unrolled optimization graph reaches the optimizer's parameters phi.
+
+Tasks are independent, so the gradient of ``loss.sum()`` with respect to ``theta`` holds every task's
+own gradient. The splits ``train``, ``val`` and ``test`` use disjoint seed ranges. The families live one per
+module beside this one (``quadratic``, ``mnist``, ``neural_art``); :func:`make_problem` builds one by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+from ..baselines import DEFAULT_LR_GRID
+
+#: First seed of each split; a split holds SPLIT_SIZE seeds, so the splits are disjoint.
+SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000_000, "test": 2_000_000_000}
+SPLIT_SIZE = 1_000_000_000
+
+
+def task_seeds(split: str, indices: Iterable[int]) -> list[int]:
+    """Seeds of the tasks ``indices`` of ``split``; different splits never share a seed."""
+    if split not in SPLIT_OFFSETS:
+        raise ValueError(f"split={split!r} is unknown; use one of: {', '.join(SPLIT_OFFSETS)}")
+    seeds = []
+    for i in indices:
+        if not 0 <= int(i) < SPLIT_SIZE:
+            raise ValueError(f"task index {i} is out of range [0, {SPLIT_SIZE})")
+        seeds.append(SPLIT_OFFSETS[split] + int(i))
+    if not seeds:
+        raise ValueError("indices is empty: ask for at least one task")
+    return seeds
+
+
+class TaskBatch(ABC):
+    """A batch of sampled functions, optimized together but independently."""
+
+    seeds: list[int]
+    dim: int
+    device: torch.device
+
+    @property
+    def n_tasks(self) -> int:
+        """Number of tasks in the batch."""
+        return len(self.seeds)
+
+    @abstractmethod
+    def init_theta(self) -> torch.Tensor:
+        """Initial parameters, shape (n_tasks, dim); the same for the same seeds."""
+
+    @abstractmethod
+    def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
+        """Loss of each task at ``theta`` (n_tasks, dim) on step ``step``'s data: shape (n_tasks,)."""
+
+
+class Problem(ABC):
+    """A family of optimizees."""
+
+    name: str
+    dim: int
+    #: Learning rates the baselines are tuned over on this family's training tasks.
+    lr_grid: tuple[float, ...] = DEFAULT_LR_GRID
+
+    def tasks(self, split: str, indices: Sequence[int] | range, device: torch.device | str = "cpu") -> TaskBatch:
+        """Draw the tasks ``indices`` of ``split`` (``train``, ``val`` or ``test``)."""
+        return self._make_tasks(task_seeds(split, indices), torch.device(device), split)
+
+    @abstractmethod
+    def _make_tasks(self, seeds: list[int], device: torch.device, split: str) -> TaskBatch: ...
+
+    def describe(self) -> str:
+        """One line for logs and checkpoints."""
+        return f"{self.name} (dim {self.dim})"
+
+
+#: The problem families by name, and the module:class that builds each (imported on first use: no cycle).
+REGISTRY: dict[str, str] = {
+    "quadratic": "quadratic:QuadraticProblem",
+    "mnist": "mnist:MNISTProblem",
+    "neural_art": "neural_art:NeuralArtProblem",
+}
+PROBLEMS = tuple(REGISTRY)
+
+
+def make_problem(name: str, **kwargs: Any) -> Problem:
+    """Build a problem family by name: ``quadratic``, ``mnist`` or ``neural_art`` (kwargs go to its class)."""
+    if name not in REGISTRY:
+        raise ValueError(f"problem={name!r} is unknown; use one of: {', '.join(PROBLEMS)}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)(**kwargs)

@@ -1,0 +1,79 @@
+"""l2l_helpers.runtime: setup, seeding, devices, the notebooks' parameter checks; bad input named everywhere."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import l2l_helpers as l2l
+
+TINY = {"steps": 10, "unroll": 5, "tasks_per_epoch": 2, "val_every": 1, "val_tasks": 2, "lr": 0.01}
+
+
+def fresh_net(seed: int = 0, **kwargs) -> l2l.CoordinatewiseLSTM:
+    """An untrained optimizer network with seeded weights."""
+    torch.manual_seed(seed)
+    return l2l.CoordinatewiseLSTM(**kwargs)
+
+
+def train(epochs: int, **kwargs) -> tuple[l2l.CoordinatewiseLSTM, l2l.MetaTrainResult]:
+    """A tiny meta-training run on quadratics from the seeded network."""
+    net = fresh_net()
+    config = l2l.MetaTrainConfig(epochs=epochs, **TINY)
+    return net, l2l.meta_train(net, l2l.QuadraticProblem(), config, progress=False, **kwargs)
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    """Bit-for-bit equality of two state dicts."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_results():
+    """Two runs with the same seed give identical weights, histories and evaluations on CPU."""
+    net_a, res_a = train(3)
+    net_b, res_b = train(3)
+    assert same_weights(res_a.last_state, res_b.last_state)
+    assert same_weights(net_a.state_dict(), net_b.state_dict())
+    assert res_a.history == res_b.history
+    problem = l2l.QuadraticProblem()
+    ev = [l2l.evaluate(l2l.LearnedRule(n), problem, 3, 10).losses for n in (net_a, net_b)]
+    assert torch.equal(ev[0], ev[1])
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: l2l.MetaTrainConfig(epochs=0), "epochs"),
+        (lambda: l2l.MetaTrainConfig(steps=-5), "steps"),
+        (lambda: l2l.MetaTrainConfig(steps=10, unroll=20), "unroll"),
+        (lambda: l2l.MetaTrainConfig(skip_grad_norm=0), "skip_grad_norm"),
+        (lambda: l2l.make_problem("cifar"), "problem"),
+        (lambda: l2l.MNISTProblem(activation="softplus"), "activation"),
+        (lambda: l2l.CoordinatewiseLSTM(preprocessing="sqrt"), "preprocessing"),
+        (lambda: l2l.resolve_device("tpu"), "device"),
+        (lambda: l2l.evaluate(l2l.make_baseline("sgd", 0.1), l2l.QuadraticProblem(), n_tasks=0), "n_tasks"),
+        (lambda: l2l.evaluate(l2l.make_baseline("sgd", 0.1), l2l.QuadraticProblem(), steps=0), "steps"),
+        (lambda: l2l.check_parameters({"SMOKE": "yes"}), "SMOKE"),
+        (lambda: l2l.check_parameters({"EPOCHS": 2.5}), "EPOCHS"),
+        (lambda: l2l.check_parameters({"DEVICE": "gpu"}), "DEVICE"),
+        (lambda: l2l.check_parameters({"SCALES": [1.0, -2.0]}), "SCALES"),
+    ],
+)
+def test_bad_input_is_a_value_error_naming_the_parameter(make, name):
+    """Every bad value raises ValueError whose message starts with or names the parameter."""
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu():
+    """Asking for cuda without a GPU is a ValueError that says what to use instead."""
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        l2l.resolve_device("cuda")
+
+
+def test_check_parameters_accepts_the_notebook_defaults():
+    """The values in the committed parameters cells pass."""
+    l2l.check_parameters({"SEED": 0, "DEVICE": "auto", "SMOKE": False, "INTERACTIVE": True, "EPOCHS": 300})
+    l2l.check_parameters({"META_LR": 0.003, "P": 10.0, "SCALES": [0.01, 1], "HIDDEN_SIZE": 20, "TASK": 0})
+    l2l.check_parameters({"not_a_parameter": "anything", "In": [], "_": None})

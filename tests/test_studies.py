@@ -1,0 +1,136 @@
+"""l2l_helpers.studies: each notebook's experiment design, at tiny sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_optimizees import synthetic_data
+
+import l2l_helpers as l2l
+from l2l_helpers.optimizees import MNISTProblem
+from l2l_helpers.plotting import (
+    figure_data,
+)
+
+
+def test_optimizer_inputs_are_the_preprocessed_gradients():
+    """Sampled at steps 0, every, ...; the channels are exactly the preprocessing of the sampled gradients."""
+    problem = MNISTProblem(hidden=(4,), batch_size=8, data=synthetic_data())
+    inputs = l2l.studies.optimizer_inputs(
+        l2l.CoordinatewiseLSTM(), problem, n_tasks=2, steps=7, every=3, max_per_step=50
+    )
+    assert sorted(set(inputs["step"].tolist())) == [0, 3, 6]
+    assert all(len(v) == 150 for v in inputs.values())
+    x = l2l.preprocess(torch.as_tensor(inputs["grad"]), "log_sign", 10.0).numpy()
+    np.testing.assert_allclose(inputs["log_channel"], x[:, 0])
+    np.testing.assert_allclose(inputs["second_channel"], x[:, 1])
+    stats = l2l.studies.input_statistics({"grad": np.array([0.0, 1e-6, 0.1, 1.0])}, p=10.0)
+    assert stats["zero_fraction"] == 0.25 and stats["below_threshold_fraction"] == 0.5
+    assert stats["median_log10"] == pytest.approx(-1.0)
+
+
+def test_ks_distance():
+    """0 for equal samples, 1 for separated ones, the largest CDF gap otherwise."""
+    a = np.array([1.0, 2.0, 3.0, 4.0])
+    assert l2l.studies.ks_distance(a, a) == 0.0
+    assert l2l.studies.ks_distance(a, a + 10) == 1.0
+    assert l2l.studies.ks_distance(a, np.array([3.5, 4.5])) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="non-empty"):
+        l2l.studies.ks_distance(a, np.array([]))
+
+
+def test_scale_ablation_trains_one_optimizer_per_kind_and_seed():
+    """Rows are seeds, columns scales; a seed is reproducible, different seeds give different optimizers."""
+    config = l2l.MetaTrainConfig(epochs=2, tasks_per_epoch=2, steps=10, unroll=5, val_every=0)
+    kwargs = {"config": config, "scales": [0.1, 1.0], "eval_tasks": 3, "steps": 10, "progress": False}
+    out = l2l.studies.scale_ablation(["log_sign", "none"], [0, 1], **kwargs)
+    assert set(out) == {"log_sign", "none"} and out["none"].shape == (2, 2)
+    assert np.isfinite(out["log_sign"]).all()
+    assert not np.allclose(out["log_sign"][0], out["log_sign"][1])
+    again = l2l.studies.scale_ablation(["log_sign"], [1], **kwargs)
+    np.testing.assert_allclose(again["log_sign"][0], out["log_sign"][1], rtol=1e-6)
+    with pytest.raises(ValueError, match="seeds"):
+        l2l.studies.scale_ablation(["none"], [], **kwargs)
+    with pytest.raises(ValueError, match="scales"):
+        l2l.studies.scale_ablation(["none"], [0], **{**kwargs, "scales": [0.0]})
+
+
+def test_scale_ablation_refuses_bad_kinds_before_training(monkeypatch):
+    """An empty or unknown preprocessing kind is a ValueError naming it, raised before any meta-training."""
+    monkeypatch.setattr(l2l.studies, "meta_train", lambda *a, **k: pytest.fail("trained before checking the kinds"))
+    kwargs = {"config": l2l.MetaTrainConfig(epochs=1), "scales": [1.0], "eval_tasks": 1, "progress": False}
+    with pytest.raises(ValueError, match="kinds"):
+        l2l.studies.scale_ablation([], [0], **kwargs)
+    with pytest.raises(ValueError, match="'log'"):
+        l2l.studies.scale_ablation(["none", "log"], [0], **kwargs)
+
+
+def test_architecture_summary_counts():
+    """Parameter counts follow the LSTM formula and do not depend on the number of coordinates."""
+    s = l2l.studies.architecture_summary(2, 20, "log_sign", n_coords=100)
+    lstm = 4 * 20 * (2 + 20) + 8 * 20 + 4 * 20 * (20 + 20) + 8 * 20
+    assert s["parameters"] == lstm + 21
+    assert s["parameters"] == l2l.studies.architecture_summary(2, 20, "log_sign", n_coords=10**6)["parameters"]
+    assert s["state_per_coordinate"] == 80 and s["state_floats"] == 8000
+    assert s["updates"].shape == s["grads"].shape == (10,)
+
+
+def test_trajectories_2d_follow_the_rules():
+    """SGD's path is theta_{t+1} = theta_t - lr grad; every path has steps + 1 points."""
+    tasks = l2l.QuadraticProblem(dim=2).tasks("test", [0])
+    runs = l2l.studies.trajectories_2d(tasks, ("SGD", "LSTM"), 0.01, 5, {"LSTM": l2l.CoordinatewiseLSTM()})
+    path, losses = runs["SGD"]
+    assert path.shape == (6, 2) and losses.shape == (6,)
+    theta = torch.tensor(path[0]).unsqueeze(0).requires_grad_(True)
+    grad = torch.autograd.grad(tasks.loss(theta).sum(), theta)[0][0]
+    np.testing.assert_allclose(path[1], path[0] - 0.01 * grad.numpy(), rtol=1e-5)
+    xs, ys, z = l2l.optimizees.landscape(tasks, [p for p, _ in runs.values()])
+    assert z.shape == (len(ys), len(xs)) and np.isfinite(z).all()
+    with pytest.raises(ValueError, match="2-d"):
+        l2l.optimizees.landscape(l2l.QuadraticProblem().tasks("test", [0]), [])
+
+
+@pytest.mark.slow
+def test_quick_meta_training_beats_the_untrained_optimizer():
+    """The panel's default short meta-training (notebooks 02 and 04) lowers the held-out final loss."""
+    run = l2l.studies.quick_meta_training()
+    untrained, trained = run.curves["untrained LSTM"], run.curves["LSTM"]
+    assert trained.mean_final < 0.2 * untrained.mean_final
+    assert torch.equal(untrained.losses[:, 0], trained.losses[:, 0]), "both start from the same held-out tasks"
+
+
+def test_quick_meta_training_shapes_and_callback():
+    """One record (and one callback) per epoch; every curve has eval_tasks rows and steps + 1 columns."""
+    seen = []
+    run = l2l.studies.quick_meta_training(
+        1, 4, "none", 0.5, 2, 2, 3, steps=10, adam_lr=0.1, callback=lambda record, _result: seen.append(record)
+    )
+    assert [r["epoch"] for r in seen] == [1, 2] == [h["epoch"] for h in run.result.history]
+    assert list(run.curves) == ["untrained LSTM", "LSTM", "Adam"]
+    assert all(c.losses.shape == (3, 11) for c in run.curves.values())
+    assert run.net.config == l2l.OptimizerConfig(1, 4, "none", output_scale=0.5)
+    fig = l2l.plot.plot_quick_training(run)
+    assert fig.layout.title.text.startswith("1 x 4 LSTM, none, output scale 0.5, 2 epochs")
+    names = [d["name"] for d in figure_data(fig)]
+    assert names == ["meta-loss", "untrained LSTM", "LSTM", "Adam (lr 0.1)"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"num_layers": 0}, "num_layers"),
+        ({"hidden_size": 2.5}, "hidden_size"),
+        ({"preprocessing": "sqrt"}, "preprocessing"),
+        ({"output_scale": 0.0}, "output_scale"),
+        ({"epochs": 0}, "epochs"),
+        ({"tasks_per_epoch": -1}, "tasks_per_epoch"),
+        ({"eval_tasks": 0}, "eval_tasks"),
+        ({"meta_lr": float("nan")}, "meta_lr"),
+        ({"adam_lr": -0.1}, "adam_lr"),
+    ],
+)
+def test_quick_meta_training_names_bad_values(kwargs, name):
+    """A wrong setting raises ValueError naming it, before any training."""
+    with pytest.raises(ValueError, match=name):
+        l2l.studies.quick_meta_training(**kwargs)
