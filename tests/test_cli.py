@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import same_weights
 
 import l2l_helpers as l2l
 from l2l_helpers import read_checkpoint
@@ -199,11 +200,6 @@ def test_new_training_uses_default_architecture(tmp_path):
         "p": 10.0,
         "output_scale": 0.1,
     }
-
-
-def same_weights(a: dict, b: dict) -> bool:
-    """Bit-for-bit equality of two state dicts."""
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def start_cli(args: list[str], **kwargs) -> subprocess.Popen:

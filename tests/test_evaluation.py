@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
+from helpers import lively_net
 
 import l2l_helpers as l2l
 from l2l_helpers.baselines import SGD
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
+from l2l_helpers.coordinatewise_lstm import LearnedRule
 from l2l_helpers.evaluation import evaluate, run_rule, trajectory, tune_learning_rate
 from l2l_helpers.optimizees import QuadraticProblem
 
@@ -33,16 +34,6 @@ def test_tune_near_searches_around_each_best_rate_on_training_tasks():
 def quad_loss(tasks, theta):
     """||W theta - y||^2 per task, written out independently."""
     return ((torch.einsum("bij,bj->bi", tasks.W, theta) - tasks.y) ** 2).sum(-1)
-
-
-def lively_net(seed=0, hidden=8):
-    """A random net with a non-trivial output layer, so its updates clearly move theta."""
-    torch.manual_seed(seed)
-    net = CoordinatewiseLSTM(num_layers=2, hidden_size=hidden, output_scale=0.1)
-    with torch.no_grad():
-        net.output.weight.normal_()
-        net.output.bias.normal_(0, 0.1)
-    return net
 
 
 def sgd_reference(tasks, lr, steps):

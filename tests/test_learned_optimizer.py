@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import fresh_net
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -144,6 +145,20 @@ def test_float32_model_with_float64_net():
     torch.testing.assert_close(p.detach(), before + update.float())
 
 
+def assert_reload_takes_the_same_step(net, model, opt, x, y) -> None:
+    """A second optimizer on a copy of the model, loaded from ``opt.state_dict()``, takes the same next step."""
+    model2, _, _ = make_model_and_batch()
+    model2.load_state_dict(model.state_dict())
+    opt2 = LearnedOptimizer(model2.parameters(), net)
+    opt2.load_state_dict(opt.state_dict())
+    for m, o in ((model, opt), (model2, opt2)):
+        o.zero_grad()
+        nn.functional.cross_entropy(m(x), y).backward()
+        o.step()
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_state_dict_holds_lstm_state():
     """opt.state_dict() contains every parameter's LSTM state; loading it continues identically."""
     net = make_net()
@@ -158,17 +173,7 @@ def test_state_dict_holds_lstm_state():
     for i, p in enumerate(model.parameters()):
         assert torch.equal(sd["state"][i]["lstm"], opt.state[p]["lstm"])
         assert sd["state"][i]["lstm"].abs().sum() > 0
-    # a second optimizer on a copy of the model, loaded from the state dict, takes the same next step
-    model2, _, _ = make_model_and_batch()
-    model2.load_state_dict(model.state_dict())
-    opt2 = LearnedOptimizer(model2.parameters(), net)
-    opt2.load_state_dict(sd)
-    for m, o in ((model, opt), (model2, opt2)):
-        o.zero_grad()
-        nn.functional.cross_entropy(m(x), y).backward()
-        o.step()
-    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert_reload_takes_the_same_step(net, model, opt, x, y)
 
 
 @pytest.mark.parametrize("net", [nn.LSTM(2, 3), None, "lstm", nn.Linear(1, 1)])
@@ -268,23 +273,8 @@ def test_state_dict_after_skipped_coordinate():
     sd = opt.state_dict()
     for i, p in enumerate(model.parameters()):
         assert torch.equal(sd["state"][i]["lstm"], opt.state[p]["lstm"])
-    model2, _, _ = make_model_and_batch()
-    model2.load_state_dict(model.state_dict())
-    opt2 = LearnedOptimizer(model2.parameters(), net)
-    opt2.load_state_dict(sd)
-    for m, o in ((model, opt), (model2, opt2)):
-        o.zero_grad()
-        nn.functional.cross_entropy(m(x), y).backward()
-        o.step()
-    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
-        assert torch.isfinite(a).all()
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-
-
-def fresh_net(seed: int = 0, **kwargs) -> l2l.CoordinatewiseLSTM:
-    """An untrained optimizer network with seeded weights."""
-    torch.manual_seed(seed)
-    return l2l.CoordinatewiseLSTM(**kwargs)
+    assert_reload_takes_the_same_step(net, model, opt, x, y)
+    assert all(torch.isfinite(a).all() for a in model.parameters())
 
 
 shapes = st.lists(st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple), min_size=1, max_size=5)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import TINY, lively_net
 
 from l2l_helpers import meta_training as mt
 from l2l_helpers.baselines import make_baseline
@@ -15,8 +16,6 @@ from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
 from l2l_helpers.evaluation import EvalResult, evaluate, tune_learning_rate
 from l2l_helpers.meta_training import MetaTrainConfig, meta_train, training_indices, unroll_trajectory
 from l2l_helpers.optimizees import QuadraticProblem, TaskBatch
-
-TINY = {"steps": 10, "unroll": 5, "tasks_per_epoch": 2, "val_every": 1, "val_tasks": 2, "lr": 1e-2}
 
 
 def quad_loss(tasks, theta):
@@ -27,16 +26,6 @@ def quad_loss(tasks, theta):
 def quad_grad(tasks, theta):
     """2 W^T (W theta - y) per task."""
     return 2 * torch.einsum("bji,bj->bi", tasks.W, torch.einsum("bij,bj->bi", tasks.W, theta) - tasks.y)
-
-
-def lively_net(seed=0, hidden=8):
-    """A random net with a non-trivial output layer, so its updates clearly move theta."""
-    torch.manual_seed(seed)
-    net = CoordinatewiseLSTM(num_layers=2, hidden_size=hidden, output_scale=0.1)
-    with torch.no_grad():
-        net.output.weight.normal_()
-        net.output.bias.normal_(0, 0.1)
-    return net
 
 
 @pytest.fixture(scope="module")
@@ -83,17 +72,6 @@ class ExplodingTasks(TaskBatch):
 
     def loss(self, theta, step=0):
         return (theta**2).sum(-1) + (math.inf if step >= 3 else 0.0)
-
-
-def run(tmp_path, name, epochs, resume=None, **kwargs):
-    """Meta-train a fresh copy of the same net for ``epochs`` epochs, checkpointing to tmp_path/name."""
-    net = lively_net(seed=5, hidden=4)
-    config = MetaTrainConfig(epochs=epochs, **TINY)
-    path = tmp_path / name
-    result = meta_train(
-        net, QuadraticProblem(dim=3), config, checkpoint_path=path, resume=resume, progress=False, **kwargs
-    )
-    return net, result, path
 
 
 @pytest.mark.slow

@@ -4,28 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import same_weights, train
 
 import l2l_helpers as l2l
-
-TINY = {"steps": 10, "unroll": 5, "tasks_per_epoch": 2, "val_every": 1, "val_tasks": 2, "lr": 0.01}
-
-
-def fresh_net(seed: int = 0, **kwargs) -> l2l.CoordinatewiseLSTM:
-    """An untrained optimizer network with seeded weights."""
-    torch.manual_seed(seed)
-    return l2l.CoordinatewiseLSTM(**kwargs)
-
-
-def train(epochs: int, **kwargs) -> tuple[l2l.CoordinatewiseLSTM, l2l.MetaTrainResult]:
-    """A tiny meta-training run on quadratics from the seeded network."""
-    net = fresh_net()
-    config = l2l.MetaTrainConfig(epochs=epochs, **TINY)
-    return net, l2l.meta_train(net, l2l.QuadraticProblem(), config, progress=False, **kwargs)
-
-
-def same_weights(a: dict, b: dict) -> bool:
-    """Bit-for-bit equality of two state dicts."""
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_same_seed_same_results():

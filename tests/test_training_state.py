@@ -6,24 +6,12 @@ import math
 
 import pytest
 import torch
+from helpers import TINY, fresh_net, lively_net, same_weights, train
 
 import l2l_helpers as l2l
 from l2l_helpers.checkpoints import load_optimizer, read_checkpoint, save_checkpoint
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM
 from l2l_helpers.meta_training import MetaTrainConfig, meta_train
 from l2l_helpers.optimizees import QuadraticProblem, QuadraticTasks
-
-TINY = {"steps": 10, "unroll": 5, "tasks_per_epoch": 2, "val_every": 1, "val_tasks": 2, "lr": 1e-2}
-
-
-def lively_net(seed=0, hidden=8):
-    """A random net with a non-trivial output layer, so its updates clearly move theta."""
-    torch.manual_seed(seed)
-    net = CoordinatewiseLSTM(num_layers=2, hidden_size=hidden, output_scale=0.1)
-    with torch.no_grad():
-        net.output.weight.normal_()
-        net.output.bias.normal_(0, 0.1)
-    return net
 
 
 def run(tmp_path, name, epochs, resume=None, **kwargs):
@@ -103,24 +91,6 @@ def test_resume_into_other_architecture(tmp_path):
     _, _, path = run(tmp_path, "a.pt", 1)
     with pytest.raises(ValueError, match="hidden_size"):
         meta_train(lively_net(hidden=6), QuadraticProblem(dim=3), MetaTrainConfig(**TINY), resume=path)
-
-
-def fresh_net(seed: int = 0, **kwargs) -> l2l.CoordinatewiseLSTM:
-    """An untrained optimizer network with seeded weights."""
-    torch.manual_seed(seed)
-    return l2l.CoordinatewiseLSTM(**kwargs)
-
-
-def train(epochs: int, **kwargs) -> tuple[l2l.CoordinatewiseLSTM, l2l.MetaTrainResult]:
-    """A tiny meta-training run on quadratics from the seeded network."""
-    net = fresh_net()
-    config = l2l.MetaTrainConfig(epochs=epochs, **TINY)
-    return net, l2l.meta_train(net, l2l.QuadraticProblem(), config, progress=False, **kwargs)
-
-
-def same_weights(a: dict, b: dict) -> bool:
-    """Bit-for-bit equality of two state dicts."""
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 class InterruptingTasks(QuadraticTasks):
