@@ -118,7 +118,8 @@ def _check_file(path: Path, md5: str) -> None:
 
 
 def _download(name: str, md5: str, dest: Path, timeout: float) -> None:
-    """Fetch one official file into ``dest`` from the first mirror that serves it intact."""
+    """Fetch one official file into ``dest`` (its folder made if missing) from the first mirror serving it intact."""
+    dest.parent.mkdir(parents=True, exist_ok=True)  # an installed copy downloads into a cache folder not made yet
     errors = []
     for mirror in MNIST_MIRRORS:
         tmp = None

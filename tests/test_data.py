@@ -279,6 +279,23 @@ def test_download_tries_next_mirror(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["file.gz"]
 
 
+def test_download_into_a_folder_not_made_yet(tmp_path, monkeypatch):
+    """An installed copy downloads into a cache folder that does not exist yet: it is made, the file kept."""
+    good = b"the right content"
+    serve(monkeypatch, [good, good])
+    dest = tmp_path / "cache" / "MNIST" / "raw" / "file.gz"
+    data_mod._download("file.gz", hashlib.md5(good).hexdigest(), dest, timeout=1.0)
+    assert dest.read_bytes() == good
+
+
+def test_an_installed_copy_reads_the_shipped_test_set(tmp_path, monkeypatch, no_network):
+    """With the data folder elsewhere (a user cache) and empty, the test set comes from the package's assets."""
+    monkeypatch.setenv("L2L_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(data_mod, "_CACHE", {})
+    data = load_mnist(download=False, verbose=False)
+    assert data.source == "offline-sample" and len(data.test_labels) == 2000
+
+
 def test_download_all_bad_raises_oserror(tmp_path, monkeypatch):
     """When no mirror serves the right bytes _download raises OSError naming each mirror's problem."""
     serve(monkeypatch, [b"x", urllib.error.URLError("offline")])
