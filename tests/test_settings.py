@@ -53,3 +53,9 @@ def test_bad_switches_say_what_to_use(monkeypatch):
         settings.native_target()
     monkeypatch.setenv("L2L_NATIVE_MARCH", "haswell")
     assert settings.native_target() == "haswell"
+
+
+def test_the_build_targets_are_the_ones_the_native_step_knows():
+    from l2l_helpers.kernels import native
+
+    assert tuple(native.TARGETS) == settings.NATIVE_TARGETS
