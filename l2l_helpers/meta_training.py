@@ -233,11 +233,9 @@ def meta_train(
     config = config or MetaTrainConfig()
     device = next(net.parameters()).device
     meta_optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    run = TrainingState(
-        net, meta_optimizer, config, checkpoint_path, {"problem": problem.describe(), **(metadata or {})}
-    )
+    info = {"problem": problem.describe(), **(metadata or {})}
+    run = TrainingState(net, meta_optimizer, config, checkpoint_path, info, progress)
     start = run.resume(resume) if resume is not None else 0
-    run.progress = progress
     bar = tqdm(
         range(start, config.epochs), desc="meta-training", disable=not progress, initial=start, total=config.epochs
     )

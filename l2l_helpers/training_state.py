@@ -15,13 +15,16 @@ import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .checkpoints import OptimizerConfig, load_state_into, read_checkpoint, save_checkpoint
 from .coordinatewise_lstm import CoordinatewiseLSTM
 from .evaluation import EvalResult
+
+if TYPE_CHECKING:  # meta_training imports this module
+    from .meta_training import MetaTrainConfig
 
 
 @dataclass
@@ -85,12 +88,13 @@ class TrainingState:
         self,
         net: CoordinatewiseLSTM,
         meta_optimizer: torch.optim.Optimizer,
-        config: Any,
+        config: MetaTrainConfig,
         checkpoint_path: str | Path | None,
         metadata: dict[str, Any],
+        progress: bool = True,
     ) -> None:
         self.net, self.opt, self.config = net, meta_optimizer, config
-        self.path, self.metadata, self.progress = checkpoint_path, metadata, True
+        self.path, self.metadata, self.progress = checkpoint_path, metadata, progress
         self.result = MetaTrainResult()
         self.good = _Snapshot.take(0, net, meta_optimizer, self.result)
 

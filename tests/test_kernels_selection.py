@@ -9,6 +9,7 @@ import types
 import pytest
 import torch
 
+from l2l_helpers import settings
 from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM
 from l2l_helpers.kernels import native, selection
 
@@ -88,7 +89,7 @@ def test_the_environment_forces_a_step(fresh, monkeypatch):
     monkeypatch.setenv("L2L_NATIVE", "1")
     assert selection.selection().step == "native" and "L2L_NATIVE=1" in selection.selection().reason
     monkeypatch.setenv("L2L_NATIVE", "off")
-    assert selection.selection().step == "fused" and not native.enabled()
+    assert selection.selection().step == "fused" and settings.native_mode() == "off"
     monkeypatch.setenv("L2L_NATIVE", "fast")
     with pytest.raises(ValueError, match=r"L2L_NATIVE='fast'.*auto"):
         selection.selection()

@@ -59,16 +59,6 @@ _modules: dict[str, ModuleType | None] = {}  # per target: the module, or None w
 _errors: dict[str, str] = {}  # per target: why it could not be built
 
 
-def mode() -> str:
-    """``auto``, ``on`` or ``off``, from the environment variable ``L2L_NATIVE`` (:func:`settings.native_mode`)."""
-    return settings.native_mode()
-
-
-def enabled() -> bool:
-    """False when ``L2L_NATIVE`` switches the native step off (``0``, ``false``, ``no``, ``off``)."""
-    return mode() != "off"
-
-
 def target() -> str:
     """The build target, from ``L2L_NATIVE_MARCH`` (:func:`settings.native_target`, default ``native``)."""
     return settings.native_target()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import settings
 from . import native
 from .fused import fused_step
 
@@ -119,7 +120,7 @@ _selections: dict[tuple[str, str, int], Selection] = {}
 
 def selection() -> Selection:
     """Which step the optimizer network runs here (see the module's docstring); reported once on stderr."""
-    key = (native.mode(), native.target(), torch.get_num_threads())
+    key = (settings.native_mode(), native.target(), torch.get_num_threads())
     if key in _selections:
         return _selections[key]
     how, name = key[0], key[1]
