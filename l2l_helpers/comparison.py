@@ -15,9 +15,8 @@ import torch
 
 from .baselines import make_baseline
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
-from .evaluation import EvalResult, TuningResult, evaluate
+from .evaluation import EvalResult, TuningResult, evaluate_rules
 from .optimizees.base import Problem
-from .runtime import progress_bar
 
 
 def held_out_comparison(
@@ -29,13 +28,13 @@ def held_out_comparison(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> dict[str, EvalResult]:
-    """Every learned optimizer and every tuned baseline on the same ``n_tasks`` held-out (test) tasks."""
+    """Every learned optimizer and every tuned baseline on the same ``n_tasks`` held-out (test) tasks.
+
+    They run side by side as copies of one task batch (:func:`~l2l_helpers.evaluation.evaluate_rules`).
+    """
     rules: dict[str, Any] = {name: LearnedRule(net, name) for name, net in learned.items()}
     rules.update({name: make_baseline(name, t.best_lr) for name, t in tuned.items()})
-    return {
-        name: evaluate(rule, problem, n_tasks, steps, "test", device, name=name)
-        for name, rule in progress_bar(rules.items(), progress, "held-out tasks", len(rules))
-    }
+    return evaluate_rules(rules, problem, n_tasks, steps, "test", device, progress=progress)
 
 
 def comparison_markdown(results: Mapping[str, EvalResult]) -> str:

@@ -4,6 +4,11 @@ The numbers reported are the two the literature uses: the sum of the losses over
 (the meta-objective with w_t = 1) and the log10 of the mean final loss (what the authors' code prints).
 Baselines get their learning rate from a grid search on *training* tasks (:func:`tune_learning_rate`,
 :func:`tune_baselines`), as the paper tuned them; :mod:`.comparison` runs everyone on the same held-out tasks.
+
+Evaluation is batched: several optimizers on the same tasks (:func:`evaluate_rules`) or a baseline at every
+learning rate of a grid (:func:`evaluate_grid`) run as *copies* of one task batch, theta of shape
+(copies * n_tasks, dim), in a single pass over the steps. Each copy sees its task's own initialisation and
+minibatches, so the curves are those of running each optimizer alone, to float rounding (tests compare them).
 """
 
 from __future__ import annotations
@@ -21,23 +26,57 @@ from .optimizees.base import Problem, TaskBatch
 from .runtime import check_positive_int, progress_bar
 
 
+class RuleStack:
+    """Several update rules as one, on copies of the same task batch: rule k updates rows k * n .. (k + 1) * n - 1.
+
+    With it, :func:`optimize` runs every rule on the same tasks in one pass: the optimizees' losses and
+    gradients are computed for all copies at once; each rule only sees its own rows.
+    """
+
+    def __init__(self, rules: Sequence[UpdateRule], n_tasks: int) -> None:
+        if not rules:
+            raise ValueError("rules is empty: give at least one update rule")
+        self.rules, self.n_tasks = list(rules), check_positive_int("n_tasks", n_tasks)
+        self.name = " + ".join(rule.name for rule in self.rules)
+
+    def _rows(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if x.shape[0] != len(self.rules) * self.n_tasks:
+            raise ValueError(f"expected {len(self.rules)} x {self.n_tasks} rows, got {x.shape[0]}")
+        return x.split(self.n_tasks)
+
+    def init_state(self, theta: torch.Tensor) -> list[Any]:
+        return [rule.init_state(rows) for rule, rows in zip(self.rules, self._rows(theta), strict=True)]
+
+    def step(self, grad: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        steps = [rule.step(g, s) for rule, g, s in zip(self.rules, self._rows(grad), state, strict=True)]
+        return torch.cat([update for update, _ in steps]), [s for _, s in steps]
+
+
 def optimize(
     rule: UpdateRule,
     tasks: TaskBatch,
     steps: int,
     on_step: Callable[[int, torch.Tensor, torch.Tensor | None], None] | None = None,
+    copies: int = 1,
+    progress: bool = False,
+    desc: str = "steps",
 ) -> torch.Tensor:
     """The optimization loop every evaluation runs: ``steps`` steps of ``rule`` on every task of ``tasks``.
 
-    Returns the losses at theta_0..theta_T, shape (n_tasks, steps + 1). No graph is kept: the optimizer runs
-    under ``torch.no_grad`` and only the optimizee's gradient is computed by autograd. ``on_step(t, theta,
-    grad)`` is called at every step before the update (theta (n_tasks, dim), detached) and once more after the
-    last one with ``t = steps`` and ``grad = None``: what notebooks record along the way.
+    Returns the losses at theta_0..theta_T, shape (copies * n_tasks, steps + 1). ``copies`` > 1 runs that
+    many copies of the batch side by side (row c * n_tasks + i is task i), for a rule that updates them as
+    separate optimizers (:class:`RuleStack`, a baseline with a column of learning rates). No graph is kept:
+    the optimizer runs under ``torch.no_grad`` and only the optimizee's gradient is computed by autograd.
+    ``on_step(t, theta, grad)`` is called at every step before the update (theta detached) and once more after
+    the last one with ``t = steps`` and ``grad = None``: what notebooks record along the way.
     """
+    check_positive_int("copies", copies)
     theta = tasks.init_theta()
+    if copies > 1:
+        theta = theta.repeat(copies, 1)  # (copies * n_tasks, dim)
     state = rule.init_state(theta)
     losses = []
-    for t in range(steps):
+    for t in progress_bar(range(steps), progress, desc):
         theta.requires_grad_(True)
         with torch.enable_grad():
             loss = tasks.loss(theta, t)
@@ -133,6 +172,64 @@ class EvalResult:
         }
 
 
+def _task_chunks(n_tasks: int, first_index: int, batch_tasks: int | None) -> list[range]:
+    check_positive_int("n_tasks", n_tasks)
+    chunk = check_positive_int("batch_tasks", batch_tasks) if batch_tasks is not None else n_tasks
+    end = first_index + n_tasks
+    return [range(start, min(start + chunk, end)) for start in range(first_index, end, chunk)]
+
+
+def evaluate_rules(
+    rules: Mapping[str, UpdateRule],
+    problem: Problem,
+    n_tasks: int = 20,
+    steps: int = 100,
+    split: str = "test",
+    device: torch.device | str = "cpu",
+    first_index: int = 0,
+    batch_tasks: int | None = None,
+    progress: bool = False,
+) -> dict[str, EvalResult]:
+    """Run every rule of ``rules`` on the same tasks ``first_index ..`` of ``split``, in one batched pass.
+
+    Each rule optimizes its own copy of the tasks (same initialisations, same minibatches); the optimizees'
+    losses and gradients are computed for all copies together. ``batch_tasks`` bounds how many tasks are
+    optimized at once (default: all, or as many as the problem's ``rows_per_pass`` allows with every rule's
+    copy). Learned optimizers run in eval mode and get their mode back.
+    """
+    if not rules:
+        raise ValueError("rules is empty: give at least one optimizer")
+    check_positive_int("steps", steps)
+    budget = getattr(problem, "rows_per_pass", None)
+    if batch_tasks is None and budget is not None:
+        batch_tasks = max(1, budget // len(rules))
+    names, chunks = list(rules), _task_chunks(n_tasks, first_index, batch_tasks)
+    nets = [net for rule in rules.values() if (net := getattr(rule, "net", None)) is not None]
+    modes = [net.training for net in nets]
+    for net in nets:
+        net.eval()
+    try:
+        curves: list[torch.Tensor] = []  # per chunk: (copies, chunk, steps + 1)
+        for indices in chunks:
+            tasks = problem.tasks(split, indices, device)
+            rule = rules[names[0]] if len(names) == 1 else RuleStack(list(rules.values()), len(indices))
+            losses = optimize(
+                rule, tasks, steps, copies=len(names), progress=progress, desc=f"{split} tasks, {len(names)} optimizers"
+            )
+            curves.append(losses.view(len(names), len(indices), steps + 1).cpu())
+    finally:
+        for net, mode in zip(nets, modes, strict=True):
+            net.train(mode)
+    losses = torch.cat(curves, dim=1)
+    return {
+        name: EvalResult(name, losses[k], lr=_number(getattr(rules[name], "lr", None))) for k, name in enumerate(names)
+    }
+
+
+def _number(lr: Any) -> float | None:
+    return lr if lr is None or isinstance(lr, float) else None
+
+
 def evaluate(
     rule: UpdateRule,
     problem: Problem,
@@ -148,22 +245,46 @@ def evaluate(
 
     ``batch_tasks`` bounds how many tasks are optimized at once (all by default).
     """
-    check_positive_int("n_tasks", n_tasks)
+    name = name or rule.name
+    return evaluate_rules({name: rule}, problem, n_tasks, steps, split, device, first_index, batch_tasks)[name]
+
+
+def evaluate_grid(
+    name: str,
+    problem: Problem,
+    lrs: Sequence[float],
+    n_tasks: int = 8,
+    steps: int = 100,
+    split: str = "train",
+    device: torch.device | str = "cpu",
+    first_index: int = 0,
+    **rule_kwargs: Any,
+) -> dict[float, EvalResult]:
+    """The baseline ``name`` at every learning rate of ``lrs`` on the same tasks, as one batched pass.
+
+    Theta holds one copy of the tasks per rate, (len(lrs) * n_tasks, dim), and the baseline a column of
+    learning rates, one per row: the same curves as :func:`evaluate` at each rate alone, to float rounding.
+    A problem with ``rows_per_pass`` (neural art: large images, compute-bound) gets as many rates per pass as
+    fit in it.
+    """
+    rates = [float(lr) for lr in lrs]
+    if not rates:
+        raise ValueError("lrs is empty: give at least one learning rate")
+    if len(set(rates)) != len(rates):
+        raise ValueError(f"lrs={rates!r} repeats a learning rate")
     check_positive_int("steps", steps)
-    chunk = check_positive_int("batch_tasks", batch_tasks) if batch_tasks is not None else n_tasks
-    net = getattr(rule, "net", None)
-    was_training = net.training if net is not None else False
-    if net is not None:
-        net.eval()
-    try:
-        curves = []
-        for start in range(first_index, first_index + n_tasks, chunk):
-            stop = min(start + chunk, first_index + n_tasks)
-            curves.append(run_rule(rule, problem.tasks(split, range(start, stop), device), steps))
-    finally:
-        if net is not None:
-            net.train(was_training)
-    return EvalResult(name or rule.name, torch.cat(curves).cpu(), lr=getattr(rule, "lr", None))
+    check_positive_int("n_tasks", n_tasks)
+    budget = getattr(problem, "rows_per_pass", None)
+    per_pass = len(rates) if budget is None else max(1, budget // n_tasks)
+    tasks = problem.tasks(split, range(first_index, first_index + n_tasks), device)
+    out: dict[float, EvalResult] = {}
+    for start in range(0, len(rates), per_pass):
+        group = rates[start : start + per_pass]
+        column = torch.tensor(group, dtype=torch.float64).repeat_interleave(n_tasks).unsqueeze(1)  # (rows, 1)
+        rule = make_baseline(name, column, **rule_kwargs)
+        losses = optimize(rule, tasks, steps, copies=len(group)).view(len(group), n_tasks, steps + 1).cpu()
+        out.update({lr: EvalResult(rule.name, losses[k], lr=lr) for k, lr in enumerate(group)})
+    return out
 
 
 @dataclass
@@ -177,11 +298,12 @@ class TuningResult:
 
 
 def grid_search(
-    score: Callable[[float], float],
+    score: Callable[[float], float] | Callable[[list[float]], Sequence[float]],
     grid: Sequence[float],
     extend: int = 4,
     progress: bool = False,
     desc: str = "learning rates",
+    batched: bool = False,
 ) -> dict[float, float]:
     """Score every learning rate of ``grid`` (lower is better; not finite counts as inf), stepping past its edge.
 
@@ -189,28 +311,54 @@ def grid_search(
     the search steps on past it by the grid's ratio at that end, up to ``extend`` more rates. Returns every
     rate tried with its score; the best is ``min(scores, key=scores.get)``. The one grid search of the package:
     baselines (:func:`tune_learning_rate`), ``torch.optim`` optimizers (notebook 06) and notebook 01 use it.
+
+    ``batched=True``: ``score`` takes a list of rates and returns their scores, so that a whole grid is one
+    computation (:func:`evaluate_grid`). The steps past an edge are then scored together too, all the ones
+    the search could still take in that direction; the result is the same as stepping one rate at a time.
     """
-    if not grid:
+    rates = list(dict.fromkeys(float(lr) for lr in grid))
+    if not rates:
         raise ValueError("grid is empty: give at least one learning rate")
     if not isinstance(extend, int) or isinstance(extend, bool) or extend < 0:
         raise ValueError(f"extend={extend!r} must be a non-negative integer")
 
-    def finite(lr: float) -> float:
-        value = float(score(lr))
+    def finite(value: float) -> float:
+        value = float(value)
         return value if math.isfinite(value) else math.inf
 
-    scores = {float(lr): finite(lr) for lr in progress_bar(grid, progress, desc)}
-    for _ in range(extend if len(scores) > 1 else 0):
-        rates, best = sorted(scores), min(scores, key=scores.__getitem__)
-        if best == rates[-1]:
-            beyond = best * rates[-1] / rates[-2]
-        elif best == rates[0] and math.isfinite(scores[best]):
-            beyond = best * rates[0] / rates[1]
+    def score_all(lrs: list[float], show: bool = False) -> dict[float, float]:
+        if not batched:
+            return {lr: finite(score(lr)) for lr in progress_bar(lrs, show, desc)}  # type: ignore[arg-type]
+        values = list(score(lrs))  # type: ignore[arg-type]
+        if len(values) != len(lrs):
+            raise ValueError(f"a batched score returned {len(values)} values for {len(lrs)} learning rates")
+        return {lr: finite(v) for lr, v in zip(lrs, values, strict=True)}
+
+    scores = score_all(rates, progress)
+    ahead: dict[float, float] = {}  # rates past the edge, scored before the search reaches them (batched)
+    budget = extend if len(scores) > 1 else 0
+    for used in range(budget):
+        ordered, best = sorted(scores), min(scores, key=scores.__getitem__)
+        if best == ordered[-1]:
+            before = ordered[-2]
+        elif best == ordered[0] and math.isfinite(scores[best]):
+            before = ordered[1]
         else:
             break
-        beyond = float(f"{beyond:.10g}")
-        scores[beyond] = finite(beyond)
+        beyond = _past(best, before)
+        if beyond not in ahead:
+            walk, last, prev = [beyond], beyond, best
+            while batched and len(walk) < budget - used:
+                last, prev = _past(last, prev), last
+                walk.append(last)
+            ahead.update(score_all(walk))
+        scores[beyond] = ahead[beyond]
     return scores
+
+
+def _past(edge: float, inner: float) -> float:
+    """The next rate past a grid's edge, by the ratio of the edge to its neighbour (10 significant digits)."""
+    return float(f"{edge * edge / inner:.10g}")
 
 
 def tune_learning_rate(
@@ -227,18 +375,52 @@ def tune_learning_rate(
     """Pick a baseline's learning rate by grid search on *training* tasks, as the paper tuned its baselines.
 
     ``criterion`` is ``final`` (mean final loss) or ``sum`` (mean sum of losses); a diverged run scores inf.
-    The search steps past the grid's edge while the best rate is on it (:func:`grid_search`).
+    The search steps past the grid's edge while the best rate is on it (:func:`grid_search`). The whole grid
+    runs as one batch (:func:`evaluate_grid`).
+    """
+    check_positive_int("steps", steps)
+    return tune_at_horizons(name, problem, (steps,), grid, n_tasks, criterion, device, extend, **rule_kwargs)[steps]
+
+
+def tune_at_horizons(
+    name: str,
+    problem: Problem,
+    horizons: Sequence[int],
+    grid: Sequence[float] = DEFAULT_LR_GRID,
+    n_tasks: int = 8,
+    criterion: str = "final",
+    device: torch.device | str = "cpu",
+    extend: int = 4,
+    **rule_kwargs: Any,
+) -> dict[int, TuningResult]:
+    """:func:`tune_learning_rate` for several horizons T at once: the paper tunes per horizon (Figure 4).
+
+    The first T steps of a longer run on the same training tasks *are* the run of T steps (same
+    initialisations, same minibatches), so every rate runs once, to the longest horizon, and each horizon
+    scores the curves up to its own T: its mean loss at step T (``final``) or the mean sum of losses up to T
+    (``sum``). Each horizon steps past the grid's edge on its own.
     """
     if criterion not in ("final", "sum"):
         raise ValueError(f"criterion={criterion!r} is unknown; use 'final' or 'sum'")
+    if not horizons:
+        raise ValueError("horizons is empty: give at least one number of steps, e.g. (100,)")
+    longest = max(check_positive_int("horizon", h) for h in horizons)
+    curves: dict[float, torch.Tensor] = {}  # rate -> losses (n_tasks, longest + 1)
 
-    def score(lr: float) -> float:
-        result = evaluate(make_baseline(name, lr, **rule_kwargs), problem, n_tasks, steps, "train", device)
-        return result.mean_final if criterion == "final" else result.mean_sum
+    def scores_at(horizon: int, lrs: list[float]) -> list[float]:
+        missing = [lr for lr in lrs if lr not in curves]
+        if missing:
+            found = evaluate_grid(name, problem, missing, n_tasks, longest, "train", device, **rule_kwargs)
+            curves.update({lr: r.losses for lr, r in found.items()})
+        result = [curves[lr][:, : horizon + 1] for lr in lrs]
+        return [float(c[:, -1].mean() if criterion == "final" else c[:, 1:].sum(1).mean()) for c in result]
 
-    scores = grid_search(score, grid, extend)
-    best = min(scores, key=scores.__getitem__)
-    return TuningResult(make_baseline(name, best).name, best, scores, criterion)
+    label = make_baseline(name, 1.0).name
+    out = {}
+    for horizon in dict.fromkeys(horizons):
+        scores = grid_search(lambda lrs, h=horizon: scores_at(h, lrs), grid, extend, batched=True)
+        out[horizon] = TuningResult(label, min(scores, key=scores.__getitem__), scores, criterion)
+    return out
 
 
 #: The paper's hand-designed baselines, in the order the figures list them.
@@ -256,12 +438,31 @@ def tune_baselines(
     progress: bool = True,
 ) -> dict[str, TuningResult]:
     """Grid-search every baseline's learning rate on ``n_tasks`` *training* tasks (never the held-out ones)."""
+    check_positive_int("steps", steps)
+    return tune_baselines_at(problem, (steps,), names, grid, n_tasks, device, criterion, progress)[steps]
+
+
+def tune_baselines_at(
+    problem: Problem,
+    horizons: Sequence[int],
+    names: Sequence[str] = BASELINE_NAMES,
+    grid: Sequence[float] = DEFAULT_LR_GRID,
+    n_tasks: int = 8,
+    device: torch.device | str = "cpu",
+    criterion: str = "final",
+    progress: bool = True,
+) -> dict[int, dict[str, TuningResult]]:
+    """:func:`tune_baselines` at several horizons, each rate run once to the longest (:func:`tune_at_horizons`).
+
+    Returns ``{T: {baseline: TuningResult}}``, e.g. ``tuned[200]["Adam"].best_lr``.
+    """
     if not names:
         raise ValueError("names is empty: give at least one baseline, e.g. ('Adam',)")
-    return {
-        name: tune_learning_rate(name, problem, grid, n_tasks, steps, criterion, device)
+    per_name = {
+        name: tune_at_horizons(name, problem, horizons, grid, n_tasks, criterion, device)
         for name in progress_bar(names, progress, "tuning learning rates")
     }
+    return {h: {name: per_name[name][h] for name in names} for h in dict.fromkeys(horizons)}
 
 
 def tune_near(

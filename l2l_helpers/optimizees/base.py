@@ -8,8 +8,11 @@ A :class:`Problem` is a family of functions. ``problem.tasks(split, indices)`` d
   ``theta``, so the unrolled optimization graph reaches the optimizer's parameters phi.
 
 Tasks are independent, so the gradient of ``loss.sum()`` with respect to ``theta`` holds every task's
-own gradient. The splits ``train``, ``val`` and ``test`` use disjoint seed ranges. The families live one per
-module beside this one (``quadratic``, ``mnist``, ``neural_art``); :func:`make_problem` builds one by name.
+own gradient. ``tasks.loss`` also takes *copies* of the batch, theta of shape ``(copies * n_tasks, dim)``
+where row ``c * n_tasks + i`` is a copy of task i (same function, same minibatches): how several optimizers
+or a whole grid of learning rates run on the same tasks as one batch (:mod:`~l2l_helpers.evaluation`).
+The splits ``train``, ``val`` and ``test`` use disjoint seed ranges. The families live one per module beside
+this one (``quadratic``, ``mnist``, ``neural_art``); :func:`make_problem` builds one by name.
 """
 
 from __future__ import annotations
@@ -60,7 +63,21 @@ class TaskBatch(ABC):
 
     @abstractmethod
     def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
-        """Loss of each task at ``theta`` (n_tasks, dim) on step ``step``'s data: shape (n_tasks,)."""
+        """Loss of each row of ``theta`` on step ``step``'s data: shape (rows,).
+
+        ``theta`` is (n_tasks, dim), or (copies * n_tasks, dim) for copies of the batch: row ``c * n_tasks + i``
+        is evaluated on task i (:meth:`copies`).
+        """
+
+    def copies(self, theta: torch.Tensor) -> int:
+        """How many copies of the batch ``theta`` holds (rows / n_tasks); a clear error for a wrong shape."""
+        rows = theta.shape[0] if theta.dim() == 2 else 0
+        if theta.dim() != 2 or theta.shape[1] != self.dim or rows == 0 or rows % self.n_tasks:
+            raise ValueError(
+                f"theta has shape {tuple(theta.shape)}, expected (copies * {self.n_tasks}, {self.dim}): "
+                "one row per task, or per task and copy"
+            )
+        return rows // self.n_tasks
 
 
 class Problem(ABC):
@@ -70,6 +87,9 @@ class Problem(ABC):
     dim: int
     #: Learning rates the baselines are tuned over on this family's training tasks.
     lr_grid: tuple[float, ...] = DEFAULT_LR_GRID
+    #: At most this many rows of theta (tasks x copies) per batched pass, or None for no bound: a family whose
+    #: cost per row is large and compute-bound gains nothing from larger batches and loses cache (neural art).
+    rows_per_pass: int | None = None
 
     def tasks(self, split: str, indices: Sequence[int] | range, device: torch.device | str = "cpu") -> TaskBatch:
         """Draw the tasks ``indices`` of ``split`` (``train``, ``val`` or ``test``)."""

@@ -46,10 +46,15 @@ class MLPTasks(TaskBatch):
         return self._batches[step]
 
     def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
+        copies = self.copies(theta)
         idx = self.batch_indices(step)  # (B, 128)
-        logits = self.problem.forward(theta, self.images[idx])  # (B, 128, 10)
-        per_example = F.cross_entropy(logits.reshape(-1, 10), self.labels[idx].reshape(-1), reduction="none")
-        return per_example.view(idx.shape).mean(-1)
+        if copies == 1:
+            logits = self.problem.forward(theta, self.images[idx])  # (B, 128, 10)
+        else:
+            logits = self.problem.forward_copies(theta, self.images[idx])  # (copies * B, 128, 10)
+        labels = self.labels[idx].repeat(copies, 1)  # (copies * B, 128)
+        per_example = F.cross_entropy(logits.reshape(-1, 10), labels.reshape(-1), reduction="none")
+        return per_example.view(labels.shape).mean(-1)
 
 
 class MNISTProblem(Problem):
@@ -120,14 +125,12 @@ class MNISTProblem(Problem):
         """Views (weight (B, n_in, n_out), bias (B, 1, n_out)) of a batch of flat thetas (B, dim)."""
         if theta.dim() != 2 or theta.shape[1] != self.dim:
             raise ValueError(f"theta has shape {tuple(theta.shape)}, expected (n_tasks, {self.dim})")
-        layers, start = [], 0
-        for n_in, n_out in self.layer_shapes:
-            w = theta[:, start : start + n_in * n_out].view(-1, n_in, n_out)
-            start += n_in * n_out
-            b = theta[:, start : start + n_out].view(-1, 1, n_out)
-            start += n_out
-            layers.append((w, b))
-        return layers
+        sizes = [size for n_in, n_out in self.layer_shapes for size in (n_in * n_out, n_out)]
+        parts = theta.split(sizes, dim=1)  # one split, not a slice per piece: its gradient is a single cat
+        return [
+            (parts[2 * i].view(-1, n_in, n_out), parts[2 * i + 1].view(-1, 1, n_out))
+            for i, (n_in, n_out) in enumerate(self.layer_shapes)
+        ]
 
     def forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, n, 10) of each task's MLP on its own inputs x (B, n, 784)."""
@@ -138,6 +141,26 @@ class MNISTProblem(Problem):
             if i < len(layers) - 1:
                 x = act(x)
         return x
+
+    def forward_copies(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Logits (copies * B, n, 10) of copies of B tasks' MLPs, theta (copies * B, dim), on the tasks' inputs x
+        (B, n, 784): row c * B + i reads task i's inputs.
+
+        The first layer reads each task's inputs once for all its copies: the copies' weights side by side,
+        (B, 784, copies * n_out), in one batched product, instead of copying the inputs for every copy.
+        """
+        batch = x.shape[0]
+        copies = theta.shape[0] // batch
+        layers = self.unflatten(theta)
+        w, b = layers[0]  # (copies * B, 784, n_out), (copies * B, 1, n_out)
+        n_in, n_out = w.shape[1:]
+        side_by_side = w.view(copies, batch, n_in, n_out).permute(1, 2, 0, 3).reshape(batch, n_in, copies * n_out)
+        h = torch.bmm(x, side_by_side)  # (B, n, copies * n_out)
+        h = h.view(batch, -1, copies, n_out).permute(2, 0, 1, 3).reshape(copies * batch, -1, n_out) + b
+        act = ACTIVATIONS[self.activation]
+        for w, b in layers[1:]:
+            h = torch.baddbmm(b, act(h), w)  # (copies * B, n, n_out)
+        return h
 
     def _make_tasks(self, seeds: list[int], device: torch.device, split: str) -> MLPTasks:
         held_out = split == "test"  # held-out images: never seen in meta-training

@@ -163,8 +163,10 @@ class NeuralArtTasks(TaskBatch):
 
     def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
         p = self.problem
+        copies = self.copies(theta)
         feats = p.features(self.images(theta))
-        content = ((feats[p.content_layer] - self.content_feat) ** 2).mean(dim=(1, 2, 3))
+        target = self.content_feat if copies == 1 else self.content_feat.repeat(copies, 1, 1, 1)
+        content = ((feats[p.content_layer] - target) ** 2).mean(dim=(1, 2, 3))
         style = sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, self.style_grams, strict=True))
         total = p.content_weight * content + p.style_weight * style
         if p.tv_weight:
@@ -195,6 +197,8 @@ class NeuralArtProblem(Problem):
                 raise ValueError(f"{name}={value!r} must be a non-negative finite number")
         self.name, self.size, self.style = "neural_art", size, style
         self.dim = 3 * size * size
+        # measured on a 2-core CPU: per image, 4 images at once at 128 x 128 were no slower than 16 (2026-12-02)
+        self.rows_per_pass = max(1, 2**21 // (32 * size * size))  # about 2M floats of first-layer features
         self.content_weight, self.style_weight = float(content_weight), float(style_weight)
         self.tv_weight = float(tv_weight)
         self.features, self.features_note = make_features(features, seed)

@@ -29,7 +29,9 @@ class QuadraticTasks(TaskBatch):
         return self._theta0.clone()
 
     def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
-        return self.loss_at(theta.unsqueeze(1)).squeeze(1)
+        copies = self.copies(theta)
+        points = theta.view(copies, self.n_tasks, self.dim).transpose(0, 1)  # (B, copies, d)
+        return self.loss_at(points).transpose(0, 1).reshape(-1)  # (copies * B,)
 
     def loss_at(self, points: torch.Tensor) -> torch.Tensor:
         """f_b at many points per task: points (B, N, d) -> losses (B, N) (e.g. a grid for a contour plot)."""
