@@ -12,11 +12,16 @@ b. one optimizee step of the same MLP as an ``nn.Module``: ``LearnedOptimizer.st
    vs ``torch.optim.Adam.step``, with the LSTM's multiply-adds and the time they take at the matrix-product
    speed measured in the same run (the arithmetic floor);
 c. time to quality (``--quality``): meta-train with the shipped MNIST recipe until the mean final loss on
-   held-out tasks (100 steps) beats Adam at its best grid learning rate, or ``--budget-min`` runs out.
+   held-out tasks (100 steps) beats Adam at its best grid learning rate, or ``--budget-min`` runs out;
+d. one baseline's whole learning-rate grid search on the same MNIST task (the default grid of 11 rates, 8
+   training tasks, 100 steps, every baseline): the batched evaluator (one pass per grid,
+   ``l2l.tune_learning_rate``) against running the rates one at a time (``l2l.evaluate`` per rate), timed
+   interleaved, with the reference epoch timed beside them.
 
 Usage: ``python benchmarks/bench_speed.py [--threads 2] [--epochs 4] [--cli 2 8] [--cli-repeats 3]
-[--march native|haswell] [--quality --budget-min 10]``. ``--march haswell`` times the 8-lane AVX2 build of the
-native step (what a CPU without AVX-512 gets) on any x86 CPU with AVX2, in this process and the CLI runs.
+[--march native|haswell] [--quality --budget-min 10] [--grid-repeats 2]``. ``--march haswell`` times the 8-lane
+AVX2 build of the native step (what a CPU without AVX-512 gets) on any x86 CPU with AVX2, in this process and
+the CLI runs.
 The header says the CPU, its vector width and the step the auto-selection picked (what users get by default).
 Prints a table and writes ``benchmarks/results/speed.json``. CPU timings are noisy: read the ratios.
 """
@@ -24,7 +29,6 @@ Prints a table and writes ``benchmarks/results/speed.json``. CPU timings are noi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -33,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -42,94 +45,19 @@ from torch import nn
 import l2l_helpers as l2l
 from l2l_helpers import kernels
 from l2l_helpers.kernels import native
+from l2l_helpers.kernels.reference import (
+    EPOCH_STEPS,
+    ReferenceClock,
+    reference_epoch,
+    reference_net,
+    sync,
+)
 from l2l_helpers.meta_training import training_indices, unroll_trajectory
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # ----------------------------------------------------------------------------- the plain reference
-
-
-class ReferenceOptimizer(nn.Module):
-    """The paper's optimizer written the obvious way: preprocessing, two nn.LSTMCell, a linear output."""
-
-    def __init__(self, hidden: int = 20, p: float = 10.0, output_scale: float = 0.1) -> None:
-        super().__init__()
-        self.cells = nn.ModuleList([nn.LSTMCell(2, hidden), nn.LSTMCell(hidden, hidden)])
-        self.out = nn.Linear(hidden, 1)
-        self.p, self.output_scale = p, output_scale
-
-    def forward(
-        self, grad: torch.Tensor, hs: list[torch.Tensor], cs: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        big = grad.abs() >= math.exp(-self.p)  # Appendix A: (log|g| / p, sign g) or (-1, e^p g)
-        log = torch.where(big, torch.log(grad.abs().clamp_min(1e-38)) / self.p, -torch.ones_like(grad))
-        x = torch.stack([log, torch.where(big, torch.sign(grad), grad * math.exp(self.p))], dim=-1)  # (N, 2)
-        new_h, new_c = [], []
-        for cell, h, c in zip(self.cells, hs, cs, strict=True):
-            h, c = cell(x, (h, c))
-            new_h.append(h)
-            new_c.append(c)
-            x = h
-        return self.out(x).squeeze(-1) * self.output_scale, new_h, new_c
-
-
-EPOCH_STEPS, UNROLL = 100, 20  # one meta-training epoch: T = 100 optimizee steps, truncated every 20
-
-
-@contextlib.contextmanager
-def flushed_denormals() -> Iterator[None]:
-    """Subnormal floats flushed to zero inside (then back to IEEE arithmetic, torch's default).
-
-    The reference is the unit every speed figure is stated in, and its ``nn.LSTMCell`` autograd meets subnormal
-    numbers for some initialisations: measured 2026-12-02, three random inits took 1.8, 1.8 and 5.3-6.9 s per
-    epoch, all three 1.8 s with subnormals flushed (the project's steps took the same time either way). Flushing
-    makes the unit a property of the machine, not of a random draw; it can only make the reference faster.
-    """
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
-def reference_net(device: torch.device) -> ReferenceOptimizer:
-    """The reference optimizer, initialised from seed 0 (the same weights in every run)."""
-    torch.manual_seed(0)
-    return ReferenceOptimizer().to(device)
-
-
-def reference_epoch(net: ReferenceOptimizer, tasks: l2l.TaskBatch, meta_opt: torch.optim.Optimizer) -> None:
-    """One trajectory of T = 100 steps, a meta-step of Adam after every unroll of 20 (first order, w_t = 1),
-    with subnormal floats flushed (:func:`flushed_denormals`)."""
-    with flushed_denormals():
-        _reference_epoch(net, tasks, meta_opt)
-
-
-def _reference_epoch(net: ReferenceOptimizer, tasks: l2l.TaskBatch, meta_opt: torch.optim.Optimizer) -> None:
-    theta = tasks.init_theta()
-    n = theta.numel()
-    hs = [theta.new_zeros(n, 20) for _ in range(2)]
-    cs = [theta.new_zeros(n, 20) for _ in range(2)]
-    for start in range(0, EPOCH_STEPS, UNROLL):
-        theta = theta.detach().requires_grad_(True)
-        hs, cs = [h.detach() for h in hs], [c.detach() for c in cs]
-        loss = tasks.loss(theta, start)
-        meta_loss = theta.new_zeros(())
-        for t in range(start, start + 20):
-            (grad,) = torch.autograd.grad(loss.sum(), theta, retain_graph=True)  # a constant: first order
-            update, hs, cs = net(grad.reshape(-1), hs, cs)
-            theta = theta + update.view_as(theta)
-            loss = tasks.loss(theta, t + 1)
-            meta_loss = meta_loss + loss.mean()
-        meta_opt.zero_grad()
-        meta_loss.backward()
-        meta_opt.step()
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def cpu_header(device: torch.device) -> dict[str, object]:
@@ -197,29 +125,6 @@ def bench_epochs(epochs: int, device: torch.device) -> dict[str, float]:
             if epoch:
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
-
-
-class ReferenceClock:
-    """Times epochs of the plain reference in this process, between the CLI runs (the machine's speed drifts)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.problem, self.device, self.epoch = l2l.MNISTProblem(), device, 100
-        self.net = reference_net(device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
-        self(1)  # warm-up, not reported
-
-    def __call__(self, epochs: int = 2) -> float:
-        """Median seconds of ``epochs`` reference epochs."""
-        times = []
-        for _ in range(epochs):
-            tasks = self.problem.tasks("train", range(self.epoch, self.epoch + 1), self.device)
-            self.epoch += 1
-            sync(self.device)
-            start = time.perf_counter()
-            reference_epoch(self.net, tasks, self.opt)
-            sync(self.device)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
 
 
 def cli_epoch_time(
@@ -416,6 +321,35 @@ def time_to_quality(budget_min: float, every: int, n_tasks: int, device: torch.d
     }
 
 
+def grid_search_times(repeats: int, device: torch.device) -> dict[str, object]:
+    """(d) Seconds of each baseline's grid search on MNIST, batched vs one rate at a time, interleaved; the
+    median of ``repeats`` of each, with the reference epoch timed after each round."""
+    problem, grid = l2l.MNISTProblem(), list(l2l.DEFAULT_LR_GRID)
+    clock = ReferenceClock(device)
+    times: dict[str, dict[str, list[float]]] = {}
+    references, agree = [], True
+    for _ in range(repeats):
+        for name in l2l.BASELINE_NAMES:
+            row = times.setdefault(name, {"batched": [], "one_at_a_time": []})
+            sync(device)
+            start = time.perf_counter()
+            tuned = l2l.tune_learning_rate(name, problem, grid, n_tasks=8, steps=100, device=device, extend=0)
+            sync(device)
+            row["batched"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            scores = {
+                lr: l2l.evaluate(l2l.make_baseline(name, lr), problem, 8, 100, "train", device).mean_final
+                for lr in grid
+            }
+            sync(device)
+            row["one_at_a_time"].append(time.perf_counter() - start)
+            finite = {lr: v if math.isfinite(v) else math.inf for lr, v in scores.items()}
+            agree &= min(finite, key=finite.__getitem__) == tuned.best_lr
+        references.append(clock(1))
+    medians = {name: {k: statistics.median(v) for k, v in row.items()} for name, row in times.items()}
+    return {"grid_search_s": medians, "grid_reference_s": statistics.median(references), "grid_same_best": agree}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -429,6 +363,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=10, help="(c) epochs between evaluations")
     parser.add_argument("--eval-tasks", type=int, default=10, help="(c) held-out tasks per evaluation")
     parser.add_argument("--march", choices=list(native.TARGETS), help="the native step's build (L2L_NATIVE_MARCH)")
+    parser.add_argument("--grid-repeats", type=int, default=2, help="(d) rounds of grid searches; 0 skips (d)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.json")
     args = parser.parse_args()
     if args.march:
@@ -482,6 +417,16 @@ def main() -> None:
     print(f"    {floor:<54}{step['lstm_floor_s']:>9.5f}")
     print(f"    {'forward + backward + step: Adam':<54}{step['Adam_full_s']:>9.5f}")
     print(f"    {'forward + backward + step: LearnedOptimizer':<54}{step['LSTM_full_s']:>9.5f}")
+    if args.grid_repeats > 0:
+        grids = grid_search_times(args.grid_repeats, device)
+        results |= grids
+        ref = grids["grid_reference_s"]
+        head = f"(d) grid search on MNIST, 11 rates x 8 tasks x 100 steps (reference epoch {ref:.2f} s)"
+        print(f"{head:<58}{'batched':>9}{'one by one':>11}{'speed-up':>10}")
+        for name, t in grids["grid_search_s"].items():
+            batched, single = t["batched"], t["one_at_a_time"]
+            print(f"    {name:<54}{batched:>9.2f}{single:>11.2f}{single / batched:>9.2f}x")
+        print(f"    same best rate both ways: {grids['grid_same_best']}")
     if args.quality:
         print(f"(c) time to beat tuned Adam on held-out MNIST tasks (budget {args.budget_min:g} min)")
         quality = time_to_quality(args.budget_min, args.every, args.eval_tasks, device)

@@ -1,7 +1,10 @@
 """The main job: execute every notebook headlessly with papermill and write a report (``make run``).
 
 Each run goes to ``runs/<timestamp>/``: the executed notebooks, ``results/*.json`` written by the
-notebooks, and ``report.md`` / ``report.html`` that read without a kernel.
+notebooks, and ``report.md`` / ``report.html`` that read without a kernel. The terminal shows one progress bar
+named after the running notebook, one line per notebook (seconds, claims reproduced / not / not tested), and at
+the end the total time in reference epochs (:mod:`~l2l_helpers.kernels.reference`, timed before and after the
+notebooks) and the report's path. Kernels talk to the runner over local IPC sockets, not TCP.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import datetime as dt
 import html
 import json
 import os
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,15 @@ class NotebookRun:
     seconds: float
     parameters: dict[str, Any]
     error: str = ""
+    claims: dict[str, int] = field(default_factory=dict)  # "reproduced", "not", "not tested" -> count
+
+    def line(self) -> str:
+        """One line for the terminal: name, seconds, and the claims tally (or the error)."""
+        head = f"{self.name:<26}{self.seconds:6.0f} s  "
+        if not self.ok:
+            return head + f"FAILED: {self.error}"
+        tally = ", ".join(f"{n} {k}" for k, n in self.claims.items() if n or k != "not tested")
+        return head + (f"claims: {tally}" if self.claims else "no claims recorded")
 
 
 @dataclass
@@ -42,6 +56,18 @@ class RunSummary:
 
     out_dir: Path
     runs: list[NotebookRun] = field(default_factory=list)
+    #: seconds of one reference epoch, timed before and after the notebooks (None: not timed)
+    reference_s: tuple[float, float] | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Seconds spent in the notebooks."""
+        return sum(r.seconds for r in self.runs)
+
+    @property
+    def reference_epochs(self) -> float | None:
+        """The notebooks' time in reference epochs (the mean of the two timings), or None if not timed."""
+        return None if self.reference_s is None else self.seconds / (sum(self.reference_s) / 2)
 
     @property
     def report(self) -> Path:
@@ -65,13 +91,44 @@ def notebook_parameters(path: Path, profile: str, device: str) -> dict[str, Any]
     return {k: v for k, v in wanted.items() if k in declared}
 
 
+def _claim_counts(results_file: Path) -> dict[str, int]:
+    """How many of a notebook's recorded claims were reproduced, not reproduced, not tested."""
+    try:
+        claims = json.loads(results_file.read_text()).get("claims", [])
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return {}
+    marks = [c.get("reproduced") for c in claims if isinstance(c, dict)]
+    return {"reproduced": marks.count(True), "not": marks.count(False), "not tested": marks.count(None)}
+
+
+def _ipc_kernel_manager() -> type:
+    """A kernel manager whose kernels use local IPC sockets: nothing listens on the network, and the kernels have
+    no reason to warn, once each, that TCP runs unencrypted."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+    return IPCKernelManager
+
+
 def run_notebooks(
     notebook_dir: str | Path = "notebooks",
     out_dir: str | Path | None = None,
     profile: str = "default",
     device: str = "auto",
+    clock: bool = True,
+    echo: Callable[[str], None] | None = None,
 ) -> RunSummary:
-    """Execute ``notebook_dir/*.ipynb`` in order into ``out_dir`` (default ``runs/<timestamp>``); write the report."""
+    """Execute ``notebook_dir/*.ipynb`` in order into ``out_dir`` (default ``runs/<timestamp>``); write the report.
+
+    ``clock`` times one reference epoch before and one after the notebooks (about three epochs with the
+    warm-up), so that the run's time is stated in the unit of :mod:`~l2l_helpers.kernels.reference`. ``echo``
+    gets the terminal lines (default: above the progress bar on stderr).
+    """
     import papermill
     from tqdm.auto import tqdm
 
@@ -83,13 +140,19 @@ def run_notebooks(
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(out_dir) if out_dir is not None else Path("runs") / stamp
     (out / "results").mkdir(parents=True, exist_ok=True)
+    notebooks = sorted(notebook_dir.glob("[0-9]*.ipynb"))
+    say = echo or (lambda line: tqdm.write(line, file=sys.stderr))
+    say(f"l2l: {len(notebooks)} notebooks, profile {profile}, device {device}, into {out}")
+    reference = _reference_clock(device) if clock else None
+    before = reference() if reference else None
     summary = RunSummary(out)
     previous = {name: os.environ.get(name) for name in ("L2L_RESULTS_DIR", RETRAIN_DIR_ENV)}
     os.environ["L2L_RESULTS_DIR"] = str((out / "results").resolve())  # read by the notebooks' record()
     os.environ[RETRAIN_DIR_ENV] = str((out / "retrained").resolve())  # optimizers retrained once per run
     try:
-        notebooks = sorted(notebook_dir.glob("[0-9]*.ipynb"))
-        for path in tqdm(notebooks, desc="notebooks", unit="nb"):
+        bar = tqdm(notebooks, unit="nb", file=sys.stderr, bar_format="{desc:<26}{n}/{total} notebooks [{elapsed}]")
+        for path in bar:
+            bar.set_description(path.stem)
             params = notebook_parameters(path, profile, device)
             start = time.perf_counter()
             try:
@@ -100,23 +163,49 @@ def run_notebooks(
                     kernel_name="python3",
                     cwd=str(notebook_dir),
                     progress_bar=False,
+                    kernel_manager_class=_ipc_kernel_manager(),
                 )
-                summary.runs.append(NotebookRun(path.stem, True, time.perf_counter() - start, params))
+                run = NotebookRun(path.stem, True, time.perf_counter() - start, params)
             except Exception as exc:  # a failing notebook is reported; the others still run
                 message = str(exc).strip().splitlines()
-                summary.runs.append(
-                    NotebookRun(
-                        path.stem, False, time.perf_counter() - start, params, message[-1] if message else repr(exc)
-                    )
-                )
+                error = message[-1] if message else repr(exc)
+                run = NotebookRun(path.stem, False, time.perf_counter() - start, params, error)
+            run.claims = _claim_counts(out / "results" / f"{path.stem}.json")
+            summary.runs.append(run)
+            say(run.line())
+        bar.close()
     finally:  # the variables were only for the kernels of this run
         for name, value in previous.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+    if reference and before is not None:
+        summary.reference_s = (before, reference())
     write_report(summary, profile, device)
+    say(_total_line(summary))
     return summary
+
+
+def _reference_clock(device: str) -> Callable[[], float]:
+    """One timed reference epoch per call, after a warm-up epoch (on the run's device)."""
+    from .kernels.reference import ReferenceClock
+    from .runtime import resolve_device
+
+    clock = ReferenceClock(resolve_device(device))
+    return lambda: clock(1)
+
+
+def _total_line(summary: RunSummary) -> str:
+    failed = f", {len(summary.failed)} FAILED" if summary.failed else ""
+    line = f"{len(summary.runs)} notebooks in {summary.seconds:.0f} s{failed}"
+    if summary.reference_s is not None:
+        before, after = summary.reference_s
+        line += (
+            f" = {summary.reference_epochs:.0f} reference epochs (one took {before:.2f} s before the notebooks, "
+            f"{after:.2f} s after)"
+        )
+    return f"{line}; report: {summary.report}"
 
 
 def _load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
@@ -203,19 +292,26 @@ def _html_page(md: list[str]) -> str:
 def write_report(summary: RunSummary, profile: str, device: str) -> Path:
     """Write ``report.md`` and ``report.html``: notebook status table, then each notebook's recorded results."""
     results = _load_results(summary.out_dir / "results")
-    total = sum(r.seconds for r in summary.runs)
+    speed = ""
+    if summary.reference_s is not None:
+        before, after = summary.reference_s
+        speed = (
+            f" = {summary.reference_epochs:.0f} reference epochs (the plain reference epoch took {before:.2f} s "
+            f"before the notebooks and {after:.2f} s after, on this machine)"
+        )
     md = [
         "# l2l run report",
         "",
-        f"Profile `{profile}`, device `{device}`, {len(summary.runs)} notebooks in {total:.0f} s, "
+        f"Profile `{profile}`, device `{device}`, {len(summary.runs)} notebooks in {summary.seconds:.0f} s{speed}, "
         f"{len(summary.failed)} failed. Written {dt.datetime.now().isoformat(timespec='seconds')}.",
         "",
     ]
     if summary.runs:
-        rows = [["notebook", "status", "seconds", "parameters"]]
+        rows = [["notebook", "status", "seconds", "claims", "parameters"]]
         for r in summary.runs:
             status = "ok" if r.ok else f"FAILED: {r.error}"
-            rows.append([r.name, status, f"{r.seconds:.0f}", json.dumps(r.parameters)])
+            tally = ", ".join(f"{n} {k}" for k, n in r.claims.items())
+            rows.append([r.name, status, f"{r.seconds:.0f}", tally, json.dumps(r.parameters)])
         md += _markdown_table(rows)
     else:
         md.append("No notebooks were found to run.")

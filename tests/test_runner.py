@@ -8,6 +8,7 @@ import os
 import nbformat
 import pytest
 
+from l2l_helpers import runner
 from l2l_helpers.runner import notebook_parameters, run_notebooks
 
 
@@ -40,16 +41,27 @@ def test_parameters_follow_the_profile(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_notebooks_writes_report(tmp_path, monkeypatch):
-    """An ok and a failing notebook: both executed, the report shows their status and the recorded claims."""
+def test_run_notebooks_writes_report(tmp_path, monkeypatch, capfd):
+    """An ok and a failing notebook: both executed, the report shows their status and the recorded claims; the
+    terminal gets one line per notebook and a total in reference epochs, and no kernel warnings."""
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
     write_notebook(nbs / "01_ok.ipynb", RECORD)
     write_notebook(nbs / "02_broken.ipynb", "raise RuntimeError('deliberate failure')")
     write_notebook(nbs / "helper_not_numbered.ipynb", "raise RuntimeError('must not run')")
     monkeypatch.setenv("L2L_RESULTS_DIR", "caller's own")
-    summary = run_notebooks(nbs, tmp_path / "run", profile="smoke", device="cpu")
+    epochs = iter([2.0, 3.0])  # a stand-in clock: the reference epoch "took" 2 s before, 3 s after
+    monkeypatch.setattr(runner, "_reference_clock", lambda device: lambda: next(epochs))
+    lines: list[str] = []
+    summary = run_notebooks(nbs, tmp_path / "run", profile="smoke", device="cpu", echo=lines.append)
     assert os.environ["L2L_RESULTS_DIR"] == "caller's own"  # set only for the run's kernels
+    assert lines[0] == f"l2l: 2 notebooks, profile smoke, device cpu, into {tmp_path / 'run'}"
+    assert lines[1].startswith("01_ok ") and lines[1].endswith(" s  claims: 1 reproduced, 0 not")
+    assert lines[2].startswith("02_broken ") and "FAILED: " in lines[2] and "deliberate failure" in lines[2]
+    assert summary.reference_s == (2.0, 3.0) and summary.reference_epochs == pytest.approx(summary.seconds / 2.5)
+    total = f"2 notebooks in {summary.seconds:.0f} s, 1 FAILED = {summary.seconds / 2.5:.0f} reference epochs"
+    assert lines[3].startswith(total) and lines[3].endswith(f"; report: {summary.report}") and len(lines) == 4
+    assert "without encryption" not in capfd.readouterr().err  # the kernels ran over IPC, not TCP
     assert [r.name for r in summary.runs] == ["01_ok", "02_broken"]
     assert [r.name for r in summary.failed] == ["02_broken"]
     assert "deliberate failure" in summary.failed[0].error
@@ -59,7 +71,8 @@ def test_run_notebooks_writes_report(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "run" / "results" / "01_ok.json").read_text())
     assert results["values"] == {"interactive": False, "device": "cpu"}
     report = summary.report.read_text()
-    assert "| 01_ok | ok |" in report
+    assert "| 01_ok | ok |" in report and "| 1 reproduced, 0 not, 0 not tested |" in report
+    assert "reference epochs (the plain reference epoch took 2.00 s before the notebooks and 3.00 s after" in report
     assert "FAILED: " in report and "deliberate failure" in report
     assert "| smoke is on | True | yes |" in report
     assert "![A curve](results/figures/01_ok-c.png)" in report
@@ -68,3 +81,11 @@ def test_run_notebooks_writes_report(tmp_path, monkeypatch):
     assert "<table>" in page and "<img src='results/figures/01_ok-c.png'" in page
     assert "<a href='results/figures/01_ok-c.html'>" in page
     assert (tmp_path / "run" / "FAILED").read_text().split() == ["02_broken"]
+
+
+@pytest.mark.slow
+def test_the_reference_clock_times_an_epoch():
+    """The clock make run uses: one timed epoch of the plain reference per call, after a warm-up."""
+    clock = runner._reference_clock("cpu")
+    first, second = clock(), clock()
+    assert 0 < first < 600 and 0 < second < 600
