@@ -31,7 +31,7 @@ test: setup lint  ## the whole test suite: unit tests, then every notebook execu
 	  $(VENV)/bin/papermill --prepare-only -k python3 -p SMOKE True -p INTERACTIVE False \
 	    "$$nb" "$(NBVAL_DIR)/$$(basename $$nb)" 2>/dev/null || exit 1; \
 	done
-	L2L_RESULTS_DIR=$(CURDIR)/$(NBVAL_DIR)/results $(PY) -m pytest tests $(NBVAL_DIR) --nbval-lax --nbval-current-env
+	L2L_RESULTS_DIR=$(CURDIR)/$(NBVAL_DIR)/results $(PY) -m pytest tests $(NBVAL_DIR) --nbval-lax --nbval-current-env --durations=15
 
 test-fast: setup  ## unit tests without the slow ones
 	$(PY) -m pytest -m "not slow"

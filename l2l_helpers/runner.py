@@ -9,8 +9,10 @@ notebooks) and the report's path. Kernels talk to the runner over local IPC sock
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
+import io
 import json
 import os
 import sys
@@ -192,7 +194,8 @@ def _reference_clock(device: str) -> Callable[[], float]:
     from .kernels.reference import ReferenceClock
     from .runtime import resolve_device
 
-    clock = ReferenceClock(resolve_device(device))
+    with contextlib.redirect_stdout(io.StringIO()):  # MNIST's loading lines: the notebooks print them, once each
+        clock = ReferenceClock(resolve_device(device))
     return lambda: clock(1)
 
 
