@@ -336,8 +336,7 @@ def cmd_run_notebooks(args: argparse.Namespace) -> int:
     from .runner import run_notebooks
 
     summary = run_notebooks(args.notebooks, args.out, profile=args.profile, device=args.device)
-    print(f"report: {summary.report}")
-    for run in summary.failed:
+    for run in summary.failed:  # its last line already named the report
         print(f"failed: {run.name}: {run.error}", file=sys.stderr)
     return 1 if summary.failed else 0
 
