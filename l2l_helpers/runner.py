@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import html
 import io
 import json
@@ -103,6 +104,7 @@ def _claim_counts(results_file: Path) -> dict[str, int]:
     return {"reproduced": marks.count(True), "not": marks.count(False), "not tested": marks.count(None)}
 
 
+@functools.cache
 def _ipc_kernel_manager() -> type:
     """A kernel manager whose kernels use local IPC sockets: nothing listens on the network, and the kernels have
     no reason to warn, once each, that TCP runs unencrypted."""
