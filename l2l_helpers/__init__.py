@@ -54,6 +54,7 @@ from .pretrained import (
 )
 from .results import check, claim, claims_markdown, record, report_claims, save_figure
 from .runtime import check_parameters, resolve_device, seed_everything, setup
+from .stacked_training import meta_train_stack
 from .torch_loops import sequential_comparison, torch_training_curve
 from .training_state import MetaTrainResult
 
@@ -127,6 +128,7 @@ __all__ = [
     "make_baseline",
     "make_problem",
     "meta_train",
+    "meta_train_stack",
     "mlp_model",
     "optimize",
     "optimizer_for",

@@ -7,9 +7,12 @@ Each notebook calls :func:`record` with the values it computed and :func:`claim`
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,21 @@ def record(notebook: str, values: dict[str, Any] | None = None, claims: list[dic
     return _update(notebook, change)
 
 
+@functools.cache
+def _png_renderer() -> None:
+    """Start one kaleido browser for the whole process (measured: 2 s per PNG without it, 0.15 s with it).
+
+    Registered to close at exit; if it cannot start, :func:`save_figure` falls back to kaleido's per-call browser.
+    """
+    try:
+        import kaleido
+
+        kaleido.start_sync_server(silence_warnings=True)
+        atexit.register(kaleido.stop_sync_server, silence_warnings=True)
+    except Exception:  # no kaleido or no browser: write_image reports why, per figure
+        pass
+
+
 def save_figure(notebook: str, name: str, fig: Any, png: bool = True) -> dict[str, str]:
     """Keep a key figure for the report: standalone HTML (always) and PNG (when kaleido can render one).
 
@@ -80,7 +98,10 @@ def save_figure(notebook: str, name: str, fig: Any, png: bool = True) -> dict[st
     if png:
         try:
             width, height = fig.layout.width or 900, fig.layout.height or 500  # a figure's own size wins
-            fig.write_image(folder / f"{stem}.png", width=width, height=height, scale=1)
+            _png_renderer()
+            with warnings.catch_warnings():  # the shared browser ignores per-call browser options, and says so
+                warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+                fig.write_image(folder / f"{stem}.png", width=width, height=height, scale=1)
             entry["png"] = f"figures/{stem}.png"
         except Exception as exc:  # kaleido or its browser missing: the HTML version still reads without a kernel
             entry["png_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]

@@ -26,12 +26,13 @@ import torch
 from .baselines import make_baseline
 from .comparison import held_out_comparison
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
-from .evaluation import EvalResult, evaluate, optimize, trajectory, tune_baselines
+from .evaluation import EvalResult, evaluate, evaluate_rules, optimize, trajectory, tune_baselines
 from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, make_problem
 from .optimizees.quadratic import QuadraticTasks
 from .preprocessing import check_preprocessing, preprocess
 from .runtime import check_positive_int, progress_bar
+from .stacked_training import meta_train_stack
 
 # --------------------------------------------------------------------------------------------
 # Notebook 01
@@ -172,16 +173,19 @@ def scale_ablation(
     if not scales or any(not (s > 0 and math.isfinite(s)) for s in scales):
         raise ValueError(f"scales={list(scales)!r} must be positive finite factors")
     check_positive_int("eval_tasks", eval_tasks)
+    runs = [(row, seed, kind) for row, seed in enumerate(seeds) for kind in kinds]
+    nets = {}
+    for row, seed, kind in runs:
+        torch.manual_seed(seed)
+        nets[row, kind] = CoordinatewiseLSTM(preprocessing=kind, p=p).to(device)
+    # every arm and seed meta-trained together, each on its own: meta_train's result per run, faster
+    meta_train_stack(list(nets.values()), make_problem("quadratic"), [config] * len(nets), progress=progress)
+    rules = {f"{kind} {row}": LearnedRule(net) for (row, kind), net in nets.items()}
     out = {kind: np.zeros((len(seeds), len(scales))) for kind in kinds}
-    for row, seed in enumerate(progress_bar(seeds, progress, "seeds")):
-        for kind in kinds:
-            torch.manual_seed(seed)
-            net = CoordinatewiseLSTM(preprocessing=kind, p=p).to(device)
-            meta_train(net, make_problem("quadratic"), config, progress=False)
-            for col, scale in enumerate(scales):
-                problem = make_problem("quadratic", scale=scale)
-                result = evaluate(LearnedRule(net), problem, eval_tasks, steps, device=device)
-                out[kind][row, col] = result.mean_final / scale
+    for col, scale in enumerate(progress_bar(scales, progress, "scales")):
+        results = evaluate_rules(rules, make_problem("quadratic", scale=scale), eval_tasks, steps, device=device)
+        for row, _, kind in runs:
+            out[kind][row, col] = results[f"{kind} {row}"].mean_final / scale
     return out
 
 
