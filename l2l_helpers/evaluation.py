@@ -13,9 +13,11 @@ minibatches, so the curves are those of running each optimizer alone, to float r
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -304,6 +306,7 @@ def grid_search(
     progress: bool = False,
     desc: str = "learning rates",
     batched: bool = False,
+    lookahead: int | None = None,
 ) -> dict[float, float]:
     """Score every learning rate of ``grid`` (lower is better; not finite counts as inf), stepping past its edge.
 
@@ -314,13 +317,17 @@ def grid_search(
 
     ``batched=True``: ``score`` takes a list of rates and returns their scores, so that a whole grid is one
     computation (:func:`evaluate_grid`). The steps past an edge are then scored together too, all the ones
-    the search could still take in that direction; the result is the same as stepping one rate at a time.
+    the search could still take in that direction (at most ``lookahead``, when given: where one more row
+    costs as much as it adds, as for neural art's compute-bound convolutions, ``lookahead=1`` scores no rate the
+    search would not take); the result is the same as stepping one rate at a time.
     """
     rates = list(dict.fromkeys(float(lr) for lr in grid))
     if not rates:
         raise ValueError("grid is empty: give at least one learning rate")
     if not isinstance(extend, int) or isinstance(extend, bool) or extend < 0:
         raise ValueError(f"extend={extend!r} must be a non-negative integer")
+    if lookahead is not None and (not isinstance(lookahead, int) or isinstance(lookahead, bool) or lookahead < 1):
+        raise ValueError(f"lookahead={lookahead!r} must be a positive integer or None (as far as the search may go)")
 
     def finite(value: float) -> float:
         value = float(value)
@@ -348,7 +355,7 @@ def grid_search(
         beyond = _past(best, before)
         if beyond not in ahead:
             walk, last, prev = [beyond], beyond, best
-            while batched and len(walk) < budget - used:
+            while batched and len(walk) < min(budget - used, lookahead or budget):
                 last, prev = _past(last, prev), last
                 walk.append(last)
             ahead.update(score_all(walk))
@@ -415,12 +422,66 @@ def tune_at_horizons(
         result = [curves[lr][:, : horizon + 1] for lr in lrs]
         return [float(c[:, -1].mean() if criterion == "final" else c[:, 1:].sum(1).mean()) for c in result]
 
+    cache = _TuningCache(name, problem, grid, n_tasks, criterion, device, extend, rule_kwargs)
+    if (kept := cache.load(horizons)) is not None:
+        return kept
     label = make_baseline(name, 1.0).name
+    # a problem that bounds its rows per pass (neural art) gains nothing from scoring rates the search may not take
+    lookahead = None if getattr(problem, "rows_per_pass", None) is None else 1
     out = {}
     for horizon in dict.fromkeys(horizons):
-        scores = grid_search(lambda lrs, h=horizon: scores_at(h, lrs), grid, extend, batched=True)
+        scores = grid_search(lambda lrs, h=horizon: scores_at(h, lrs), grid, extend, batched=True, lookahead=lookahead)
         out[horizon] = TuningResult(label, min(scores, key=scores.__getitem__), scores, criterion)
+    cache.save(out)
     return out
+
+
+class _TuningCache:
+    """Within one ``make run``: a baseline's tuning, kept for the next notebook that asks for the same one.
+
+    Notebooks 06 and 08 both tune the baselines on the paper's sigmoid MLP at 100 steps; the second reads the
+    first's result (``<run cache>/tuning/<key>.json``) instead of re-running the grid. The key covers everything
+    the result depends on: the problem's settings and data, the baseline, grid, tasks, criterion, extension,
+    device type and torch version, and the horizon. Outside ``make run`` (no run cache) nothing is kept.
+    """
+
+    def __init__(self, name: str, problem: Problem, grid: Sequence[float], *args: Any) -> None:
+        from . import settings
+
+        folder = settings.retrain_dir()
+        self.folder = None if folder is None else folder / "tuning"
+        simple = (bool, int, float, str, tuple, type(None))
+        settings_of = {k: v for k, v in sorted(vars(problem).items()) if isinstance(v, simple)}
+        data = getattr(type(problem), "data", None)
+        data_note = problem.data.description if isinstance(data, property) else ""  # type: ignore[attr-defined]
+        self.key = repr((type(problem).__name__, problem.describe(), settings_of, data_note, name.lower()))
+        self.key += repr(([float(lr) for lr in grid], *args, torch.__version__))
+
+    def _file(self, horizon: int) -> Path:
+        import hashlib
+
+        assert self.folder is not None
+        digest = hashlib.sha256(f"{self.key} T={horizon}".encode()).hexdigest()[:20]
+        return self.folder / f"{digest}.json"
+
+    def load(self, horizons: Sequence[int]) -> dict[int, TuningResult] | None:
+        if self.folder is None or not all(self._file(h).is_file() for h in horizons):
+            return None
+        out = {}
+        for horizon in dict.fromkeys(horizons):
+            data = json.loads(self._file(horizon).read_text())
+            scores = {float(lr): float(score) for lr, score in data["scores"]}
+            out[horizon] = TuningResult(data["label"], float(data["best_lr"]), scores, data["criterion"])
+        return out
+
+    def save(self, results: Mapping[int, TuningResult]) -> None:
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for horizon, r in results.items():
+            data = {"label": r.name, "best_lr": r.best_lr, "criterion": r.criterion}
+            data["scores"] = [[lr, str(score) if not math.isfinite(score) else score] for lr, score in r.scores.items()]
+            self._file(horizon).write_text(json.dumps(data))
 
 
 #: The paper's hand-designed baselines, in the order the figures list them.
@@ -468,7 +529,7 @@ def tune_baselines_at(
 def tune_near(
     problem: Problem,
     tuned: Mapping[str, TuningResult],
-    factors: Sequence[float] = (0.1, 0.3, 1.0, 3.0, 10.0),
+    factors: Sequence[float] = (10**-0.5, 1.0, 10**0.5),
     n_tasks: int = 4,
     steps: int = 100,
     device: torch.device | str = "cpu",
@@ -476,8 +537,10 @@ def tune_near(
 ) -> dict[str, TuningResult]:
     """Re-tune every baseline of ``tuned`` on ``problem``'s training tasks, on a grid around its tuned rate.
 
-    ``factors`` multiply each baseline's earlier best rate: a cheaper search where a full grid is too
-    expensive (neural art at twice the training resolution, notebook 09), still on training tasks only.
+    ``factors`` multiply each baseline's earlier best rate (default: it and its half-decade neighbours, the
+    spacing of the usual grids; the search steps on past an edge as :func:`grid_search` does): a cheaper
+    search where a full grid is too expensive (neural art at twice the training resolution, notebook 09),
+    still on training tasks only.
     """
     if not tuned:
         raise ValueError("tuned is empty: tune at least one baseline first (tune_baselines)")

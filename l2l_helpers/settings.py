@@ -5,7 +5,7 @@
 | :func:`assets_dir`: shipped data (MNIST test set, paintings) | | in the package, or a checkout's ``data/`` |
 | :func:`data_dir`: downloads (MNIST training files) | ``L2L_DATA_DIR`` | a checkout's ``data/``, or a user cache |
 | :func:`results_dir`: the notebooks' results | ``L2L_RESULTS_DIR`` (``make run``) | ``runs/interactive/results`` |
-| :func:`retrain_dir`: optimizers retrained once per run | ``L2L_RETRAIN_DIR`` (set by ``make run``) | none |
+| :func:`retrain_dir`: retrained optimizers, tunings, per run | ``L2L_RETRAIN_DIR`` (set by ``make run``) | none |
 | :func:`offline`: never download | ``L2L_OFFLINE=1`` | downloads when online |
 | :func:`native_mode`: which LSTM step | ``L2L_NATIVE=auto|1|0`` | ``auto`` (the faster, measured) |
 | :func:`native_target`: the native step's build | ``L2L_NATIVE_MARCH`` | ``native`` (this CPU) |
@@ -75,7 +75,7 @@ RETRAIN_DIR_ENV = "L2L_RETRAIN_DIR"
 
 
 def retrain_dir() -> Path | None:
-    """Where a ``make run`` keeps optimizers retrained in one notebook for the next ones (None outside it)."""
+    """Where a ``make run`` keeps optimizers retrained and baselines tuned in one notebook for the next ones."""
     return Path(_env(RETRAIN_DIR_ENV)) if _env(RETRAIN_DIR_ENV) else None
 
 

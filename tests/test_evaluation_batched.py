@@ -159,6 +159,16 @@ def test_the_batched_grid_search_takes_the_same_steps(shape, extend):
     assert got == want and list(got) == list(want)
     assert calls[0] == grid and len(calls) <= 2
     assert grid_search(shape, grid, extend) == want  # the one-rate-at-a-time path agrees
+    calls.clear()
+    assert grid_search(batch, grid, extend, batched=True, lookahead=1) == want  # one rate past the edge per call
+    assert calls[0] == grid and all(len(c) == 1 for c in calls[1:])
+    assert sum(map(len, calls)) == len(want)  # no rate scored that the search did not take
+
+
+def test_lookahead_must_be_a_positive_integer():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="lookahead"):
+            grid_search(lambda lrs: [0.0] * len(lrs), [0.1, 1.0], batched=True, lookahead=bad)
 
 
 def test_a_batched_score_must_answer_every_rate():
@@ -219,3 +229,32 @@ def test_a_bound_on_rows_per_pass_changes_nothing_but_the_passes(monkeypatch):
     for a, b in zip(whole, split, strict=True):
         for key in a:
             torch.testing.assert_close(a[key].losses, b[key].losses, rtol=1e-5, atol=1e-7)
+
+
+def test_a_run_reuses_a_tuning_it_already_did(tmp_path, monkeypatch):
+    """Under make run (a run cache is set) notebook 08 reads notebook 06's tuning of the same baseline, problem,
+    grid and tasks; a different problem or grid tunes anew; outside a run nothing is kept."""
+    from l2l_helpers import evaluation
+
+    problem = l2l.MNISTProblem(hidden=(6,), batch_size=16)
+    grid = [1e-2, 1e-1, 1.0]
+    outside = l2l.tune_baselines_at(problem, (5, 10), ("Adam",), grid, n_tasks=2, progress=False)
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setenv("L2L_RETRAIN_DIR", str(tmp_path))
+    first = l2l.tune_baselines_at(problem, (5, 10), ("Adam",), grid, n_tasks=2, progress=False)
+    assert len(list((tmp_path / "tuning").iterdir())) == 2  # one file per horizon
+    for h in (5, 10):
+        assert first[h]["Adam"].scores == pytest.approx(outside[h]["Adam"].scores, rel=1e-5)
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("the tuning should have been read, not run")
+
+    monkeypatch.setattr(evaluation, "evaluate_grid", no_evaluation)
+    again = l2l.tune_baselines(problem, ("Adam",), grid, n_tasks=2, steps=10, progress=False)
+    assert again["Adam"] == first[10]["Adam"]
+    for other, other_grid in (
+        (l2l.MNISTProblem(hidden=(6,), batch_size=16, activation="relu"), grid),
+        (problem, grid[:2]),
+    ):
+        with pytest.raises(AssertionError, match="should have been read"):
+            l2l.tune_baselines(other, ("Adam",), other_grid, n_tasks=2, steps=10, progress=False)
