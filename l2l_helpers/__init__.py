@@ -39,6 +39,7 @@ from .evaluation import (
     tune_learning_rate,
     tune_near,
 )
+from .intervals import Paired, combined, lower_than, paired
 from .learned_optimizer import LearnedOptimizer
 from .meta_training import MetaTrainConfig, meta_train, unroll, unroll_trajectory
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem, mlp_model
@@ -97,6 +98,7 @@ __all__ = [
     "MetaTrainResult",
     "NeuralArtProblem",
     "OptimizerConfig",
+    "Paired",
     "Problem",
     "QuadraticProblem",
     "RMSprop",
@@ -112,6 +114,7 @@ __all__ = [
     "check_parameters",
     "claim",
     "claims_markdown",
+    "combined",
     "comparison_markdown",
     "count_parameters",
     "evaluate",
@@ -125,6 +128,7 @@ __all__ = [
     "load_style",
     "log_sign",
     "log_sign_smooth",
+    "lower_than",
     "make_baseline",
     "make_problem",
     "meta_train",
@@ -132,6 +136,7 @@ __all__ = [
     "mlp_model",
     "optimize",
     "optimizer_for",
+    "paired",
     "preprocess",
     "pretrained_info",
     "read_checkpoint",

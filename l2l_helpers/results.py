@@ -13,7 +13,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,68 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def claim(text: str, ours: str, holds: bool | None) -> dict[str, Any]:
-    """One row of a claims table: the claim, our computed numbers, and whether it holds (None = not tested)."""
-    return {"claim": text, "ours": ours, "reproduced": None if holds is None else bool(holds)}
+#: A claim's verdict (:mod:`~l2l_helpers.intervals` explains how a paired interval decides it).
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not tested")
+
+
+def claim(
+    text: str,
+    ours: str,
+    holds: bool | None = None,
+    *,
+    verdict: str | None = None,
+    interval: Sequence[float] | None = None,
+    metric: str | None = None,
+    tasks: int | None = None,
+    seeds: int | None = None,
+    ratio: float | None = None,
+    comparisons: Any = None,
+) -> dict[str, Any]:
+    """One row of a claims table: the claim, our computed numbers, and its verdict.
+
+    Either ``holds`` (True / False / None = not tested: a yes-or-no check) or ``verdict`` (one of
+    :data:`VERDICTS`) with, for a comparison, its 95% ``interval``, the ``metric`` it is on, the number of
+    held-out ``tasks`` and of meta-trained optimizers (``seeds``) behind it: the fields
+    :func:`~l2l_helpers.intervals.lower_than` returns, so ``claim(text, **lower_than(results))`` works
+    (``comparisons`` is accepted and left out of the row). ``reproduced`` (True / False / None) is kept for
+    readers of older results files.
+    """
+    if verdict is None:
+        verdict = "not tested" if holds is None else ("reproduced" if holds else "not reproduced")
+    elif holds is not None:
+        raise ValueError("give holds (a yes-or-no check) or verdict (from an interval), not both")
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict={verdict!r} is unknown; use one of: {', '.join(VERDICTS)}")
+    row: dict[str, Any] = {"claim": text, "ours": ours, "verdict": verdict}
+    row["reproduced"] = {"reproduced": True, "not reproduced": False}.get(verdict)
+    extra = {"interval": interval, "metric": metric, "tasks": tasks, "seeds": seeds, "ratio": ratio}
+    row.update({k: list(v) if k == "interval" else v for k, v in extra.items() if v is not None})
+    return row
+
+
+def verdict_of(row: Mapping[str, Any]) -> str:
+    """A recorded claim's verdict; rows written before verdicts existed have only ``reproduced``."""
+    if row.get("verdict") in VERDICTS:
+        return str(row["verdict"])
+    return {True: "reproduced", False: "not reproduced"}.get(row.get("reproduced"), "not tested")  # type: ignore[arg-type]
+
+
+def interval_text(row: Mapping[str, Any]) -> str:
+    """A claim's interval for a table: ``[low, high] (metric; 20 tasks, 3 seeds)``, or empty when it has none."""
+    interval = row.get("interval")
+    if not interval:
+        return ""
+    low, high = (float(v) for v in interval)
+    text = f"[{low:.3g}, {high:.3g}]"
+    sizes = ", ".join(f"{row[k]} {k}" for k in ("tasks", "seeds") if row.get(k) is not None)
+    details = "; ".join(part for part in (str(row.get("metric") or ""), sizes) if part)
+    return f"{text} ({details})" if details else text
+
+
+def verdict_text(row: Mapping[str, Any]) -> str:
+    """A claim's verdict for a Markdown table; ``not reproduced`` in bold."""
+    verdict = verdict_of(row)
+    return f"**{verdict}**" if verdict == "not reproduced" else verdict
 
 
 def _update(notebook: str, change: Callable[[dict[str, Any]], None]) -> Path:
@@ -123,10 +182,10 @@ def check(holds: bool, message: str, smoke: bool = False) -> bool:
 
 
 def claims_markdown(claims: list[dict[str, Any]]) -> str:
-    """A Markdown claims table for ``IPython.display.Markdown``."""
-    marks = {True: "yes", False: "**no**", None: "not tested"}
-    lines = ["| claim | ours | reproduced |", "|---|---|---|"]
-    lines += [f"| {c['claim']} | {c['ours']} | {marks[c['reproduced']]} |" for c in claims]
+    """A Markdown claims table for ``IPython.display.Markdown``: the verdict, and the 95% interval where one
+    decides it (with the metric it is on, and how many tasks and optimizers)."""
+    lines = ["| claim | ours | verdict | 95% interval |", "|---|---|---|---|"]
+    lines += [f"| {c['claim']} | {c['ours']} | {verdict_text(c)} | {interval_text(c)} |" for c in claims]
     return "\n".join(lines)
 
 

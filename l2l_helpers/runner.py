@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .results import interval_text, verdict_of, verdict_text
 from .settings import RETRAIN_DIR_ENV
 
 #: Parameters each profile sets in notebooks that declare them (INTERACTIVE is always False headless).
@@ -42,14 +43,14 @@ class NotebookRun:
     seconds: float
     parameters: dict[str, Any]
     error: str = ""
-    claims: dict[str, int] = field(default_factory=dict)  # "reproduced", "not", "not tested" -> count
+    claims: dict[str, int] = field(default_factory=dict)  # "reproduced", "not", "inconclusive", "not tested"
 
     def line(self) -> str:
         """One line for the terminal: name, seconds, and the claims tally (or the error)."""
         head = f"{self.name:<26}{self.seconds:6.0f} s  "
         if not self.ok:
             return head + f"FAILED: {self.error}"
-        tally = ", ".join(f"{n} {k}" for k, n in self.claims.items() if n or k != "not tested")
+        tally = ", ".join(f"{n} {k}" for k, n in self.claims.items() if n or k in ("reproduced", "not"))
         return head + (f"claims: {tally}" if self.claims else "no claims recorded")
 
 
@@ -95,13 +96,14 @@ def notebook_parameters(path: Path, profile: str, device: str) -> dict[str, Any]
 
 
 def _claim_counts(results_file: Path) -> dict[str, int]:
-    """How many of a notebook's recorded claims were reproduced, not reproduced, not tested."""
+    """How many of a notebook's recorded claims were reproduced, not reproduced, inconclusive, not tested."""
     try:
         claims = json.loads(results_file.read_text()).get("claims", [])
     except (OSError, json.JSONDecodeError, AttributeError):
         return {}
-    marks = [c.get("reproduced") for c in claims if isinstance(c, dict)]
-    return {"reproduced": marks.count(True), "not": marks.count(False), "not tested": marks.count(None)}
+    verdicts = [verdict_of(c) for c in claims if isinstance(c, dict)]
+    counts = {"reproduced": verdicts.count("reproduced"), "not": verdicts.count("not reproduced")}
+    return counts | {"inconclusive": verdicts.count("inconclusive"), "not tested": verdicts.count("not tested")}
 
 
 @functools.cache
@@ -240,9 +242,8 @@ def _notebook_section(name: str, data: dict[str, Any]) -> list[str]:
     md = ["", f"## {name}", ""]
     claims = data.get("claims", [])
     if claims:
-        marks = {True: "yes", False: "**no**", None: "not tested"}
-        rows = [["claim", "ours", "reproduced"]]
-        rows += [[str(c.get("claim", "")), str(c.get("ours", "")), marks.get(c.get("reproduced"), "?")] for c in claims]
+        rows = [["claim", "ours", "verdict", "95% interval"]]
+        rows += [[str(c.get("claim", "")), str(c.get("ours", "")), verdict_text(c), interval_text(c)] for c in claims]
         md += [*_markdown_table(rows), ""]
     for fig in data.get("figures", []):
         title = str(fig.get("title", fig.get("name", "figure"))).replace("]", ")").replace("[", "(")

@@ -19,8 +19,8 @@ def test_record_merges_and_writes_plain_json(tmp_path, monkeypatch):
     data = json.loads(path.read_text())
     assert data["values"] == {"a": [1.0, 2.0], "b": "inf", "c": 3}
     assert data["claims"] == [
-        {"claim": "x holds", "ours": "1 < 3", "reproduced": False},
-        {"claim": "y", "ours": "-", "reproduced": None},
+        {"claim": "x holds", "ours": "1 < 3", "verdict": "not reproduced", "reproduced": False},
+        {"claim": "y", "ours": "-", "verdict": "not tested", "reproduced": None},
     ]
 
 
@@ -34,9 +34,15 @@ def test_check_asserts_unless_smoke(capsys):
 
 
 def test_claims_markdown():
-    """One table row per claim, with yes / no / not tested."""
-    table = claims_markdown([claim("a", "1", True), claim("b", "2", False), claim("c", "3", None)])
-    assert table.splitlines()[2:] == ["| a | 1 | yes |", "| b | 2 | **no** |", "| c | 3 | not tested |"]
+    """One table row per claim: its verdict, and its interval with metric and sizes where it has one."""
+    rows = [claim("a", "1", True), claim("b", "2", False), claim("c", "3", None)]
+    rows.append(claim("d", "4", verdict="inconclusive", interval=[0.91, 1.05], metric="final loss", tasks=20, seeds=3))
+    assert claims_markdown(rows).splitlines()[2:] == [
+        "| a | 1 | reproduced |  |",
+        "| b | 2 | **not reproduced** |  |",
+        "| c | 3 | not tested |  |",
+        "| d | 4 | inconclusive | [0.91, 1.05] (final loss; 20 tasks, 3 seeds) |",
+    ]
 
 
 def test_save_figure_writes_html_and_records_it(tmp_path, monkeypatch):

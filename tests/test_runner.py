@@ -71,10 +71,10 @@ def test_run_notebooks_writes_report(tmp_path, monkeypatch, capfd):
     results = json.loads((tmp_path / "run" / "results" / "01_ok.json").read_text())
     assert results["values"] == {"interactive": False, "device": "cpu"}
     report = summary.report.read_text()
-    assert "| 01_ok | ok |" in report and "| 1 reproduced, 0 not, 0 not tested |" in report
+    assert "| 01_ok | ok |" in report and "| 1 reproduced, 0 not, 0 inconclusive, 0 not tested |" in report
     assert "reference epochs (the plain reference epoch took 2.00 s before the notebooks and 3.00 s after" in report
     assert "FAILED: " in report and "deliberate failure" in report
-    assert "| smoke is on | True | yes |" in report
+    assert "| smoke is on | True | reproduced |  |" in report
     assert "![A curve](results/figures/01_ok-c.png)" in report
     assert "[A curve (interactive)](results/figures/01_ok-c.html)" in report
     page = (tmp_path / "run" / "report.html").read_text()

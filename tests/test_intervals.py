@@ -1,0 +1,117 @@
+"""l2l_helpers.intervals: paired bootstrap intervals and the verdicts claims get from them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import l2l_helpers as l2l
+from l2l_helpers.evaluation import EvalResult
+from l2l_helpers.intervals import combined, lower_than, paired, per_task
+
+
+def result(name, finals, steps=3):
+    """An EvalResult whose tasks end at ``finals``, with curves falling linearly from 1.0."""
+    finals = torch.as_tensor(finals, dtype=torch.float32)
+    frac = torch.linspace(0, 1, steps + 1)
+    return EvalResult(name, 1.0 + (finals.unsqueeze(1) - 1.0) * frac)
+
+
+def test_per_task_metrics_read_the_curves():
+    r = EvalResult("x", torch.tensor([[5.0, 3.0, 2.0, 1.0], [4.0, 2.0, 2.0, 2.0]]))
+    np.testing.assert_allclose(per_task(r, "final"), [1.0, 2.0])
+    np.testing.assert_allclose(per_task(r, "sum"), [6.0, 6.0])  # steps 1..T, not theta_0
+    np.testing.assert_allclose(per_task(r, "final", horizon=1), [3.0, 2.0])
+    np.testing.assert_allclose(per_task(r, "sum", horizon=2), [5.0, 4.0])
+    with pytest.raises(ValueError, match="metric"):
+        per_task(r, "median")
+    with pytest.raises(ValueError, match="horizon"):
+        per_task(r, "final", horizon=4)
+
+
+def test_pairing_sees_a_small_gap_that_two_means_hide():
+    """Tasks spread 10x more than the gap between the optimizers: the paired interval still excludes 0."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 1.5, 20)
+    a, b = base * 0.97, base
+    p = paired(a, b, names=("LSTM", "Adam"))
+    assert p.verdict == "reproduced" and p.interval[1] < 0
+    assert p.ratio == pytest.approx(0.97) and p.ratio_interval[0] <= 0.97 <= p.ratio_interval[1]
+    assert p.ratio_interval[1] - p.ratio_interval[0] < 1e-9  # every resample has the same ratio
+    assert paired(b, a).verdict == "not reproduced"
+    noisy = a + rng.normal(0, 0.2, 20)
+    assert paired(noisy, b).verdict == "inconclusive"
+
+
+def test_the_interval_covers_the_true_mean_difference_about_95_percent_of_the_time():
+    """Oracle: draws with a known mean difference 0.1; the percentile bootstrap's coverage is near 95%."""
+    rng = np.random.default_rng(1)
+    hits = 0
+    for trial in range(200):
+        b = rng.normal(1.0, 0.3, 30)
+        a = b + 0.1 + rng.normal(0, 0.2, 30)
+        lo, hi = paired(a, b, n_boot=2000, seed=trial).interval
+        hits += lo <= 0.1 <= hi
+    assert 0.88 <= hits / 200 <= 0.99
+
+
+def test_diverged_runs_count_against_whoever_diverged():
+    a, b = np.array([0.1, 0.2, 0.3, 0.2]), np.array([0.2, 0.3, math.inf, 0.3])
+    assert paired(a, b).verdict == "reproduced"  # b diverged on one task and is worse on the others
+    assert paired(b, a).verdict == "not reproduced"
+    both = np.array([0.1, math.inf, 0.3, 0.2])
+    p = paired(both, np.array([0.2, math.inf, 0.35, 0.25]))  # both diverged on task 1: a tie there
+    assert p.diffs[1] == 0 and p.verdict == "reproduced"
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="same tasks"):
+        paired(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="at least 2 tasks"):
+        paired(np.ones(1), np.ones(1))
+    with pytest.raises(ValueError, match="n_boot"):
+        paired(np.ones(3), np.ones(3), n_boot=10)
+    with pytest.raises(ValueError, match="unknown"):
+        combined(["yes"])
+    with pytest.raises(ValueError, match="no verdicts"):
+        combined([])
+
+
+def test_combined_needs_every_comparison():
+    assert combined(["reproduced"] * 3) == "reproduced"
+    assert combined(["reproduced", "inconclusive"]) == "inconclusive"
+    assert combined(["reproduced", "inconclusive", "not reproduced"]) == "not reproduced"
+
+
+def test_lower_than_decides_on_the_closest_baseline_and_every_seed():
+    seed0 = {"LSTM": result("LSTM", [0.10, 0.20, 0.30]), "SGD": result("SGD", [0.5, 0.6, 0.7])}
+    seed0["Adam"] = result("Adam", [0.11, 0.21, 0.31])
+    one = lower_than(seed0)
+    assert one["verdict"] == "reproduced" and one["seeds"] == 1 and one["tasks"] == 3
+    assert "LSTM/Adam" in one["metric"] and one["ratio"] == pytest.approx(0.6 / 0.63)
+    assert len(one["comparisons"]) == 2 and one["interval"][1] < 1
+    seed1 = {**seed0, "LSTM": result("LSTM", [0.12, 0.22, 0.32])}  # the second optimizer loses to Adam
+    two = lower_than([seed0, seed1])
+    assert two["verdict"] == "not reproduced" and two["seeds"] == 2
+    assert lower_than(seed0, others=["SGD"])["metric"].endswith("LSTM/SGD")
+    with pytest.raises(ValueError, match="not among"):
+        lower_than(seed0, learned="L2L")
+
+
+def test_a_claim_carries_its_verdict_interval_and_sizes():
+    row = l2l.claim("LSTM beats Adam", "numbers", verdict="inconclusive", interval=[0.9, 1.1], metric="m", tasks=20)
+    assert row["verdict"] == "inconclusive" and row["reproduced"] is None and row["interval"] == [0.9, 1.1]
+    assert l2l.claim("x", "y", True)["verdict"] == "reproduced"
+    assert l2l.claim("x", "y", False)["verdict"] == "not reproduced"
+    assert l2l.claim("x", "y", None)["verdict"] == "not tested"
+    paired_row = l2l.claim("x", **lower_than({"LSTM": result("LSTM", [0.1, 0.2]), "Adam": result("Adam", [1, 2])}))
+    assert (
+        paired_row["verdict"] == "reproduced" and paired_row["reproduced"] is True and "comparisons" not in paired_row
+    )
+    with pytest.raises(ValueError, match="verdict"):
+        l2l.claim("x", "y", verdict="maybe")
+    with pytest.raises(ValueError, match="both"):
+        l2l.claim("x", "y", True, verdict="reproduced")
