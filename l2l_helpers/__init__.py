@@ -39,7 +39,7 @@ from .evaluation import (
     tune_learning_rate,
     tune_near,
 )
-from .intervals import Paired, combined, lower_than, paired
+from .intervals import Paired, combined, lower_than, paired, win_fraction
 from .learned_optimizer import LearnedOptimizer
 from .meta_training import MetaTrainConfig, meta_train, unroll, unroll_trajectory
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem, mlp_model
@@ -160,4 +160,5 @@ __all__ = [
     "tune_near",
     "unroll",
     "unroll_trajectory",
+    "win_fraction",
 ]

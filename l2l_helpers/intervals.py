@@ -190,3 +190,36 @@ def lower_than(
         "ours": "; ".join(p.text() for p in comparisons) + per_seed,
         "comparisons": comparisons,
     }
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson 95% interval of a proportion ``successes / n`` (good at small n and near 0 or 1)."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got {successes} of {n}")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def win_fraction(
+    a: EvalResult, b: EvalResult, metric: str = "final", names: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """The claim "a ends lower than b on *most* tasks": the fraction of tasks where it does, with its Wilson 95%
+    interval; ``reproduced`` when the interval lies above 1/2, ``not reproduced`` below, else ``inconclusive``."""
+    xa, xb = per_task(a, metric), per_task(b, metric)
+    if xa.shape != xb.shape:
+        raise ValueError(f"a and b must be the same tasks: got {xa.shape} and {xb.shape} per-task numbers")
+    name_a, name_b = names or (a.name, b.name)
+    wins, n = int((xa < xb).sum()), len(xa)
+    low, high = wilson(wins, n)
+    verdict = "reproduced" if low > 0.5 else ("not reproduced" if high < 0.5 else "inconclusive")
+    what = "final loss" if metric == "final" else "sum of losses"
+    return {
+        "verdict": verdict,
+        "interval": [low, high],
+        "ratio": wins / n,
+        "metric": f"fraction of tasks where {name_a} ends lower than {name_b} ({what})",
+        "tasks": n,
+        "ours": f"{name_a} lower on {wins} of {n} ({wins / n:.0%}) vs {name_b}",
+    }

@@ -115,3 +115,21 @@ def test_a_claim_carries_its_verdict_interval_and_sizes():
         l2l.claim("x", "y", verdict="maybe")
     with pytest.raises(ValueError, match="both"):
         l2l.claim("x", "y", True, verdict="reproduced")
+
+
+def test_wilson_interval_matches_a_textbook_value():
+    """Oracle: 8 of 10 gives [0.490, 0.943] (Wilson 1927; e.g. Newcombe 1998, Table I, method 3)."""
+    low, high = l2l.intervals.wilson(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    assert l2l.intervals.wilson(0, 5)[0] == 0.0 and l2l.intervals.wilson(5, 5)[1] == 1.0
+    with pytest.raises(ValueError, match="successes"):
+        l2l.intervals.wilson(3, 2)
+
+
+def test_most_tasks_needs_the_interval_above_one_half():
+    lstm = result("LSTM", [0.1] * 54 + [0.3] * 46)
+    best = result("Adam", [0.2] * 100)
+    fields = l2l.intervals.win_fraction(lstm, best)
+    assert fields["ratio"] == 0.54 and fields["verdict"] == "inconclusive"  # 54% of 100: [0.44, 0.64]
+    assert l2l.intervals.win_fraction(result("LSTM", [0.1] * 70 + [0.3] * 30), best)["verdict"] == "reproduced"
+    assert l2l.intervals.win_fraction(result("LSTM", [0.3] * 70 + [0.1] * 30), best)["verdict"] == "not reproduced"
