@@ -140,6 +140,10 @@ def _percentiles(values: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(values, 2.5, method="lower")), float(np.percentile(values, 97.5, method="higher"))
 
 
+def _finite_or_inf(value: float) -> float:
+    return value if math.isfinite(value) else math.inf
+
+
 def combined(verdicts: Iterable[str]) -> str:
     """One verdict from several (against several baselines, or for several seeds): every one reproduced ->
     ``reproduced``; any one not reproduced -> ``not reproduced``; otherwise ``inconclusive``."""
@@ -165,9 +169,9 @@ def lower_than(
 
     ``results`` is one :func:`~l2l_helpers.comparison.held_out_comparison` or a list of them, one per
     meta-trained optimizer (seed) under the same name. Returns the claim fields: ``verdict`` (combined over
-    baselines and seeds), ``interval`` (of the ratio of means against the *closest* baseline, worst seed: the
-    comparison that decides), ``ratio``, ``metric``, ``tasks``, ``seeds``, ``ours`` (one line per comparison)
-    and ``comparisons`` (every :class:`Paired`).
+    baselines and seeds), ``interval`` (of the ratio of means in the comparison that decides: the one with the
+    worst verdict, and among those the highest upper end), ``ratio``, ``metric``, ``tasks``, ``seeds``,
+    ``ours`` (one line per comparison) and ``comparisons`` (every :class:`Paired`).
     """
     runs = [results] if isinstance(results, Mapping) else list(results)
     if not runs:
@@ -178,7 +182,8 @@ def lower_than(
             raise ValueError(f"learned={learned!r} is not among the results: {', '.join(run)}")
         names = [n for n in run if n != learned] if others is None else list(others)
         comparisons += [paired(run[learned], run[n], metric, (learned, n), horizon=horizon) for n in names]
-    deciding = max(comparisons, key=lambda p: p.ratio if math.isfinite(p.ratio) else math.inf)
+    rank = {"reproduced": 0, "inconclusive": 1, "not reproduced": 2}
+    deciding = max(comparisons, key=lambda p: (rank[p.verdict], _finite_or_inf(p.ratio_interval[1])))
     per_seed = "" if len(runs) == 1 else f" ({len(runs)} optimizers)"
     return {
         "verdict": combined(p.verdict for p in comparisons),

@@ -99,6 +99,11 @@ def test_lower_than_decides_on_the_closest_baseline_and_every_seed():
     assert lower_than(seed0, others=["SGD"])["metric"].endswith("LSTM/SGD")
     with pytest.raises(ValueError, match="not among"):
         lower_than(seed0, learned="L2L")
+    # the interval shown is the deciding comparison's: an inconclusive one beats a closer-in-ratio clear win
+    close_but_clear = {"LSTM": result("LSTM", [0.99, 1.98, 2.97]), "A": result("A", [1.0, 2.0, 3.0])}
+    close_but_clear["B"] = result("B", [0.5, 3.0, 3.05])
+    fields = lower_than(close_but_clear)
+    assert fields["verdict"] == "inconclusive" and fields["metric"].endswith("LSTM/B")
 
 
 def test_a_claim_carries_its_verdict_interval_and_sizes():
