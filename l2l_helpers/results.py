@@ -86,7 +86,7 @@ def interval_text(row: Mapping[str, Any]) -> str:
         return ""
     low, high = (float(v) for v in interval)
     text = f"[{low:.3g}, {high:.3g}]"
-    sizes = ", ".join(f"{row[k]} {k}" for k in ("tasks", "seeds") if row.get(k) is not None)
+    sizes = ", ".join(f"{row[k]} {k if row[k] != 1 else k[:-1]}" for k in ("tasks", "seeds") if row.get(k) is not None)
     details = "; ".join(part for part in (str(row.get("metric") or ""), sizes) if part)
     return f"{text} ({details})" if details else text
 
