@@ -12,9 +12,13 @@ file is written next to its destination and renamed over it, so a crash never le
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +30,52 @@ FORMAT = "l2l-optimizer"
 VERSION = 1
 
 
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM until the block ends, then deliver it to the handler that was in place.
+
+    A KeyboardInterrupt raised inside ``torch.save`` breaks its zip writer, whose clean-up then fails with a
+    RuntimeError that hides the interrupt: the run would end with an error instead of saving and stopping.
+    Only the main thread can handle signals; elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in old:
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if caught:
+            handler = old[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)  # e.g. Python's KeyboardInterrupt, or the CLI's SIGTERM handler
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    An interrupt that arrives meanwhile is delivered once the file is complete (:func:`_interrupts_deferred`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
-        os.replace(tmp, path)
+        with _interrupts_deferred():
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(obj, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
+            os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -182,3 +182,27 @@ def test_overwrite(tmp_path):
     net, meta = load_optimizer(path)
     assert meta == {"v": 2} and net.config.hidden_size == 6
     assert [p.name for p in tmp_path.iterdir()] == ["opt.pt"]
+
+
+def test_an_interrupt_during_a_write_arrives_after_the_file_is_complete(tmp_path, monkeypatch):
+    """Ctrl-C inside torch.save used to break its zip writer (a RuntimeError hid the interrupt): now the
+    KeyboardInterrupt comes after the checkpoint is written and in place, and the old handler is back."""
+    import signal
+
+    from l2l_helpers import checkpoints
+
+    real_save = torch.save
+
+    def save_with_ctrl_c(obj, fh):
+        signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C mid-write
+        real_save(obj, fh)
+
+    monkeypatch.setattr(checkpoints.torch, "save", save_with_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    path = tmp_path / "net.pt"
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.atomic_torch_save({"x": torch.arange(3)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path)["x"], torch.arange(3))
+    assert signal.getsignal(signal.SIGINT) is before
+    assert [p.name for p in tmp_path.iterdir()] == ["net.pt"]  # no temporary file left
