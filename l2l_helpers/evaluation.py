@@ -452,8 +452,7 @@ class _TuningCache:
         self.folder = None if folder is None else folder / "tuning"
         simple = (bool, int, float, str, tuple, type(None))
         settings_of = {k: v for k, v in sorted(vars(problem).items()) if isinstance(v, simple)}
-        data = getattr(type(problem), "data", None)
-        data_note = problem.data.description if isinstance(data, property) else ""  # type: ignore[attr-defined]
+        data_note = getattr(getattr(problem, "data", None), "description", "")  # MNIST: full set or sample
         self.key = repr((type(problem).__name__, problem.describe(), settings_of, data_note, name.lower()))
         self.key += repr(([float(lr) for lr in grid], *args, torch.__version__))
 

@@ -181,6 +181,8 @@ def lower_than(
         if learned not in run:
             raise ValueError(f"learned={learned!r} is not among the results: {', '.join(run)}")
         names = [n for n in run if n != learned] if others is None else list(others)
+        if missing := [n for n in names if n not in run]:
+            raise ValueError(f"others={missing!r} are not among the results: {', '.join(run)}")
         comparisons += [paired(run[learned], run[n], metric, (learned, n), horizon=horizon) for n in names]
     rank = {"reproduced": 0, "inconclusive": 1, "not reproduced": 2}
     deciding = max(comparisons, key=lambda p: (rank[p.verdict], _finite_or_inf(p.ratio_interval[1])))

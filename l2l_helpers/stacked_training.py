@@ -165,7 +165,7 @@ def _trajectory(
             opt.zero_grad(set_to_none=True)
         go = []
         for r in range(k):
-            if not active[r] or not any(configs[r].step_weights()[start : start + length]):
+            if not active[r] or not bool(weights[r, start : start + length].any()):
                 continue
             if not torch.isfinite(meta_loss[r]):
                 skips[r].append(f"non-finite meta-loss on steps {start + 1}-{start + length}")

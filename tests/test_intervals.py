@@ -99,6 +99,8 @@ def test_lower_than_decides_on_the_closest_baseline_and_every_seed():
     assert lower_than(seed0, others=["SGD"])["metric"].endswith("LSTM/SGD")
     with pytest.raises(ValueError, match="not among"):
         lower_than(seed0, learned="L2L")
+    with pytest.raises(ValueError, match=r"others=\['NAG'\] are not among"):
+        lower_than(seed0, others=["SGD", "NAG"])
     # the interval shown is the deciding comparison's: an inconclusive one beats a closer-in-ratio clear win
     close_but_clear = {"LSTM": result("LSTM", [0.99, 1.98, 2.97]), "A": result("A", [1.0, 2.0, 3.0])}
     close_but_clear["B"] = result("B", [0.5, 3.0, 3.05])
