@@ -230,3 +230,66 @@ def win_fraction(
         "tasks": n,
         "ours": f"{name_a} lower on {wins} of {n} ({wins / n:.0%}) vs {name_b}",
     }
+
+
+def by_seed(
+    results: Mapping[str, EvalResult], learned: Sequence[str], as_name: str = "LSTM"
+) -> list[dict[str, EvalResult]]:
+    """Split one comparison holding several meta-trained optimizers (``learned``: their names in ``results``,
+    one per seed) into one comparison per seed, the optimizer renamed ``as_name`` beside every other entry
+    (the baselines, shared): the list :func:`lower_than` and :func:`most_tasks` take."""
+    if not learned:
+        raise ValueError("learned must name at least one optimizer among the results")
+    if missing := [n for n in learned if n not in results]:
+        raise ValueError(f"learned={missing!r} are not among the results: {', '.join(results)}")
+    shared = {n: r for n, r in results.items() if n not in learned}
+    if as_name in shared:
+        raise ValueError(f"as_name={as_name!r} is already a result name: choose another")
+    return [{as_name: results[n], **shared} for n in learned]
+
+
+def most_tasks(
+    runs: Sequence[Mapping[str, EvalResult]], learned: str, other: str, metric: str = "final"
+) -> dict[str, Any]:
+    """The claim "``learned`` ends lower than ``other`` on most tasks" for every seed (each a comparison, as from
+    :func:`by_seed`): :func:`win_fraction` per seed, verdicts :func:`combined`; the interval shown is the seed's
+    with the lowest fraction."""
+    if not runs:
+        raise ValueError("runs is empty: give at least one comparison")
+    rows = [win_fraction(run[learned], run[other], metric, (learned, other)) for run in runs]
+    worst = min(rows, key=lambda r: r["ratio"])
+    per_seed = "" if len(rows) == 1 else f" ({len(rows)} optimizers)"
+    return {
+        **worst,
+        "verdict": combined(r["verdict"] for r in rows),
+        "seeds": len(rows),
+        "ours": "; ".join(r["ours"] for r in rows) + per_seed,
+    }
+
+
+def all_of(parts: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
+    """One claim from several :func:`lower_than` claims that must all hold (e.g. one per gradient scale).
+
+    The verdict is :func:`combined`; the interval, ratio and metric are those of the deciding part (the worst
+    verdict, then the highest upper end), its label named in the metric; ``ours`` lists every part briefly.
+    """
+    if not parts or len(parts) != len(labels):
+        raise ValueError(f"give one label per part: {len(parts)} parts, {len(labels)} labels")
+    rank = {"reproduced": 0, "inconclusive": 1, "not reproduced": 2}
+    order = sorted(
+        range(len(parts)), key=lambda i: (rank[parts[i]["verdict"]], _finite_or_inf(parts[i]["interval"][1]))
+    )
+    i = order[-1]
+    ours = "; ".join(
+        f"{label}: {p['ratio']:.3g} [{p['interval'][0]:.3g}, {p['interval'][1]:.3g}] {p['verdict']}"
+        for label, p in zip(labels, parts, strict=True)
+    )
+    return {
+        "verdict": combined(p["verdict"] for p in parts),
+        "interval": list(parts[i]["interval"]),
+        "ratio": parts[i]["ratio"],
+        "metric": f"{parts[i]['metric']}, at {labels[i]}",
+        "tasks": parts[i]["tasks"],
+        "seeds": max(p.get("seeds", 1) for p in parts),
+        "ours": ours,
+    }

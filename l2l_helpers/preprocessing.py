@@ -16,6 +16,7 @@ PREPROCESSING_INPUTS: dict[str, int] = {
     "log_sign": 2,  # the paper's Appendix A formula
     "log_sign_smooth": 2,  # the smooth variant in the authors' TensorFlow code
     "none": 1,  # the raw gradient
+    "rescale": 1,  # the raw gradient divided by the constant p: the paper's simpler alternative (Appendix A)
 }
 
 #: The paper's preprocessing constant p (Appendix A).
@@ -58,10 +59,17 @@ def log_sign_smooth(grad: torch.Tensor, p: float = 5.0) -> torch.Tensor:
 
 
 def preprocess(grad: torch.Tensor, kind: str = "log_sign", p: float = PAPER_P) -> torch.Tensor:
-    """Turn gradients into LSTM inputs of shape ``grad.shape + (PREPROCESSING_INPUTS[kind],)``."""
+    """Turn gradients into LSTM inputs of shape ``grad.shape + (PREPROCESSING_INPUTS[kind],)``.
+
+    ``rescale`` is the alternative the paper mentions before its log/sign formula (Appendix A): divide every
+    gradient by one constant shared by all coordinates (here ``p``) so that typical inputs are of order one.
+    It fixes one scale; unlike ``log_sign`` it cannot follow the gradients when their scale changes.
+    """
     check_preprocessing(kind, p)
     if kind == "log_sign":
         return log_sign(grad, p)
     if kind == "log_sign_smooth":
         return log_sign_smooth(grad, p)
+    if kind == "rescale":
+        return (grad / p).unsqueeze(-1)
     return grad.unsqueeze(-1)

@@ -140,3 +140,40 @@ def test_most_tasks_needs_the_interval_above_one_half():
     assert fields["ratio"] == 0.54 and fields["verdict"] == "inconclusive"  # 54% of 100: [0.44, 0.64]
     assert l2l.intervals.win_fraction(result("LSTM", [0.1] * 70 + [0.3] * 30), best)["verdict"] == "reproduced"
     assert l2l.intervals.win_fraction(result("LSTM", [0.3] * 70 + [0.1] * 30), best)["verdict"] == "not reproduced"
+
+
+def test_by_seed_splits_one_comparison_per_optimizer():
+    """Several meta-trained optimizers in one comparison become one comparison each, baselines shared."""
+    res = {"L s0": result("L s0", [1.0, 2.0]), "L s1": result("L s1", [3.0, 4.0]), "Adam": result("Adam", [5.0, 6.0])}
+    runs = l2l.by_seed(res, ["L s0", "L s1"], "L")
+    assert [sorted(r) for r in runs] == [["Adam", "L"], ["Adam", "L"]]
+    assert runs[1]["L"] is res["L s1"] and runs[0]["Adam"] is runs[1]["Adam"] is res["Adam"]
+    with pytest.raises(ValueError, match="not among"):
+        l2l.by_seed(res, ["L s2"])
+    with pytest.raises(ValueError, match="already a result name"):
+        l2l.by_seed(res, ["L s0"], "Adam")
+
+
+def test_most_tasks_over_seeds_needs_every_seed():
+    """One seed winning on 19 of 20 tasks and one on 10 of 20: inconclusive overall, the weaker seed shown."""
+    base = result("B", [1.0] * 20)
+    strong = result("L", [0.5] * 19 + [2.0])
+    weak = result("L", [0.5] * 10 + [2.0] * 10)
+    both = l2l.most_tasks([{"L": strong, "B": base}, {"L": weak, "B": base}], "L", "B")
+    assert both["verdict"] == "inconclusive" and both["seeds"] == 2 and both["ratio"] == 0.5
+    assert l2l.most_tasks([{"L": strong, "B": base}], "L", "B")["verdict"] == "reproduced"
+
+
+def test_all_of_needs_every_part_and_shows_the_deciding_one():
+    """Claims that must hold at several scales: the verdict is combined, the worst part decides the interval."""
+    rng = np.random.default_rng(0)
+    b = result("b", 1.0 + rng.random(30))
+    clearly = lower_than({"a": result("a", b.losses[:, -1].numpy() * 0.5), "b": b}, "a", ["b"])
+    close = lower_than({"a": result("a", b.losses[:, -1].numpy() + rng.normal(0, 0.3, 30)), "b": b}, "a", ["b"])
+    out = l2l.all_of([clearly, close], ["s=0.1", "s=10"])
+    assert clearly["verdict"] == "reproduced" and out["verdict"] == close["verdict"] != "reproduced"
+    assert out["interval"] == close["interval"] and out["metric"].endswith("at s=10")
+    assert out["ours"].startswith("s=0.1: 0.5 ") and "s=10:" in out["ours"]
+    assert l2l.all_of([clearly, clearly], ["x", "y"])["verdict"] == "reproduced"
+    with pytest.raises(ValueError, match="one label per part"):
+        l2l.all_of([clearly], ["x", "y"])

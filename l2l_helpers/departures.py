@@ -1,0 +1,217 @@
+"""Paper vs this run: every setting of an experiment next to the paper's value, departures marked.
+
+The notebooks show this table beside their claims (issue "every departure from the paper in plain sight"):
+a reader sees at once which of the paper's choices this run kept and which it changed. The rows are
+*generated* from what was actually used: the optimizer's stored architecture and meta-training recipe
+(:class:`~l2l_helpers.pretrained.Recipe`) and the problem object, never typed by hand in a notebook.
+
+The paper's values come from Andrychowicz et al. (2016), Sections 2-3 and Appendix A; where the paper is
+silent the authors' TensorFlow code (deepmind/learning-to-learn) is cited and the row says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .coordinatewise_lstm import OptimizerConfig
+from .meta_training import MetaTrainConfig
+from .optimizees.base import Problem
+
+#: Experiments with paper values: the problem family each one meta-trains on.
+EXPERIMENTS = ("quadratic", "mnist")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row: a setting, the paper's value, ours, and whether ours departs from the paper."""
+
+    name: str
+    paper: str
+    ours: str
+    departs: bool
+
+
+def _row(name: str, paper: str, ours: Any, same: bool) -> Setting:
+    return Setting(name, paper, str(ours), not same)
+
+
+def optimizer_rows(experiment: str, optimizer: OptimizerConfig) -> list[Setting]:
+    """The optimizer network's settings against the paper's (Section 2, Appendix A)."""
+    _check(experiment)
+    arch = f"{optimizer.num_layers} layers x {optimizer.hidden_size} units, coordinatewise"
+    pre = (
+        optimizer.preprocessing
+        if optimizer.preprocessing == "none"
+        else f"{optimizer.preprocessing}, p = {optimizer.p:g}"
+    )
+    scale = optimizer.output_scale
+    if experiment == "quadratic":  # the authors' quadratic configuration: raw gradient in, update out unscaled
+        pre_row = _row(
+            "preprocessing", "none: the raw gradient (authors' code)", pre, optimizer.preprocessing == "none"
+        )
+        scale_row = _row("output scale", "1 (authors' code)", f"{scale:g}", scale == 1.0)
+    else:
+        pre_row = _row(
+            "preprocessing",
+            "log_sign, p = 10 (Appendix A; authors' code: a smooth variant, p = 5)",
+            pre,
+            optimizer.preprocessing == "log_sign" and optimizer.p == 10.0,
+        )
+        scale_row = _row("output scale", "0.01 (authors' code; the paper does not say)", f"{scale:g}", scale == 0.01)
+    return [
+        _row(
+            "optimizer network",
+            "2 layers x 20 units, coordinatewise",
+            arch,
+            optimizer.num_layers == 2 and optimizer.hidden_size == 20,
+        ),
+        pre_row,
+        scale_row,
+    ]
+
+
+def training_rows(experiment: str, training: MetaTrainConfig) -> list[Setting]:
+    """Meta-training settings against the paper's (Section 3's training details and the authors' code)."""
+    _check(experiment)
+    tasks = 128 if experiment == "quadratic" else 1
+    weights = {"ones": "1 for every t", "final": "1 only at t = T", "linear": "2t / (T + 1): later steps count more"}
+    select = {"sum": "lowest validation sum of losses", "final": "lowest validation final loss"}
+    rows = [
+        _row(
+            "horizon T, unroll",
+            "100 steps, unrolls of 20",
+            f"{training.steps} steps, unrolls of {training.unroll}",
+            (training.steps, training.unroll) == (100, 20),
+        ),
+        _row(
+            "w_t (weights of the losses)",
+            "1 for every t (Section 2)",
+            weights[training.weights],
+            training.weights == "ones",
+        ),
+        _row(
+            "second derivatives",
+            "dropped (Section 2.1)",
+            "kept" if training.second_order else "dropped",
+            not training.second_order,
+        ),
+        _row(
+            "meta-training length",
+            "10,000 trajectories (authors' code)",
+            f"{training.epochs:,} trajectories",
+            training.epochs >= 10_000,
+        ),
+        _row(
+            f"{'functions' if experiment == 'quadratic' else 'networks'} per meta-step",
+            f"{tasks} (authors' code)",
+            training.tasks_per_epoch,
+            training.tasks_per_epoch == tasks,
+        ),
+        _row(
+            "meta-optimizer",
+            "Adam, lr by random search (authors' code: 0.001)",
+            f"Adam, lr {training.lr:g}",
+            training.lr == 0.001,
+        ),
+        _row(
+            "meta-gradient clipping",
+            "none",
+            "none" if training.grad_clip is None else f"norm {training.grad_clip:g}",
+            training.grad_clip is None,
+        ),
+        _row(
+            "selection",
+            "early stopping on held-out functions (authors' code: lowest final loss)",
+            select[training.select],
+            training.select == "final",
+        ),
+    ]
+    return rows
+
+
+def problem_rows(experiment: str, problem: Problem) -> list[Setting]:
+    """The optimizee family against the paper's (Section 3.1 quadratics, Section 3.2 MNIST)."""
+    _check(experiment)
+    if experiment == "quadratic":
+        dim, init = getattr(problem, "dim", None), getattr(problem, "init_scale", None)
+        return [
+            _row(
+                "functions",
+                "||W theta - y||^2, W 10x10 and y 10-d, i.i.d. N(0, 1)",
+                problem.describe(),
+                dim == 10 and getattr(problem, "scale", 1.0) == 1.0,
+            ),
+            _row("initial theta", "N(0, 0.01^2) (authors' code)", f"N(0, {init:g}^2)", init == 0.01),
+        ]
+    hidden, act = getattr(problem, "hidden", None), getattr(problem, "activation", None)
+    init = getattr(problem, "init", None)
+    init_text = f"N(0, {problem.init_scale:g}^2)" if init == "normal" else f"{init} (see the problem's docstring)"
+    data = getattr(problem, "data", None)
+    full = getattr(data, "source", "") == "full"
+    return [
+        _row(
+            "network",
+            "784-20-10, sigmoid",
+            f"784-{'-'.join(map(str, hidden))}-10, {act}",
+            hidden == (20,) and act == "sigmoid",
+        ),
+        _row("minibatch", "128", getattr(problem, "batch_size", "?"), getattr(problem, "batch_size", None) == 128),
+        _row(
+            "initialisation", "N(0, 0.01^2) (authors' code)", init_text, init == "normal" and problem.init_scale == 0.01
+        ),
+        _row(
+            "data",
+            "MNIST: 60,000 training images to meta-train, the 10,000 test images to evaluate",
+            data.description if data is not None else "?",
+            full,
+        ),
+    ]
+
+
+def paper_vs_run(
+    experiment: str,
+    optimizer: OptimizerConfig,
+    training: MetaTrainConfig | None,
+    problem: Problem,
+    extra: Sequence[Setting] = (),
+) -> list[Setting]:
+    """Every row for ``experiment`` (``quadratic`` or ``mnist``): network, meta-training (when known), problem,
+    then ``extra`` rows a notebook adds for what only it varies (e.g. the baselines' tuning)."""
+    rows = optimizer_rows(experiment, optimizer)
+    if training is not None:
+        rows += training_rows(experiment, training)
+    return rows + problem_rows(experiment, problem) + list(extra)
+
+
+def departures_markdown(rows: Sequence[Setting], title: str = "") -> str:
+    """The table for ``IPython.display.Markdown``: setting | paper | this run, departures in bold with a mark."""
+    lines = [f"**{title}**\n"] if title else []
+    lines += ["| setting | paper | this run | |", "|---|---|---|---|"]
+    for r in rows:
+        paper, ours = (text.replace("|", "\\|") for text in (r.paper, r.ours))  # ||W theta - y|| in a table cell
+        ours = f"**{ours}**" if r.departs else ours
+        lines.append(f"| {r.name} | {paper} | {ours} | {'departs' if r.departs else 'same'} |")
+    n = sum(r.departs for r in rows)
+    lines.append(f"\n{n} of {len(rows)} settings depart from the paper.")
+    return "\n".join(lines)
+
+
+def departures_list(rows: Sequence[Setting]) -> list[str]:
+    """The departing rows as short lines (stored beside the claims in ``results/<nb>.json``)."""
+    return [f"{r.name}: {r.ours} (paper: {r.paper})" for r in rows if r.departs]
+
+
+def _check(experiment: str) -> None:
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"experiment={experiment!r} has no paper values here; use one of: {', '.join(EXPERIMENTS)}")
+
+
+def recipe_rows(name: str, problem: Problem | None = None, extra: Sequence[Setting] = ()) -> list[Setting]:
+    """:func:`paper_vs_run` for the shipped optimizer ``name``, from its stored recipe; ``problem`` defaults to
+    the family it was meta-trained on (pass the one a notebook evaluates on, e.g. with its data loaded)."""
+    from .pretrained import recipe_of
+
+    recipe = recipe_of(name)
+    return paper_vs_run(recipe.problem_name, recipe.optimizer, recipe.training, problem or recipe.problem(), extra)
