@@ -49,9 +49,14 @@ bench: setup  ## speed benchmarks: fused vs plain trainer, learned step vs Adam 
 
 WEIGHTS := l2l_helpers/pretrained_weights
 
-pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 1.5 hours)
-	$(PY) -m l2l_helpers train --problem quadratic --epochs 400 --tasks-per-epoch 64 --lr 0.003 --val-every 20 \
-	  --val-tasks 64 --checkpoint-every 50 --seed 0 --quiet --out $(WEIGHTS)/quadratic.pt
+pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 1.7 hours)
+	for seed in 0 1 2; do suffix=$$([ $$seed = 0 ] || echo _seed$$seed); \
+	  $(PY) -m l2l_helpers train --problem quadratic --epochs 400 --tasks-per-epoch 64 --lr 0.003 --val-every 20 \
+	    --val-tasks 64 --checkpoint-every 50 --seed $$seed --quiet --out $(WEIGHTS)/quadratic$$suffix.pt || exit 1; \
+	  $(PY) -m l2l_helpers train --problem quadratic --preprocessing none --output-scale 1 --epochs 400 \
+	    --tasks-per-epoch 64 --lr 0.003 --val-every 20 --val-tasks 64 --checkpoint-every 50 --seed $$seed --quiet \
+	    --out $(WEIGHTS)/quadratic_paper$$suffix.pt || exit 1; \
+	done
 	$(PY) -m l2l_helpers evaluate --problem quadratic --optimizer quadratic --baselines sgd,nag,rmsprop,adam \
 	  --tasks 100 --tune-tasks 16 --out $(WEIGHTS)/quadratic.eval.json
 	$(PY) -m l2l_helpers train --problem mnist --init normal --weights linear --select final --epochs 250 --lr 0.003 \

@@ -20,6 +20,7 @@ from .checkpoints import load_optimizer, read_checkpoint, save_checkpoint
 from .comparison import beats, comparison_markdown, held_out_comparison
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
 from .data import MNISTData, load_mnist, read_idx
+from .departures import Setting, departures_list, departures_markdown, paper_vs_run, recipe_rows
 from .evaluation import (
     BASELINE_NAMES,
     EvalResult,
@@ -39,7 +40,7 @@ from .evaluation import (
     tune_learning_rate,
     tune_near,
 )
-from .intervals import Paired, combined, lower_than, paired, win_fraction
+from .intervals import Paired, all_of, by_seed, combined, lower_than, most_tasks, paired, win_fraction
 from .learned_optimizer import LearnedOptimizer
 from .meta_training import MetaTrainConfig, meta_train, unroll, unroll_trajectory
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem, mlp_model
@@ -50,8 +51,10 @@ from .pretrained import (
     available_pretrained,
     load_pretrained,
     optimizer_for,
+    optimizers_for,
     pretrained_info,
     recipe_of,
+    seed_names,
 )
 from .results import check, claim, claims_markdown, record, report_claims, save_figure
 from .runtime import check_parameters, resolve_device, seed_everything, setup
@@ -104,12 +107,15 @@ __all__ = [
     "RMSprop",
     "Recipe",
     "RuleStack",
+    "Setting",
     "TaskBatch",
     "TuningResult",
     "UpdateRule",
+    "all_of",
     "as_eval_results",
     "available_pretrained",
     "beats",
+    "by_seed",
     "check",
     "check_parameters",
     "claim",
@@ -117,6 +123,8 @@ __all__ = [
     "combined",
     "comparison_markdown",
     "count_parameters",
+    "departures_list",
+    "departures_markdown",
     "evaluate",
     "evaluate_grid",
     "evaluate_rules",
@@ -134,14 +142,18 @@ __all__ = [
     "meta_train",
     "meta_train_stack",
     "mlp_model",
+    "most_tasks",
     "optimize",
     "optimizer_for",
+    "optimizers_for",
     "paired",
+    "paper_vs_run",
     "preprocess",
     "pretrained_info",
     "read_checkpoint",
     "read_idx",
     "recipe_of",
+    "recipe_rows",
     "record",
     "report_claims",
     "resolve_device",
@@ -149,6 +161,7 @@ __all__ = [
     "save_checkpoint",
     "save_figure",
     "seed_everything",
+    "seed_names",
     "sequential_comparison",
     "setup",
     "torch_training_curve",

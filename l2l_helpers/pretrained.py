@@ -29,6 +29,20 @@ def available_pretrained() -> list[str]:
     return sorted(p.stem for p in settings.PRETRAINED_DIR.glob("*.pt"))
 
 
+def seed_names(name: str) -> list[str]:
+    """The shipped meta-training seeds of ``name``: ``name`` itself, then ``name_seed1``, ``name_seed2``, ...
+
+    Each is an independently meta-trained optimizer (its own initial phi and its own training tasks, both
+    from ``--seed``), made by the same command with another seed. ``ValueError`` if ``name`` is not shipped.
+    """
+    pretrained_path(name)
+    names, k = [name], 1
+    while (settings.PRETRAINED_DIR / f"{name}_seed{k}.pt").is_file():
+        names.append(f"{name}_seed{k}")
+        k += 1
+    return names
+
+
 def pretrained_path(name: str) -> Path:
     """File of the shipped optimizer ``name``; ``ValueError`` listing the names if unknown."""
     path = settings.PRETRAINED_DIR / f"{name}.pt"
@@ -131,6 +145,30 @@ def optimizer_for(
         f"retrained here with the recipe of '{name}': {config.epochs} epochs, best validation at epoch "
         f"{result.best_epoch}"
     )
+
+
+def optimizers_for(
+    name: str,
+    retrain: bool = False,
+    device: torch.device | str = "cpu",
+    epochs: int | None = None,
+    progress: bool = True,
+    seeds: int | None = None,
+) -> list[tuple[str, CoordinatewiseLSTM, str]]:
+    """:func:`optimizer_for` for every shipped seed of ``name`` (:func:`seed_names`), or the first ``seeds`` of
+    them: a list of (name, network, where it came from). Claims that rest on a meta-trained optimizer use
+    several of them, each meta-trained independently."""
+    names = seed_names(name)
+    if seeds is not None:
+        check_positive_int("seeds", seeds)
+        if seeds > len(names):
+            raise ValueError(f"seeds={seeds}: only {len(names)} seeds of {name!r} are shipped ({', '.join(names)})")
+        names = names[:seeds]
+    out = []
+    for seed_name in names:
+        net, source = optimizer_for(seed_name, retrain, device, epochs, progress)
+        out.append((seed_name, net, source))
+    return out
 
 
 def retrain_path(name: str, optimizer: OptimizerConfig, config: MetaTrainConfig, problem: Problem) -> Path | None:

@@ -33,6 +33,37 @@ def test_shipped_with_command_seed_and_metrics(name):
     assert net.config == l2l.recipe_of(name).optimizer
 
 
+@pytest.mark.parametrize("name", ["quadratic", "quadratic_paper"])
+def test_quadratic_recipes_ship_three_independent_seeds(name):
+    """Three meta-trainings per recipe, by the same command with another --seed (phi's init and the tasks)."""
+    names = l2l.seed_names(name)
+    assert names == [name, f"{name}_seed1", f"{name}_seed2"]
+    first = l2l.recipe_of(name)
+    for k, seed_name in enumerate(names):
+        info, recipe = l2l.pretrained_info(seed_name), l2l.recipe_of(seed_name)
+        assert info["seed"] == recipe.training.seed == k and f"--seed {k} " in info["command"]
+        same_but_seed = info["command"].replace(f"--seed {k} ", "--seed 0 ").replace(seed_name + ".pt", name + ".pt")
+        assert sorted(same_but_seed.split()) == sorted(first.command.split())  # the same flags, maybe reordered
+        assert recipe.optimizer == first.optimizer and recipe.problem_name == "quadratic"
+    weights = [l2l.load_pretrained(n).state_dict() for n in names]
+    assert not any(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    paper = l2l.recipe_of("quadratic_paper").optimizer
+    assert (paper.preprocessing, paper.output_scale) == ("none", 1.0)  # the authors' quadratic configuration
+
+
+def test_optimizers_for_gives_every_seed_or_the_first_ones():
+    out = l2l.optimizers_for("quadratic", seeds=2, progress=False)
+    assert [name for name, _, _ in out] == ["quadratic", "quadratic_seed1"]
+    assert all("shipped optimizer" in source for _, _, source in out)
+    assert len(l2l.optimizers_for("quadratic")) == 3
+    with pytest.raises(ValueError, match="only 3 seeds"):
+        l2l.optimizers_for("quadratic", seeds=4)
+    with pytest.raises(ValueError, match="seeds"):
+        l2l.optimizers_for("quadratic", seeds=0)
+    with pytest.raises(ValueError, match="no pretrained optimizer named 'cubic'"):
+        l2l.seed_names("cubic")
+
+
 @pytest.mark.slow
 def test_quadratic_beats_all_four_tuned_baselines():
     """Figure 4, left: lower mean final loss than SGD, NAG, RMSprop and Adam on 100 held-out quadratics."""
