@@ -194,9 +194,23 @@ def lower_than(
         "metric": f"{'final loss' if metric == 'final' else 'sum of losses'}: ratio of means {learned}/{deciding.b}",
         "tasks": deciding.tasks,
         "seeds": len(runs),
-        "ours": "; ".join(p.text() for p in comparisons) + per_seed,
+        "ours": _ours(comparisons, len(runs)) + per_seed,
         "comparisons": comparisons,
     }
+
+
+def _ours(comparisons: Sequence[Paired], seeds: int) -> str:
+    """One line per comparison; with several seeds, one per baseline: the seeds' ratios and widest interval."""
+    if seeds == 1:
+        return "; ".join(p.text() for p in comparisons)
+    parts = []
+    for b in dict.fromkeys(p.b for p in comparisons):
+        group = [p for p in comparisons if p.b == b]
+        ratios = ", ".join(f"{p.ratio:.3g}" for p in group)
+        low = min(p.ratio_interval[0] for p in group)
+        high = max(p.ratio_interval[1] for p in group)
+        parts.append(f"{group[0].a}/{b} {ratios} (all seeds within [{low:.3g}, {high:.3g}])")
+    return "; ".join(parts)
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -96,6 +96,8 @@ def test_lower_than_decides_on_the_closest_baseline_and_every_seed():
     seed1 = {**seed0, "LSTM": result("LSTM", [0.12, 0.22, 0.32])}  # the second optimizer loses to Adam
     two = lower_than([seed0, seed1])
     assert two["verdict"] == "not reproduced" and two["seeds"] == 2
+    assert two["ours"].startswith("LSTM/SGD 0.") and "LSTM/Adam " in two["ours"] and two["ours"].count("LSTM/") == 2
+    assert "all seeds within [" in two["ours"] and two["ours"].endswith("(2 optimizers)")
     assert lower_than(seed0, others=["SGD"])["metric"].endswith("LSTM/SGD")
     with pytest.raises(ValueError, match="not among"):
         lower_than(seed0, learned="L2L")
