@@ -66,12 +66,16 @@ def test_optimizers_for_gives_every_seed_or_the_first_ones():
 
 @pytest.mark.slow
 def test_quadratic_beats_all_four_tuned_baselines():
-    """Figure 4, left: lower mean final loss than SGD, NAG, RMSprop and Adam on 100 held-out quadratics."""
+    """Figure 4, left: every shipped seed of both quadratic recipes ends lower than SGD, NAG, RMSprop and Adam on
+    100 held-out quadratics, by a paired 95% interval (what notebook 05 reports; a regression fails here)."""
     problem = l2l.QuadraticProblem()
     tuned = l2l.tune_baselines(problem, n_tasks=16, progress=False)
-    results = l2l.held_out_comparison(problem, {"LSTM": l2l.load_pretrained("quadratic")}, tuned, 100, progress=False)
-    holds, text = l2l.beats(results, "LSTM", list(tuned))
-    assert holds, text
+    names = l2l.seed_names("quadratic") + l2l.seed_names("quadratic_paper")
+    results = l2l.held_out_comparison(problem, {n: l2l.load_pretrained(n) for n in names}, tuned, 100, progress=False)
+    for recipe in ("quadratic", "quadratic_paper"):
+        runs = l2l.by_seed(results, l2l.seed_names(recipe), "LSTM")
+        fields = l2l.lower_than(runs, "LSTM", list(tuned), metric="final")
+        assert fields["verdict"] == "reproduced" and fields["seeds"] == 3, (recipe, fields["ours"])
 
 
 @pytest.fixture(scope="module")
