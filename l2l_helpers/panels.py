@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -76,24 +76,38 @@ class Panel:
 
 
 def trajectory_panel(
-    tasks: QuadraticTasks, learned: dict[str, CoordinatewiseLSTM], lr: float = 0.05, steps: int = 30
+    tasks: QuadraticTasks,
+    learned: dict[str, CoordinatewiseLSTM],
+    lr: float | Mapping[str, float] = 0.05,
+    steps: int = 30,
 ) -> Panel:
-    """Learning rate, steps and optimizers -> their paths on a 2-d quadratic (notebook 01)."""
+    """Steps, optimizers and the baselines' learning rates -> their paths on a 2-d quadratic (notebook 01).
+
+    ``lr`` is one rate for every baseline or each baseline's own (tuned) rate; the slider multiplies them
+    (1 = as given), so each optimizer starts from its own best rate rather than one shared one.
+    """
     import ipywidgets as w
 
-    choices = ["SGD", "NAG", "RMSprop", "Adam", *learned]
+    rates = dict(lr) if isinstance(lr, Mapping) else dict.fromkeys(("SGD", "NAG", "RMSprop", "Adam"), float(lr))
+    choices = [*rates, *learned]
 
-    def render(lr: float, steps: int, names: tuple[str, ...]) -> Any:
-        runs = studies.trajectories_2d(tasks, names, lr, steps, learned)
+    def render(factor: float, steps: int, names: tuple[str, ...]) -> Any:
+        scaled = {name: rate * factor for name, rate in rates.items()}
+        runs = studies.trajectories_2d(tasks, names, scaled, steps, learned)
         paths = {name: path for name, (path, _) in runs.items()}
-        labels = {name: f"{name}: f_T = {loss[-1]:.3g}" for name, (_, loss) in runs.items()}
+        labels = {
+            name: f"{name}{f' (lr {scaled[name]:.3g})' if name in scaled else ''}: f_T = {loss[-1]:.3g}"
+            for name, (_, loss) in runs.items()
+        }
         grid = landscape(tasks, list(paths.values()))
-        return plot_trajectories_2d(grid, paths, f"{steps} steps, baselines at lr = {lr:.3g}", labels)
+        return plot_trajectories_2d(grid, paths, f"{steps} steps, baselines at {factor:.3g} x their rates", labels)
 
     controls = {
-        "lr": w.FloatLogSlider(value=lr, base=10, min=-3, max=0, step=0.25, description="lr"),
+        "factor": w.FloatLogSlider(value=1.0, base=10, min=-2, max=1, step=0.25, description="lr factor"),
         "steps": w.IntSlider(value=steps, min=5, max=100, step=5, description="steps"),
-        "names": w.SelectMultiple(options=choices, value=("SGD", "Adam", *learned), description="optimizers"),
+        "names": w.SelectMultiple(
+            options=choices, value=tuple(n for n in ("SGD", "Adam", *learned) if n in choices), description="optimizers"
+        ),
     }
     return Panel(controls, render, "Optimizers on a 2-d quadratic")
 
@@ -229,16 +243,18 @@ def optimizee_panel(
     n_tasks: int = 4,
     device: torch.device | str = "cpu",
 ) -> Panel:
-    """Hidden units, layers, activation -> the learned optimizer vs tuned Adam on held-out MLPs, live."""
+    """Hidden units, layers, activation -> the learned optimizer vs tuned NAG and Adam on held-out MLPs, live.
+
+    The baselines' learning rates are tuned on a coarse grid (:data:`~l2l_helpers.studies.PANEL_LR_GRID`) on
+    training networks of the chosen shape; all three run on the same held-out networks.
+    """
     import ipywidgets as w
 
     def render(hidden: int, layers: int, activation: str) -> Any:
-        results = studies.lstm_vs_adam(net, (hidden,) * layers, activation, n_tasks, device=device)
+        results = studies.lstm_vs_baselines(net, (hidden,) * layers, activation, n_tasks, device=device)
         shape = "-".join(["784", *[str(hidden)] * layers, "10"])
-        lstm, adam = results["LSTM"].mean_final, results["Adam"].mean_final
-        return plot_loss_curves(
-            results, f"MLP {shape}, {activation}: final loss LSTM {lstm:.3g} vs Adam {adam:.3g} ({n_tasks} tasks)"
-        )
+        finals = ", ".join(f"{name} {res.mean_final:.3g}" for name, res in results.items())
+        return plot_loss_curves(results, f"MLP {shape}, {activation}: final loss {finals} ({n_tasks} tasks)")
 
     controls = {
         "hidden": w.IntSlider(

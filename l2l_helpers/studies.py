@@ -6,8 +6,12 @@ experiment design of a single notebook, kept in the package so that its cells st
 * notebook 01: :func:`trajectories_2d`, optimizers' paths on a 2-d quadratic;
 * notebooks 02 and 04: :func:`quick_meta_training`, rebuild g_phi, meta-train it briefly, test it;
 * notebook 03: :func:`scale_ablation`, preprocessing on and off across gradient scales;
-* notebooks 07 and 08: :func:`lstm_vs_adam`, the learned optimizer vs tuned Adam on any MLP;
-* notebook 08: :func:`optimizer_inputs`, :func:`input_statistics`, :func:`ks_distance`, what the optimizer reads;
+* notebooks 07 and 08: :func:`lstm_vs_baselines`, the learned optimizer vs tuned NAG and Adam on any MLP (the
+  panels); :func:`networks_markdown`, :func:`versus_best_baseline`, the comparison network by network;
+* notebook 07: :func:`beats_baselines_claim`, a paired claim on the final loss with the sum of losses beside it;
+* notebook 08: :func:`optimizer_inputs`, :func:`input_statistics`, :func:`input_shift`, :func:`ks_distance`,
+  :func:`statistics_markdown`, :func:`median_log10_by_step`: what the optimizer reads, along its own
+  trajectories or another optimizer's; :func:`edge_lost_verdict`, whether it loses its edge under ReLU;
 * notebook 09: :func:`image_gallery`, styled images after given numbers of steps.
 """
 
@@ -23,14 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .baselines import make_baseline
+from .baselines import UpdateRule, make_baseline
 from .comparison import held_out_comparison
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
 from .evaluation import EvalResult, evaluate, evaluate_rules, optimize, trajectory, tune_baselines
+from .intervals import Paired, lower_than, paired, per_task
 from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, make_problem
 from .optimizees.quadratic import QuadraticTasks
 from .preprocessing import check_preprocessing, preprocess
+from .results import claim
 from .runtime import check_positive_int, progress_bar
 from .stacked_training import meta_train_stack
 
@@ -39,12 +45,22 @@ from .stacked_training import meta_train_stack
 
 
 def trajectories_2d(
-    tasks: QuadraticTasks, names: tuple[str, ...], lr: float, steps: int, learned: dict[str, CoordinatewiseLSTM]
+    tasks: QuadraticTasks,
+    names: tuple[str, ...],
+    lr: float | Mapping[str, float],
+    steps: int,
+    learned: dict[str, CoordinatewiseLSTM],
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Notebook 01: path (steps + 1, 2) and losses of each named optimizer on task 0: baselines use ``lr``."""
+    """Notebook 01: path (steps + 1, 2) and losses of each named optimizer on task 0. Baselines use ``lr``: one
+    rate for all, or each its own (``{"SGD": 0.1, ...}``, e.g. tuned on training functions)."""
     out = {}
     for name in names:
-        rule = LearnedRule(learned[name], name) if name in learned else make_baseline(name, lr)
+        if name in learned:
+            rule = LearnedRule(learned[name], name)
+        else:
+            if isinstance(lr, Mapping) and name not in lr:
+                raise ValueError(f"no learning rate for {name!r}: lr names {', '.join(lr)}")
+            rule = make_baseline(name, lr[name] if isinstance(lr, Mapping) else lr)
         losses, thetas = trajectory(rule, tasks, steps)
         out[name] = (thetas[:, 0].numpy(), losses[0].numpy())
     return out
@@ -145,6 +161,66 @@ def quick_meta_training(
 # Notebook 03
 
 
+@dataclass
+class ScaleAblation:
+    """Notebook 03's ablation: every arm on the same held-out quadratics at every factor on f.
+
+    ``results[i][j]`` holds, at ``scales[i]``, the comparison of meta-training seed ``seeds[j]``: arm name ->
+    :class:`EvalResult` on the same tasks (each preprocessing kind's optimizer of that seed; ``Adam``, the same
+    for every seed, tuned once on training functions at factor 1, as the LSTMs were trained only there).
+    """
+
+    arms: list[str]
+    seeds: list[int]
+    scales: list[float]
+    results: list[list[dict[str, EvalResult]]]
+    adam_lr: float | None
+
+    def final(self) -> dict[str, np.ndarray]:
+        """Per arm, (len(seeds), len(scales)) mean final losses divided by the factor (units of the unscaled f)."""
+        return {
+            arm: np.array(
+                [
+                    [self.results[i][j][arm].mean_final / s for i, s in enumerate(self.scales)]
+                    for j in range(len(self.seeds))
+                ]
+            )
+            for arm in self.arms
+        }
+
+    def compare(self, learned: str, other: str, metric: str = "final") -> list[dict[str, Any]]:
+        """Per scale, the paired verdict of "``learned`` ends lower than ``other``" over every seed (claim fields
+        of :func:`~l2l_helpers.intervals.lower_than`)."""
+        for arm in (learned, other):
+            if arm not in self.arms:
+                raise ValueError(f"{arm!r} is not an arm of this ablation: {', '.join(self.arms)}")
+        return [lower_than(self.at(s), learned, [other], metric) for s in self.scales]
+
+    def markdown(self, learned: str = "log_sign") -> str:
+        """Per scale, mean final loss of every arm (over seeds, in units of the unscaled f) and ``learned``'s
+        ratio of means to each other arm with its 95% paired interval, of the deciding seed (the least favourable
+        to ``learned``): ``lower`` when every seed's interval lies below 1, ``higher`` when one lies above 1."""
+        final = {arm: v.mean(axis=0) for arm, v in self.final().items()}
+        others = [a for a in self.arms if a != learned]
+        verdicts = {o: self.compare(learned, o) for o in others}
+        head = "| s | " + " | ".join(self.arms) + " | " + " | ".join(f"{learned} / {o}" for o in others) + " |"
+        lines = [head, "|" + "---|" * (1 + len(self.arms) + len(others))]
+        for i, s in enumerate(self.scales):
+            cells = [f"{final[a][i]:.3g}" for a in self.arms]
+            for o in others:
+                v = verdicts[o][i]
+                word = {"reproduced": "lower", "not reproduced": "higher"}.get(v["verdict"], "unclear")
+                cells.append(f"{v['ratio']:.2f} [{v['interval'][0]:.2f}, {v['interval'][1]:.2f}] {word}")
+            lines.append(f"| {s:g} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def at(self, scale: float) -> list[dict[str, EvalResult]]:
+        """The per-seed comparisons at factor ``scale`` (for :func:`~l2l_helpers.intervals.lower_than`)."""
+        if scale not in self.scales:
+            raise ValueError(f"scale={scale!r} was not evaluated; the scales are {self.scales}")
+        return self.results[self.scales.index(scale)]
+
+
 def scale_ablation(
     kinds: Sequence[str],
     seeds: Sequence[int],
@@ -155,14 +231,17 @@ def scale_ablation(
     steps: int = 100,
     device: torch.device | str = "cpu",
     progress: bool = True,
-) -> dict[str, np.ndarray]:
+    adam: bool = True,
+    tune_tasks: int = 16,
+) -> ScaleAblation:
     """Notebook 03's ablation: meta-train one optimizer per preprocessing kind and seed on the paper's
     quadratics, then evaluate each on held-out quadratics whose f is multiplied by every factor in ``scales``.
 
-    Returns, per kind, an array (len(seeds), len(scales)) of mean final losses divided by the factor (in
-    units of the unscaled f). Several seeds show how much a single meta-training run varies: one run per
-    arm is not enough to compare them at every scale (changing only the float rounding of training, e.g.
-    ``L2L_NATIVE=0``, flips single-run comparisons far from the training scale).
+    Seed ``s`` sets both phi's initialisation and the training functions (``config.seed = s``): the runs of one
+    arm are independent meta-trainings, not one training with another start. Every arm of a seed is trained with
+    the same budget, and all are trained together (:func:`meta_train_stack`). ``adam`` adds tuned Adam as an arm:
+    it is invariant to a factor on f (up to its epsilon), the behaviour the preprocessing aims at. ``p`` is
+    ``log_sign``'s constant and ``rescale``'s divisor.
     """
     if not kinds:
         raise ValueError("kinds must name at least one preprocessing kind, e.g. ['log_sign', 'none']")
@@ -173,28 +252,61 @@ def scale_ablation(
     if not scales or any(not (s > 0 and math.isfinite(s)) for s in scales):
         raise ValueError(f"scales={list(scales)!r} must be positive finite factors")
     check_positive_int("eval_tasks", eval_tasks)
-    runs = [(row, seed, kind) for row, seed in enumerate(seeds) for kind in kinds]
-    nets = {}
-    for row, seed, kind in runs:
+    runs = [(seed, kind) for seed in seeds for kind in kinds]
+    nets, configs = [], []
+    for seed, kind in runs:
         torch.manual_seed(seed)
-        nets[row, kind] = CoordinatewiseLSTM(preprocessing=kind, p=p).to(device)
+        nets.append(CoordinatewiseLSTM(preprocessing=kind, p=p).to(device))
+        configs.append(MetaTrainConfig(**{**config.__dict__, "seed": seed}))
     # every arm and seed meta-trained together, each on its own: meta_train's result per run, faster
-    meta_train_stack(list(nets.values()), make_problem("quadratic"), [config] * len(nets), progress=progress)
-    rules = {f"{kind} {row}": LearnedRule(net) for (row, kind), net in nets.items()}
-    out = {kind: np.zeros((len(seeds), len(scales))) for kind in kinds}
-    for col, scale in enumerate(progress_bar(scales, progress, "scales")):
-        results = evaluate_rules(rules, make_problem("quadratic", scale=scale), eval_tasks, steps, device=device)
-        for row, _, kind in runs:
-            out[kind][row, col] = results[f"{kind} {row}"].mean_final / scale
-    return out
+    meta_train_stack(nets, make_problem("quadratic"), configs, progress=progress)
+    rules: dict[str, Any] = {f"{kind} {seed}": LearnedRule(net) for (seed, kind), net in zip(runs, nets, strict=True)}
+    adam_lr = None
+    if adam:
+        tuned = tune_baselines(
+            make_problem("quadratic"), ("Adam",), n_tasks=tune_tasks, steps=steps, device=device, progress=False
+        )
+        adam_lr = tuned["Adam"].best_lr
+        rules["Adam"] = make_baseline("adam", adam_lr)
+    arms = list(kinds) + (["Adam"] if adam else [])
+    results = []
+    for scale in progress_bar(list(scales), progress, "scales"):
+        out = evaluate_rules(rules, make_problem("quadratic", scale=scale), eval_tasks, steps, device=device)
+        shared = {"Adam": out["Adam"]} if adam else {}
+        results.append([{**{kind: out[f"{kind} {seed}"] for kind in kinds}, **shared} for seed in seeds])
+    return ScaleAblation(arms, list(seeds), list(scales), results, adam_lr)
 
 
 # --------------------------------------------------------------------------------------------
 # Notebooks 07 and 08
 
 
-#: The learning rates the live panels try for Adam (a coarse grid: panels must answer in seconds).
+#: The learning rates the live panels try for each baseline (a coarse grid: panels must answer in seconds; the
+#: search still steps past an edge, as every tuning does).
 PANEL_LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+#: The baselines the live panels tune and run: Nesterov momentum (0.9) and Adam.
+PANEL_BASELINES = ("NAG", "Adam")
+
+
+def lstm_vs_baselines(
+    net: CoordinatewiseLSTM,
+    hidden: Sequence[int] = (20,),
+    activation: str = "sigmoid",
+    n_tasks: int = 4,
+    steps: int = 100,
+    grid: Sequence[float] = PANEL_LR_GRID,
+    device: torch.device | str = "cpu",
+    init: str = "normal",
+    baselines: Sequence[str] = PANEL_BASELINES,
+) -> dict[str, EvalResult]:
+    """The learned optimizer vs ``baselines`` (each lr tuned on ``grid``, training tasks) on held-out MLPs of any shape.
+
+    Every optimizer runs on the same ``n_tasks`` held-out networks (same initialisations and minibatches). What
+    the optimizee panels of notebooks 07 and 08 compute when a slider moves.
+    """
+    problem = MNISTProblem(hidden=tuple(hidden), activation=activation, init=init)
+    tuned = tune_baselines(problem, tuple(baselines), grid, n_tasks, steps, device, progress=False)
+    return held_out_comparison(problem, {"LSTM": net}, tuned, n_tasks, steps, device, progress=False)
 
 
 def lstm_vs_adam(
@@ -207,13 +319,77 @@ def lstm_vs_adam(
     device: torch.device | str = "cpu",
     init: str = "normal",
 ) -> dict[str, EvalResult]:
-    """The learned optimizer vs Adam (lr tuned on ``grid``, training tasks) on held-out MLPs of any shape.
+    """:func:`lstm_vs_baselines` against tuned Adam alone (kept for code written before NAG joined the panels)."""
+    return lstm_vs_baselines(net, hidden, activation, n_tasks, steps, grid, device, init, baselines=("Adam",))
 
-    What the optimizee panels of notebooks 07 and 08 compute when a slider moves.
+
+def versus_best_baseline(results: Mapping[str, EvalResult], learned: str = "LSTM", metric: str = "final") -> Paired:
+    """Notebooks 07 and 08: the learned optimizer against the baseline with the lowest mean ``metric`` on these tasks,
+    paired task by task (ratio of means with its 95% bootstrap interval)."""
+    others = [name for name in results if name != learned]
+    if learned not in results or not others:
+        raise ValueError(f"results must hold {learned!r} and at least one baseline, got: {', '.join(results)}")
+    best = min(others, key=lambda name: _finite_or_inf(float(per_task(results[name], metric).mean())))
+    return paired(results[learned], results[best], metric, (learned, best))
+
+
+def networks_markdown(results: Mapping[str, Mapping[str, EvalResult]], learned: str = "LSTM") -> str:
+    """Notebooks 07 and 08: one row per network: the mean final loss of every optimizer (the lowest in bold), and the
+    learned optimizer's ratio to the best baseline with its paired 95% interval, on the final loss and on the sum
+    of losses (each against the baseline best on that metric)."""
+    names = list(dict.fromkeys(name for res in results.values() for name in res))
+    names = [learned, *(n for n in names if n != learned)]
+    lines = [
+        "| network | " + " | ".join(names) + f" | {learned} / best baseline, final loss | "
+        f"{learned} / best baseline, sum of losses |",
+        "|---" * (len(names) + 3) + "|",
+    ]
+    for label, res in results.items():
+        finals = {n: res[n].mean_final for n in names if n in res}
+        lowest = min(finals, key=lambda n: _finite_or_inf(finals[n]))
+        cells = [
+            "" if n not in finals else (f"**{finals[n]:.3g}**" if n == lowest else f"{finals[n]:.3g}") for n in names
+        ]
+        ratios = []
+        for metric in ("final", "sum"):
+            p = versus_best_baseline(res, learned, metric)
+            ratios.append(f"{p.ratio:.3g} [{p.ratio_interval[0]:.3g}, {p.ratio_interval[1]:.3g}] vs {p.b}")
+        lines.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
+    return "\n".join(lines)
+
+
+def beats_baselines_claim(
+    text: str, results: Mapping[str, EvalResult], learned: str = "LSTM", others: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Notebook 07: the claim "``learned`` ends lower than every baseline", decided by the paired final-loss
+    intervals (:func:`~l2l_helpers.intervals.lower_than`); the same comparison on the sum of losses (the paper's
+    meta-objective) is shown beside it in ``ours``, without deciding."""
+    final = lower_than(results, learned, others, "final")
+    total = lower_than(results, learned, others, "sum")
+    low, high = total["interval"]
+    beside = (
+        f"sum of losses: {total['verdict']}, {learned}/{total['metric'].rsplit('/', 1)[-1]} "
+        f"{total['ratio']:.3g} [{low:.3g}, {high:.3g}]"
+    )
+    return claim(text, **{**final, "ours": f"{final['ours']}; {beside}"})
+
+
+def edge_lost_verdict(as_trained: str, changed: str) -> str:
+    """Notebook 08: the verdict of "the optimizer loses its edge when the network changes", from two paired verdicts
+    of "it beats every tuned baseline": on the networks it was trained on (``as_trained``) and on the changed ones.
+
+    * it beats them as trained (reproduced) and not on the changed networks (not reproduced or inconclusive):
+      ``reproduced``;
+    * it beats them on both: ``not reproduced`` (the edge is kept);
+    * as trained it does not clearly beat them: there is no edge to lose, so the claim cannot be reproduced:
+      ``not reproduced`` when a baseline is clearly lower there, ``inconclusive`` when the interval cannot tell.
     """
-    problem = MNISTProblem(hidden=tuple(hidden), activation=activation, init=init)
-    tuned = tune_baselines(problem, ("Adam",), grid, n_tasks, steps, device, progress=False)
-    return held_out_comparison(problem, {"LSTM": net}, tuned, n_tasks, steps, device, progress=False)
+    for verdict in (as_trained, changed):
+        if verdict not in ("reproduced", "not reproduced", "inconclusive"):
+            raise ValueError(f"verdict {verdict!r} is not a paired verdict (reproduced, not reproduced, inconclusive)")
+    if as_trained != "reproduced":
+        return as_trained
+    return "not reproduced" if changed == "reproduced" else "reproduced"
 
 
 def optimizer_inputs(
@@ -226,11 +402,15 @@ def optimizer_inputs(
     device: torch.device | str = "cpu",
     seed: int = 0,
     first_index: int = 0,
+    rule: UpdateRule | None = None,
 ) -> dict[str, np.ndarray]:
-    """Notebook 08: gradients the learned optimizer reads along its own held-out trajectories, preprocessed.
+    """Notebook 08: the gradients the learned optimizer reads, preprocessed as it preprocesses them, along the
+    held-out trajectories of ``rule`` (default: the learned optimizer itself).
 
-    Runs held-out tasks ``first_index ..`` and samples up to ``max_per_step`` coordinates at steps 0,
-    every, 2*every, ... Returns
+    Another ``rule`` (e.g. tuned Adam) takes every network along the same kind of path whatever the optimizer
+    would have done, so that a difference between two networks' gradients is not the learned optimizer's own
+    doing. Runs held-out tasks ``first_index ..`` and samples up to ``max_per_step`` coordinates at steps 0,
+    every, 2*every, ... (the coordinates drawn with ``seed``: the same ones for every rule). Returns
     ``{"grad": g, "log_channel": ..., "second_channel": ..., "step": ...}`` (flat arrays of equal length).
     """
     check_positive_int("every", every)
@@ -245,8 +425,12 @@ def optimizer_inputs(
             grads.append(flat[pick].cpu())
             step_ids.append(torch.full((len(pick),), t))
 
+    mode = net.training
     net.eval()
-    optimize(LearnedRule(net), tasks, steps, sample)
+    try:
+        optimize(LearnedRule(net) if rule is None else rule, tasks, steps, sample)
+    finally:
+        net.train(mode)
     g = torch.cat(grads).double()
     x = preprocess(g, net.config.preprocessing, net.config.p)
     return {
@@ -255,6 +439,73 @@ def optimizer_inputs(
         "second_channel": x[:, -1].numpy(),
         "step": torch.cat(step_ids).numpy(),
     }
+
+
+#: The row of :func:`input_shift` that measures two samples of the reference networks: the noise floor.
+FLOOR = "floor"
+
+
+@dataclass
+class InputShift:
+    """What :func:`input_shift` measured: the samples and their KS distances from the reference networks'."""
+
+    reference: str
+    samples: dict[str, dict[str, dict[str, np.ndarray]]]  # rule -> network (and FLOOR) -> optimizer_inputs
+    ks: dict[str, dict[str, float]]  # network (and FLOOR) -> rule -> KS distance of the log channel from reference
+
+    def markdown(self, labels: Mapping[str, str] | None = None) -> str:
+        """A table: one row per network (the floor first), one column per rule; ``labels`` name the columns."""
+        labels = labels or {}
+        rules = list(self.samples)
+        lines = ["| compared with the " + self.reference + " networks | " + " | ".join(labels.get(r, r) for r in rules)]
+        lines[0] += " |"
+        lines.append("|---" * (len(rules) + 1) + "|")
+        for row, per_rule in self.ks.items():
+            name = f"{self.reference}, other networks (same distribution: the floor)" if row == FLOOR else row
+            lines.append(f"| {name} | " + " | ".join(f"{per_rule[r]:.3f}" for r in rules) + " |")
+        return "\n".join(lines)
+
+
+def input_shift(
+    net: CoordinatewiseLSTM,
+    problems: Mapping[str, Problem],
+    reference: str,
+    rules: Mapping[str, UpdateRule | None],
+    n_tasks: int = 4,
+    steps: int = 100,
+    device: torch.device | str = "cpu",
+    **sampling: Any,
+) -> InputShift:
+    """Notebook 08: how far the learned optimizer's inputs on each network of ``problems`` are from those on the
+    ``reference`` one, along the trajectories of each of ``rules`` (None: the learned optimizer's own).
+
+    The distance is :func:`ks_distance` between the log channels of :func:`optimizer_inputs`. A second sample of
+    the reference networks (other held-out tasks, other coordinates) gives the :data:`FLOOR` row: the distance
+    between two samples of the same distribution. ``sampling`` goes to :func:`optimizer_inputs` (``every``,
+    ``max_per_step``).
+    """
+    if reference not in problems:
+        raise ValueError(f"reference={reference!r} is not among the problems: {', '.join(problems)}")
+    if not rules:
+        raise ValueError("rules is empty: give at least one, e.g. {'LSTM': None}")
+    samples: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for label, rule in rules.items():
+        run = {
+            name: optimizer_inputs(net, problem, n_tasks, steps, device=device, rule=rule, **sampling)
+            for name, problem in problems.items()
+        }
+        run[FLOOR] = optimizer_inputs(
+            net, problems[reference], n_tasks, steps, device=device, seed=1, first_index=n_tasks, rule=rule, **sampling
+        )
+        samples[label] = run
+    rows = [FLOOR, *(name for name in problems if name != reference)]
+    ks = {
+        row: {
+            label: ks_distance(run[reference]["log_channel"], run[row]["log_channel"]) for label, run in samples.items()
+        }
+        for row in rows
+    }
+    return InputShift(reference, samples, ks)
 
 
 def input_statistics(inputs: Mapping[str, np.ndarray], p: float = 10.0) -> dict[str, float]:
@@ -270,6 +521,31 @@ def input_statistics(inputs: Mapping[str, np.ndarray], p: float = 10.0) -> dict[
     }
 
 
+def statistics_markdown(samples: Mapping[str, Mapping[str, np.ndarray]], p: float = 10.0) -> str:
+    """Notebook 08: :func:`input_statistics` of each sample of :func:`optimizer_inputs` (one row per network)."""
+    lines = [
+        "| network | exactly zero | below e^-p | median log10 abs(g), non-zero | 90% quantile |",
+        "|---|---|---|---|---|",
+    ]
+    for name, inputs in samples.items():
+        s = input_statistics(inputs, p)
+        lines.append(
+            f"| {name} | {s['zero_fraction']:.1%} | {s['below_threshold_fraction']:.1%} | {s['median_log10']:.2f} | "
+            f"{s['p90_log10']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def median_log10_by_step(inputs: Mapping[str, np.ndarray]) -> dict[int, float]:
+    """Notebook 08: the median log10 |g| of the non-zero sampled gradients at each sampled step."""
+    g, steps = np.abs(inputs["grad"]), inputs["step"]
+    out = {}
+    for t in np.unique(steps):
+        nonzero = g[(steps == t) & (g > 0)]
+        out[int(t)] = float(np.median(np.log10(nonzero))) if nonzero.size else -math.inf
+    return out
+
+
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Notebook 08: two-sample Kolmogorov-Smirnov distance, the largest gap between the empirical CDFs of a and b."""
     a, b = np.sort(np.asarray(a, dtype=float).ravel()), np.sort(np.asarray(b, dtype=float).ravel())
@@ -279,6 +555,10 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
     cdf_a = np.searchsorted(a, grid, side="right") / a.size
     cdf_b = np.searchsorted(b, grid, side="right") / b.size
     return float(np.abs(cdf_a - cdf_b).max())
+
+
+def _finite_or_inf(value: float) -> float:
+    return value if math.isfinite(value) else math.inf
 
 
 # --------------------------------------------------------------------------------------------

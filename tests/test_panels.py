@@ -26,7 +26,11 @@ def test_panels_render_their_defaults():
     panel = l2l.panels.trajectory_panel(tasks, {"LSTM": l2l.CoordinatewiseLSTM()}, lr=0.05, steps=10)
     fig = panel.render(**panel.values())
     names = [d["name"] for d in figure_data(fig)]
-    assert any(n.startswith("SGD: f_T =") for n in names) and any(n.startswith("LSTM") for n in names)
+    assert any(n.startswith("SGD (lr 0.05): f_T =") for n in names) and any(n.startswith("LSTM") for n in names)
+    # each baseline its own rate, the slider a factor on all of them
+    own = l2l.panels.trajectory_panel(tasks, {}, lr={"SGD": 0.1, "Adam": 0.3}, steps=10)
+    names = [d["name"] for d in figure_data(own.render(factor=0.5, steps=10, names=("SGD", "Adam")))]
+    assert any(n.startswith("SGD (lr 0.05)") for n in names) and any(n.startswith("Adam (lr 0.15)") for n in names)
     for p in (l2l.panels.architecture_panel(100), l2l.panels.preprocessing_panel(10.0)):
         assert figure_data(p.render(**p.values()))
 

@@ -41,24 +41,47 @@ def test_ks_distance():
 
 
 def test_scale_ablation_trains_one_optimizer_per_kind_and_seed():
-    """Rows are seeds, columns scales; a seed is reproducible, different seeds give different optimizers."""
-    config = l2l.MetaTrainConfig(epochs=2, tasks_per_epoch=2, steps=10, unroll=5, val_every=0)
-    kwargs = {"config": config, "scales": [0.1, 1.0], "eval_tasks": 3, "steps": 10, "progress": False}
-    out = l2l.studies.scale_ablation(["log_sign", "none"], [0, 1], **kwargs)
-    assert set(out) == {"log_sign", "none"} and out["none"].shape == (2, 2)
-    assert np.isfinite(out["log_sign"]).all()
-    assert not np.allclose(out["log_sign"][0], out["log_sign"][1])
-    again = l2l.studies.scale_ablation(["log_sign"], [1], **kwargs)
-    np.testing.assert_allclose(again["log_sign"][0], out["log_sign"][1], rtol=1e-6)
+    """Rows are seeds, columns scales; a seed is reproducible and sets the training tasks too; Adam is an arm,
+    the same for every seed, and invariant to the factor on f (an oracle: its update ignores the scale of g)."""
+    config = l2l.MetaTrainConfig(epochs=2, tasks_per_epoch=2, steps=10, unroll=5, val_every=0, lr=0.03)
+    kwargs = {"config": config, "scales": [0.1, 1.0, 10.0], "eval_tasks": 3, "steps": 10, "progress": False}
+    out = l2l.studies.scale_ablation(["log_sign", "none", "rescale"], [0, 1], tune_tasks=2, **kwargs)
+    final = out.final()
+    assert out.arms == ["log_sign", "none", "rescale", "Adam"] and final["none"].shape == (2, 3)
+    assert np.isfinite(final["log_sign"]).all() and out.adam_lr in l2l.DEFAULT_LR_GRID
+    assert not np.allclose(final["log_sign"][0], final["log_sign"][1])
+    np.testing.assert_allclose(final["Adam"][0], final["Adam"][0][1], rtol=1e-4)  # loss / s the same at every s
+    assert out.at(10.0)[0]["Adam"] is out.at(10.0)[1]["Adam"]
+    again = l2l.studies.scale_ablation(["log_sign"], [1], adam=False, **kwargs)
+    np.testing.assert_allclose(again.final()["log_sign"][0], final["log_sign"][1], rtol=1e-6)
+    assert again.arms == ["log_sign"] and "Adam" not in again.at(1.0)[0]
+    # seed 1's run is meta_train from phi seeded 1 on the training tasks of seed 1 (not seed 0's tasks)
+    for task_seed, same in ((1, True), (0, False)):
+        torch.manual_seed(1)
+        net = l2l.CoordinatewiseLSTM()
+        l2l.meta_train(net, l2l.QuadraticProblem(), l2l.MetaTrainConfig(**{**config.__dict__, "seed": task_seed}))
+        alone = l2l.evaluate(l2l.LearnedRule(net), l2l.QuadraticProblem(), 3, 10).mean_final
+        assert bool(alone == pytest.approx(final["log_sign"][1][1], rel=1e-5)) is same
+    with pytest.raises(ValueError, match="was not evaluated"):
+        out.at(3.0)
     with pytest.raises(ValueError, match="seeds"):
         l2l.studies.scale_ablation(["none"], [], **kwargs)
     with pytest.raises(ValueError, match="scales"):
         l2l.studies.scale_ablation(["none"], [0], **{**kwargs, "scales": [0.0]})
 
 
+def test_rescale_preprocessing_divides_by_the_constant():
+    """The paper's simple alternative: one constant for every coordinate, one input."""
+    grad = torch.tensor([-3.0, 0.0, 2e-6, 50.0])
+    x = l2l.preprocess(grad, "rescale", 10.0)
+    assert x.shape == (4, 1)
+    torch.testing.assert_close(x[:, 0], grad / 10.0)
+    assert l2l.CoordinatewiseLSTM(preprocessing="rescale").config.input_size == 1
+
+
 def test_scale_ablation_refuses_bad_kinds_before_training(monkeypatch):
     """An empty or unknown preprocessing kind is a ValueError naming it, raised before any meta-training."""
-    monkeypatch.setattr(l2l.studies, "meta_train", lambda *a, **k: pytest.fail("trained before checking the kinds"))
+    monkeypatch.setattr(l2l.studies, "meta_train_stack", lambda *a, **k: pytest.fail("trained before checking"))
     kwargs = {"config": l2l.MetaTrainConfig(epochs=1), "scales": [1.0], "eval_tasks": 1, "progress": False}
     with pytest.raises(ValueError, match="kinds"):
         l2l.studies.scale_ablation([], [0], **kwargs)
@@ -85,6 +108,10 @@ def test_trajectories_2d_follow_the_rules():
     theta = torch.tensor(path[0]).unsqueeze(0).requires_grad_(True)
     grad = torch.autograd.grad(tasks.loss(theta).sum(), theta)[0][0]
     np.testing.assert_allclose(path[1], path[0] - 0.01 * grad.numpy(), rtol=1e-5)
+    own = l2l.studies.trajectories_2d(tasks, ("SGD", "Adam"), {"SGD": 0.01, "Adam": 0.1}, 5, {})
+    np.testing.assert_allclose(own["SGD"][0], path, rtol=1e-6)  # SGD at its own rate: the same path
+    with pytest.raises(ValueError, match="no learning rate for 'NAG'"):
+        l2l.studies.trajectories_2d(tasks, ("NAG",), {"SGD": 0.01}, 5, {})
     xs, ys, z = l2l.optimizees.landscape(tasks, [p for p, _ in runs.values()])
     assert z.shape == (len(ys), len(xs)) and np.isfinite(z).all()
     with pytest.raises(ValueError, match="2-d"):
