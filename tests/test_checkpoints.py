@@ -198,11 +198,38 @@ def test_an_interrupt_during_a_write_arrives_after_the_file_is_complete(tmp_path
         real_save(obj, fh)
 
     monkeypatch.setattr(checkpoints.torch, "save", save_with_ctrl_c)
-    before = signal.getsignal(signal.SIGINT)
+    # Python's own Ctrl-C handler, whatever the shell gave us (a background job starts with SIGINT ignored)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
     path = tmp_path / "net.pt"
-    with pytest.raises(KeyboardInterrupt):
-        checkpoints.atomic_torch_save({"x": torch.arange(3)}, path)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            checkpoints.atomic_torch_save({"x": torch.arange(3)}, path)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
     monkeypatch.undo()
     assert torch.equal(torch.load(path)["x"], torch.arange(3))
-    assert signal.getsignal(signal.SIGINT) is before
     assert [p.name for p in tmp_path.iterdir()] == ["net.pt"]  # no temporary file left
+
+
+def test_an_ignored_interrupt_stays_ignored_during_a_write(tmp_path, monkeypatch):
+    """A process started with SIGINT ignored (nohup, a background job) is not stopped by a checkpoint write."""
+    import signal
+
+    from l2l_helpers import checkpoints
+
+    real_save = torch.save
+
+    def save_with_ctrl_c(obj, fh):
+        signal.raise_signal(signal.SIGINT)
+        real_save(obj, fh)
+
+    monkeypatch.setattr(checkpoints.torch, "save", save_with_ctrl_c)
+    outer = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        checkpoints.atomic_torch_save({"x": torch.arange(3)}, tmp_path / "net.pt")  # no KeyboardInterrupt
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, outer)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(tmp_path / "net.pt")["x"], torch.arange(3))

@@ -202,6 +202,12 @@ def test_new_training_uses_default_architecture(tmp_path):
     }
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT back to its default, so Python installs its Ctrl-C handler even when the tests run as
+    a background job or under nohup (which start with SIGINT ignored, and a child inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_cli(args: list[str], **kwargs) -> subprocess.Popen:
     """Start ``python -m l2l_helpers`` in the background."""
     env = {**os.environ, "L2L_OFFLINE": "1"}
@@ -211,6 +217,7 @@ def start_cli(args: list[str], **kwargs) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
         **kwargs,
     )
 
@@ -233,7 +240,11 @@ def test_cli_signal_saves_and_resume_matches_uninterrupted(tmp_path, sig):
             break
         time.sleep(0.2)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # it did not stop: never leave a training running behind the tests
+            proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted" in out and "--resume" in out
     done = l2l.read_checkpoint(path)["training"]["epoch"]
