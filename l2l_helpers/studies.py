@@ -31,7 +31,7 @@ from .baselines import UpdateRule, make_baseline
 from .comparison import held_out_comparison
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
 from .evaluation import EvalResult, evaluate, evaluate_rules, optimize, trajectory, tune_baselines
-from .intervals import Paired, lower_than, paired, per_task
+from .intervals import Paired, _finite_or_inf, all_of, lower_than, paired, per_task
 from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, make_problem
 from .optimizees.quadratic import QuadraticTasks
@@ -196,6 +196,15 @@ class ScaleAblation:
                 raise ValueError(f"{arm!r} is not an arm of this ablation: {', '.join(self.arms)}")
         return [lower_than(self.at(s), learned, [other], metric) for s in self.scales]
 
+    def off_scale(self, learned: str, other: str, metric: str = "final") -> dict[str, Any]:
+        """The claim "``learned`` ends lower than ``other`` at every factor but 1" (the scales the optimizers never
+        saw), over every seed: :meth:`compare` at those scales, :func:`~l2l_helpers.intervals.all_of` them."""
+        off = [i for i, s in enumerate(self.scales) if s != 1.0]
+        if not off:
+            raise ValueError(f"the scales {self.scales} hold no factor other than 1")
+        parts = self.compare(learned, other, metric)
+        return all_of([parts[i] for i in off], [f"s={self.scales[i]:g}" for i in off])
+
     def markdown(self, learned: str = "log_sign") -> str:
         """Per scale, mean final loss of every arm (over seeds, in units of the unscaled f) and ``learned``'s
         ratio of means to each other arm with its 95% paired interval, of the deciding seed (the least favourable
@@ -307,20 +316,6 @@ def lstm_vs_baselines(
     problem = MNISTProblem(hidden=tuple(hidden), activation=activation, init=init)
     tuned = tune_baselines(problem, tuple(baselines), grid, n_tasks, steps, device, progress=False)
     return held_out_comparison(problem, {"LSTM": net}, tuned, n_tasks, steps, device, progress=False)
-
-
-def lstm_vs_adam(
-    net: CoordinatewiseLSTM,
-    hidden: Sequence[int] = (20,),
-    activation: str = "sigmoid",
-    n_tasks: int = 4,
-    steps: int = 100,
-    grid: Sequence[float] = PANEL_LR_GRID,
-    device: torch.device | str = "cpu",
-    init: str = "normal",
-) -> dict[str, EvalResult]:
-    """:func:`lstm_vs_baselines` against tuned Adam alone (kept for code written before NAG joined the panels)."""
-    return lstm_vs_baselines(net, hidden, activation, n_tasks, steps, grid, device, init, baselines=("Adam",))
 
 
 def versus_best_baseline(results: Mapping[str, EvalResult], learned: str = "LSTM", metric: str = "final") -> Paired:
@@ -555,10 +550,6 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
     cdf_a = np.searchsorted(a, grid, side="right") / a.size
     cdf_b = np.searchsorted(b, grid, side="right") / b.size
     return float(np.abs(cdf_a - cdf_b).max())
-
-
-def _finite_or_inf(value: float) -> float:
-    return value if math.isfinite(value) else math.inf
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ from l2l_helpers.plotting import (
 )
 
 
-def test_lstm_vs_adam_and_the_optimizee_panel():
+def test_lstm_vs_baselines_and_the_optimizee_panel():
     """The panel's function compares the learned optimizer with Adam tuned on the given grid."""
     net = l2l.CoordinatewiseLSTM()
-    results = l2l.studies.lstm_vs_adam(net, (5,), "relu", n_tasks=1, steps=3, grid=(0.01,))
+    results = l2l.studies.lstm_vs_baselines(net, (5,), "relu", n_tasks=1, steps=3, grid=(0.01,), baselines=("Adam",))
     assert list(results) == ["LSTM", "Adam"] and results["Adam"].lr == 0.01
     assert results["LSTM"].losses.shape == (1, 4)
     panel = l2l.panels.optimizee_panel(net, hidden=5, activation="tanh", n_tasks=1)

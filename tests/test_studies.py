@@ -64,6 +64,12 @@ def test_scale_ablation_trains_one_optimizer_per_kind_and_seed():
         assert bool(alone == pytest.approx(final["log_sign"][1][1], rel=1e-5)) is same
     with pytest.raises(ValueError, match="was not evaluated"):
         out.at(3.0)
+    off = out.off_scale("log_sign", "none")  # every scale but 1, all seeds
+    parts = out.compare("log_sign", "none")
+    assert off["ours"].startswith("s=0.1: ") and "s=1:" not in off["ours"] and off["seeds"] == 2
+    assert off["verdict"] == l2l.combined([parts[0]["verdict"], parts[2]["verdict"]])
+    with pytest.raises(ValueError, match="no factor other than 1"):
+        l2l.studies.ScaleAblation(["log_sign"], [0], [1.0], [[{}]], None).off_scale("log_sign", "log_sign")
     with pytest.raises(ValueError, match="seeds"):
         l2l.studies.scale_ablation(["none"], [], **kwargs)
     with pytest.raises(ValueError, match="scales"):

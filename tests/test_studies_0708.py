@@ -43,7 +43,9 @@ def test_lstm_vs_baselines_runs_nag_and_adam_on_the_same_tasks():
     assert all(torch.equal(r.losses[:, 0], start) for r in results.values()), "the same initial networks"
     alone = l2l.evaluate(l2l.make_baseline("nag", 0.01), MNISTProblem(hidden=(5,), activation="relu"), 2, 3)
     torch.testing.assert_close(results["NAG"].losses, alone.losses)
-    assert list(l2l.studies.lstm_vs_adam(net, (5,), "relu", n_tasks=2, steps=3, grid=(0.01,))) == ["LSTM", "Adam"]
+    assert list(
+        l2l.studies.lstm_vs_baselines(net, (5,), "relu", n_tasks=2, steps=3, grid=(0.01,), baselines=("Adam",))
+    ) == ["LSTM", "Adam"]
 
 
 def test_optimizer_inputs_along_a_frozen_rule_are_the_gradients_at_theta_0():
