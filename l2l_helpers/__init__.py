@@ -19,7 +19,7 @@ from .baselines import BASELINES, DEFAULT_LR_GRID, NAG, SGD, Adam, RMSprop, Upda
 from .checkpoints import load_optimizer, read_checkpoint, save_checkpoint
 from .comparison import beats, comparison_markdown, held_out_comparison
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
-from .data import MNISTData, load_mnist, read_idx
+from .data import MNISTData, check_unseen, load_mnist, read_idx
 from .departures import Setting, departures_list, departures_markdown, paper_vs_run, recipe_rows
 from .evaluation import (
     BASELINE_NAMES,
@@ -118,6 +118,7 @@ __all__ = [
     "by_seed",
     "check",
     "check_parameters",
+    "check_unseen",
     "claim",
     "claims_markdown",
     "combined",

@@ -21,11 +21,14 @@ import torch
 from .baselines import BASELINES, make_baseline
 from .checkpoints import load_optimizer, read_checkpoint
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig
+from .data import check_unseen
 from .evaluation import EvalResult, evaluate, tune_learning_rate
 from .meta_training import SELECTIONS, WEIGHTINGS, MetaTrainConfig, meta_train
 from .optimizees import ACTIVATIONS, INITS, PROBLEMS, make_problem
+from .optimizees.base import Problem
+from .optimizees.mnist import MNISTProblem
 from .preprocessing import PREPROCESSING_INPUTS
-from .pretrained import available_pretrained, load_pretrained
+from .pretrained import available_pretrained, load_pretrained, pretrained_info
 from .runtime import DEVICES, resolve_device, seed_everything, versions
 
 
@@ -166,14 +169,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _learned_net(spec: str, device: torch.device) -> tuple[CoordinatewiseLSTM, str]:
-    """A learned optimizer from a checkpoint path or a pretrained name."""
+def _learned_net(spec: str, device: torch.device) -> tuple[CoordinatewiseLSTM, str, dict[str, Any]]:
+    """A learned optimizer from a checkpoint path or a pretrained name, with its checkpoint's metadata."""
     if Path(spec).suffix or Path(spec).exists():
         path = Path(spec)
         if not path.exists():
             raise CLIError(f"--optimizer {spec}: no such file (pretrained names: {', '.join(available_pretrained())})")
-        return load_optimizer(path, device)[0], path.stem
-    return load_pretrained(spec, device), spec
+        net, metadata = load_optimizer(path, device)
+        return net, path.stem, dict(metadata or {})
+    return load_pretrained(spec, device), spec, pretrained_info(spec)
+
+
+def _check_unseen(metadata: dict[str, Any], problem: Problem, label: str) -> None:
+    """An MNIST optimizer is never evaluated on the images it was meta-trained on (:func:`data.check_unseen`)."""
+    if isinstance(problem, MNISTProblem) and metadata.get("problem_name") == "mnist":
+        try:
+            check_unseen(metadata.get("meta_training_images"), problem.data, f"--optimizer {label}")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
 
 
 def _fixed_lrs(items: Sequence[str]) -> dict[str, float]:
@@ -203,7 +216,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CLIError("nothing to evaluate: give --optimizer and/or --baselines")
     results: list[EvalResult] = []
     if args.optimizer is not None:
-        net, label = _learned_net(args.optimizer, device)
+        net, label, metadata = _learned_net(args.optimizer, device)
+        _check_unseen(metadata, problem, label)
         results.append(evaluate(LearnedRule(net), problem, args.tasks, args.steps, "test", device, name=label))
     for name in names:
         lr = fixed.get(name)
@@ -316,6 +330,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "device": str(device),
         "versions": versions(),
     }
+    if isinstance(problem, MNISTProblem):  # which images it sees, so that no evaluation draws from them
+        metadata["meta_training_images"] = problem.data.training_record()
     print(f"meta-training on {problem.describe()}; {device}; checkpoints -> {out}")
     start = time.perf_counter()
     result = meta_train(

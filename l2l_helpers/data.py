@@ -9,6 +9,13 @@ Where the data comes from, in order:
 3. otherwise the project's shipped offline sample: the official 10,000-image test set, split by a
    fixed permutation into disjoint parts for meta-training (8,000) and held-out evaluation (2,000).
 
+Evaluation images are the same 2,000 in both cases: the official test images at the permutation's
+held-out positions. With the full set, meta-training uses the 60,000 training images and the other 8,000
+test images are used by nothing, so an optimizer meta-trained offline (on those 8,000) is never evaluated
+on an image it has seen, online or offline. Each optimizer records which images it was meta-trained on
+(:meth:`MNISTData.training_record`, stored by ``l2l train``) and :func:`check_unseen` refuses an evaluation
+that would draw from them.
+
 ``MNISTData.source`` says which one is in use, and :func:`load_mnist` prints it when it first loads it.
 """
 
@@ -20,8 +27,10 @@ import os
 import shutil
 import tempfile
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,25 +95,85 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
+#: Global image ids: official training image k is k, official test image k is TEST_ID_OFFSET + k.
+TEST_ID_OFFSET = 60_000
+
+
+def offline_split() -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions in the official test set of the offline sample's meta-training and held-out images."""
+    perm = torch.randperm(10_000, generator=torch.Generator().manual_seed(_OFFLINE_SPLIT_SEED))
+    return perm[:OFFLINE_TRAIN_SIZE], perm[OFFLINE_TRAIN_SIZE:]
+
+
 @dataclass
 class MNISTData:
-    """Images as float tensors in [0, 1] of shape (n, 784), labels as int64 tensors of shape (n,)."""
+    """Images as float tensors in [0, 1] of shape (n, 784), labels as int64 tensors of shape (n,).
+
+    ``train_ids`` and ``test_ids`` name each image globally (:data:`TEST_ID_OFFSET`); None for data built
+    by hand (tests), which then has no record of where its images come from.
+    """
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
     source: str  # "full" or "offline-sample"
+    train_ids: torch.Tensor | None = None
+    test_ids: torch.Tensor | None = None
 
     @property
     def description(self) -> str:
         """One line saying which data is in use."""
         n_train, n_test = len(self.train_labels), len(self.test_labels)
         if self.source == "full":
-            return f"MNIST: full official set ({n_train} training / {n_test} test images)"
+            return (
+                f"MNIST: full official set: {n_train} training images for meta-training, {n_test} held-out "
+                "test images for evaluation (the offline sample's held-out part)"
+            )
         return (
             f"MNIST: offline sample, the official test set split into {n_train} meta-training and "
             f"{n_test} held-out images (the training files are not available: go online once to fetch them)"
+        )
+
+    def training_record(self) -> dict[str, Any]:
+        """Which images meta-training on this data uses: stored with every MNIST optimizer (``l2l train``)."""
+        if self.source == "full":
+            return {"source": "full", "images": f"the official training set ({len(self.train_labels)} images)"}
+        return {
+            "source": "offline-sample",
+            "images": (
+                f"{len(self.train_labels)} images of the official test set (the offline split's meta-training "
+                f"part, permutation seed {_OFFLINE_SPLIT_SEED})"
+            ),
+        }
+
+
+def record_ids(record: Mapping[str, Any]) -> torch.Tensor:
+    """The global ids of the images a :meth:`MNISTData.training_record` names."""
+    source = record.get("source")
+    if source == "full":
+        return torch.arange(TEST_ID_OFFSET)
+    if source == "offline-sample":
+        return offline_split()[0] + TEST_ID_OFFSET
+    raise ValueError(
+        f"meta-training record {dict(record)!r} names no known MNIST images (source: full or offline-sample)"
+    )
+
+
+def check_unseen(record: Mapping[str, Any] | None, data: MNISTData, who: str = "this optimizer") -> None:
+    """Raise ``ValueError`` if ``data``'s evaluation images include any image ``record`` was meta-trained on.
+
+    ``record=None`` (a checkpoint made before records were stored: every such shipped file was meta-trained
+    on the offline sample) is read as the offline sample's meta-training images.
+    """
+    if data.test_ids is None:
+        return
+    seen = record_ids(record if record is not None else {"source": "offline-sample"})
+    overlap = int(torch.isin(data.test_ids, seen).sum())
+    if overlap:
+        raise ValueError(
+            f"{who} was meta-trained on {overlap} of the {len(data.test_ids)} images it would be evaluated on; "
+            "evaluate it on images it has not seen (the held-out split of load_mnist)"
         )
 
 
@@ -193,15 +262,17 @@ def load_mnist(
             if verbose:
                 print(f"MNIST: download failed ({exc}); using the offline sample")
     test_x, test_y = _tensors(read_idx(paths["test_images"]), read_idx(paths["test_labels"]))
+    tr, ho = offline_split()  # the held-out test images are the same with or without the training files
     if have_train:
         for k in ("train_images", "train_labels"):
             _check_file(paths[k], MNIST_FILES[k][1])
         train_x, train_y = _tensors(read_idx(paths["train_images"]), read_idx(paths["train_labels"]))
-        data = MNISTData(train_x, train_y, test_x, test_y, "full")
+        ids = torch.arange(len(train_y))
+        data = MNISTData(train_x, train_y, test_x[ho], test_y[ho], "full", ids, ho + TEST_ID_OFFSET)
     else:
-        perm = torch.randperm(len(test_y), generator=torch.Generator().manual_seed(_OFFLINE_SPLIT_SEED))
-        tr, ho = perm[:OFFLINE_TRAIN_SIZE], perm[OFFLINE_TRAIN_SIZE:]
-        data = MNISTData(test_x[tr], test_y[tr], test_x[ho], test_y[ho], "offline-sample")
+        data = MNISTData(
+            test_x[tr], test_y[tr], test_x[ho], test_y[ho], "offline-sample", tr + TEST_ID_OFFSET, ho + TEST_ID_OFFSET
+        )
     _CACHE[key] = data
     if verbose:
         print(data.description)

@@ -259,3 +259,20 @@ def test_cli_signal_saves_and_resume_matches_uninterrupted(tmp_path, sig):
     assert a["training"]["epoch"] == b["training"]["epoch"] == done + 2
     assert same_weights(a["training"]["last_state"], b["training"]["last_state"])
     assert same_weights(a["state_dict"], b["state_dict"])
+
+
+def test_mnist_training_records_its_images_and_evaluate_refuses_seen_ones(tmp_path, capsys):
+    """An MNIST optimizer stores which images it was meta-trained on; evaluating it on any of them is refused."""
+    from l2l_helpers.cli import CLIError, _check_unseen
+
+    out = tmp_path / "m.pt"
+    args = ["train", "--problem", "mnist", "--epochs", "1", *TINY, "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    metadata = read_checkpoint(out)["metadata"]
+    assert metadata["meta_training_images"]["source"] == "offline-sample"
+    offline = l2l.load_mnist(verbose=False)
+    leaky = l2l.MNISTData(*[getattr(offline, k) for k in ("train_images", "train_labels")] * 2, "full",
+                          offline.train_ids, offline.train_ids)  # fmt: skip
+    _check_unseen(metadata, l2l.MNISTProblem(), "m")  # the held-out split: fine
+    with pytest.raises(CLIError, match="meta-trained on 8000 of the 8000 images"):
+        _check_unseen(metadata, l2l.MNISTProblem(data=leaky), "m")

@@ -335,3 +335,69 @@ def test_interrupted_download_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="connection reset"):
         data_mod._download("file.gz", hashlib.md5(b"y").hexdigest(), dest, timeout=1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the data leak: no evaluation draws from images an optimizer was meta-trained on (issue 16) ---------------
+
+
+def _official_test_rows() -> np.ndarray:
+    with gzip.open(TEST_IMAGES) as fh:
+        return np.frombuffer(fh.read(), np.uint8, offset=16).reshape(10000, 784)
+
+
+def _as_bytes(images: torch.Tensor) -> list[bytes]:
+    return [row.tobytes() for row in (images.numpy() * 255).round().astype(np.uint8)]
+
+
+@pytest.fixture
+def full_root(root, monkeypatch):
+    """A data folder with (small, fake) training files the loader accepts as the official ones: the full set."""
+    gen = np.random.default_rng(0)
+    raw = root / "MNIST" / "raw"
+    files = {
+        "train_images": idx_bytes(gen.integers(0, 256, (30, 28, 28), dtype=np.uint8)),
+        "train_labels": idx_bytes(gen.integers(0, 10, 30, dtype=np.uint8)),
+    }
+    patched = dict(MNIST_FILES)
+    for key, body in files.items():
+        name = MNIST_FILES[key][0]
+        (raw / name).write_bytes(gzip.compress(body))
+        patched[key] = (name, hashlib.md5((raw / name).read_bytes()).hexdigest())
+    monkeypatch.setattr(data_mod, "MNIST_FILES", patched)
+    return root
+
+
+def test_evaluation_images_are_the_same_held_out_images_online_and_offline(root, full_root, no_network):
+    """With the training files (online) evaluation draws from the same 2,000 test images as offline, never
+    from the 8,000 an offline-trained optimizer saw; the ids name the images the tensors hold."""
+    offline_root = root.parent / "offline"
+    shutil.copytree(root / "MNIST" / "raw", offline_root / "MNIST" / "raw", ignore=shutil.ignore_patterns("train-*"))
+    offline = load_mnist(offline_root, download=False, verbose=False)
+    full = load_mnist(full_root, download=False, verbose=False)
+    assert offline.source == "offline-sample" and full.source == "full"
+    assert torch.equal(full.test_images, offline.test_images) and torch.equal(full.test_labels, offline.test_labels)
+    official = _official_test_rows()
+    for data in (offline, full):
+        ids = data.test_ids - data_mod.TEST_ID_OFFSET
+        assert _as_bytes(data.test_images) == [official[i].tobytes() for i in ids.tolist()]
+    offline_seen = data_mod.record_ids(offline.training_record())
+    assert torch.equal(offline_seen.sort().values, offline.train_ids.sort().values)
+    assert not set(_as_bytes(offline.train_images)) & set(_as_bytes(full.test_images))
+    assert len(full.train_labels) == 30 and torch.equal(full.train_ids, torch.arange(30))
+    for data in (offline, full):  # an optimizer meta-trained on either may be evaluated on either
+        for record in (offline.training_record(), full.training_record()):
+            data_mod.check_unseen(record, data)
+        data_mod.check_unseen(None, data)  # a checkpoint from before the records: the offline sample
+
+
+def test_evaluation_on_seen_images_is_refused(no_network):
+    """Evaluation images that include meta-training images (the old online test split) are a ValueError."""
+    offline = load_mnist(download=False, verbose=False)
+    whole_test_set = data_mod.MNISTData(
+        offline.train_images, offline.train_labels, offline.train_images, offline.train_labels, "full",
+        torch.arange(8000), torch.arange(10000) + data_mod.TEST_ID_OFFSET,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"meta-trained on 8000 of the 10000 images.*held-out"):
+        data_mod.check_unseen(offline.training_record(), whole_test_set)
+    with pytest.raises(ValueError, match="names no known MNIST images"):
+        data_mod.check_unseen({"source": "somewhere"}, offline)
