@@ -328,6 +328,26 @@ def versus_best_baseline(results: Mapping[str, EvalResult], learned: str = "LSTM
     return paired(results[learned], results[best], metric, (learned, best))
 
 
+def best_baselines_markdown(results: Mapping[str, Mapping[str, EvalResult]], learned: str = "LSTM") -> str:
+    """Notebooks 06 and 07: one sentence naming, for each setting (horizon or network), the tuned baseline with the
+    lowest mean final loss on its held-out tasks, its learning rate, and the runner-up: what "beats every baseline"
+    has to beat, computed in this run. ``results`` maps a setting's label to its comparison."""
+    if not results:
+        raise ValueError("results is empty: give at least one setting's comparison")
+    parts = []
+    for label, res in results.items():
+        ranked = sorted((n for n in res if n != learned), key=lambda n: _finite_or_inf(res[n].mean_final))
+        if not ranked:
+            raise ValueError(f"{label!r} holds no baseline besides {learned!r}")
+        best = res[ranked[0]]
+        lr = f"lr {best.lr:.3g}, " if best.lr is not None else ""
+        text = f"{label}: **{ranked[0]}** ({lr}mean final loss {best.mean_final:.3g}"
+        if len(ranked) > 1:
+            text += f"; next {ranked[1]}, {res[ranked[1]].mean_final:.3g}"
+        parts.append(text + ")")
+    return "The best tuned baseline, lowest mean final loss on these held-out networks: " + "; ".join(parts) + "."
+
+
 def networks_markdown(results: Mapping[str, Mapping[str, EvalResult]], learned: str = "LSTM") -> str:
     """Notebooks 07 and 08: one row per network: the mean final loss of every optimizer (the lowest in bold), and the
     learned optimizer's ratio to the best baseline with its paired 95% interval, on the final loss and on the sum

@@ -160,3 +160,21 @@ def test_statistics_table_and_medians_by_step():
     medians = l2l.studies.median_log10_by_step(inputs)
     assert list(medians) == [0, 5]
     assert medians[0] == pytest.approx(-1.0) and medians[5] == pytest.approx(-3.0)
+
+
+def test_best_baselines_markdown_names_the_lowest_baseline_per_setting():
+    """The sentence above 06's and 07's claims: per setting the baseline with the lowest mean final loss,
+    its learning rate and the runner-up; the learned optimizer never counts; an unrankable input is refused."""
+    at_100 = l2l.as_eval_results(
+        {"LSTM": curves([0.01, 0.01]), "NAG": curves([0.2, 0.1]), "Adam": curves([0.3, 0.2]), "SGD": curves([1, 1])},
+        {"NAG": 1.0, "Adam": 0.03},
+    )
+    at_200 = l2l.as_eval_results({"LSTM": curves([0.1, 0.1]), "Adam": curves([0.05, 0.07]), "NAG": curves([np.nan, 1])})
+    text = l2l.studies.best_baselines_markdown({"100 steps": at_100, "200 steps": at_200})
+    assert "100 steps: **NAG** (lr 1, mean final loss 0.15; next Adam, 0.25)" in text
+    assert "200 steps: **Adam** (mean final loss 0.06; next NAG, nan)" in text
+    assert "LSTM" not in text
+    with pytest.raises(ValueError, match="no baseline"):
+        l2l.studies.best_baselines_markdown({"x": {"LSTM": at_100["LSTM"]}})
+    with pytest.raises(ValueError, match="empty"):
+        l2l.studies.best_baselines_markdown({})
