@@ -25,7 +25,7 @@ import torch
 
 from .baselines import DEFAULT_LR_GRID, UpdateRule, make_baseline
 from .optimizees.base import Problem, TaskBatch
-from .runtime import check_positive_int, progress_bar
+from .runtime import check_positive_int, denormals_flushed, progress_bar
 
 
 class RuleStack:
@@ -54,6 +54,7 @@ class RuleStack:
         return torch.cat([update for update, _ in steps]), [s for _, s in steps]
 
 
+@denormals_flushed
 def optimize(
     rule: UpdateRule,
     tasks: TaskBatch,

@@ -23,7 +23,7 @@ import torch
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
 from .evaluation import evaluate
 from .optimizees.base import SPLIT_SIZE, Problem, TaskBatch
-from .runtime import check_positive_int
+from .runtime import check_positive_int, denormals_flushed
 from .training_state import MetaTrainResult, TrainingState
 
 WEIGHTINGS = ("ones", "final", "linear")
@@ -205,6 +205,7 @@ def unroll_trajectory(
     return torch.stack([c.cpu() for c in curve]), skips
 
 
+@denormals_flushed
 def meta_train(
     net: CoordinatewiseLSTM,
     problem: Problem,

@@ -26,6 +26,7 @@ from .evaluation import evaluate_rules
 from .meta_training import MetaTrainConfig, training_indices
 from .optimizees.base import Problem, TaskBatch
 from .preprocessing import preprocess
+from .runtime import denormals_flushed
 from .training_state import MetaTrainResult, TrainingState
 
 #: Settings every run of a stack must share (they fix the shape of the batched pass and the epoch loop).
@@ -206,6 +207,7 @@ def _check_stack(nets: Sequence[CoordinatewiseLSTM], configs: Sequence[MetaTrain
         raise ValueError("second_order=True is not stacked: use meta_train for second-order runs")
 
 
+@denormals_flushed
 def meta_train_stack(
     nets: Sequence[CoordinatewiseLSTM],
     problem: Problem,

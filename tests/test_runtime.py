@@ -58,3 +58,30 @@ def test_check_parameters_accepts_the_notebook_defaults():
     l2l.check_parameters({"SEED": 0, "DEVICE": "auto", "SMOKE": False, "INTERACTIVE": True, "EPOCHS": 300})
     l2l.check_parameters({"META_LR": 0.003, "P": 10.0, "SCALES": [0.01, 1], "HIDDEN_SIZE": 20, "TASK": 0})
     l2l.check_parameters({"not_a_parameter": "anything", "In": [], "_": None})
+
+
+def _subnormal_survives() -> bool:
+    return float(torch.tensor([1e-39]) * 1.0) != 0.0  # 1e-39 is subnormal in float32
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush subnormals")
+def test_denormals_are_flushed_inside_evaluation_and_meta_training_and_nest():
+    """Subnormals are flushed inside optimize / meta_train (their slow path cost 2-3x), nested uses keep flushing,
+    and IEEE arithmetic comes back afterwards."""
+    from l2l_helpers.runtime import flushed_denormals
+
+    assert _subnormal_survives()
+    with flushed_denormals():
+        with flushed_denormals():
+            assert not _subnormal_survives()
+        assert not _subnormal_survives()  # the inner exit does not end the outer one
+    assert _subnormal_survives()
+    seen = []
+    tasks = l2l.QuadraticProblem().tasks("test", range(2))
+    l2l.optimize(l2l.make_baseline("sgd", 0.01), tasks, 3, on_step=lambda t, theta, g: seen.append(_subnormal_survives()))
+    assert seen == [False] * 4 and _subnormal_survives()
+    records = []
+    config = l2l.MetaTrainConfig(epochs=1, steps=4, unroll=2, val_every=0)
+    l2l.meta_train(l2l.CoordinatewiseLSTM(), l2l.QuadraticProblem(), config, progress=False,
+                   callback=lambda record, result: records.append(_subnormal_survives()))  # fmt: skip
+    assert records == [False] and _subnormal_survives()

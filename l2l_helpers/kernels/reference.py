@@ -8,16 +8,15 @@ paper's MNIST task (MLP 784-20-10, 15,910 coordinates, T = 100, unroll 20, one t
 
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 import time
-from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from ..optimizees import MNISTProblem, TaskBatch
+from ..runtime import flushed_denormals
 
 
 class ReferenceOptimizer(nn.Module):
@@ -47,22 +46,6 @@ class ReferenceOptimizer(nn.Module):
 EPOCH_STEPS, UNROLL = 100, 20  # one meta-training epoch: T = 100 optimizee steps, truncated every 20
 
 
-@contextlib.contextmanager
-def flushed_denormals() -> Iterator[None]:
-    """Subnormal floats flushed to zero inside (then back to IEEE arithmetic, torch's default).
-
-    The reference is the unit every speed figure is stated in, and its ``nn.LSTMCell`` autograd meets subnormal
-    numbers for some initialisations: measured 2026-12-02, three random inits took 1.8, 1.8 and 5.3-6.9 s per
-    epoch, all three 1.8 s with subnormals flushed (the project's steps took the same time either way). Flushing
-    makes the unit a property of the machine, not of a random draw; it can only make the reference faster.
-    """
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
 def reference_net(device: torch.device) -> ReferenceOptimizer:
     """The reference optimizer, initialised from seed 0 (the same weights in every run)."""
     torch.manual_seed(0)
@@ -71,7 +54,10 @@ def reference_net(device: torch.device) -> ReferenceOptimizer:
 
 def reference_epoch(net: ReferenceOptimizer, tasks: TaskBatch, meta_opt: torch.optim.Optimizer) -> None:
     """One trajectory of T = 100 steps, a meta-step of Adam after every unroll of 20 (first order, w_t = 1),
-    with subnormal floats flushed (:func:`flushed_denormals`)."""
+    with subnormal floats flushed (:func:`~l2l_helpers.runtime.flushed_denormals`), as the package's own
+    meta-training runs: its ``nn.LSTMCell`` autograd meets subnormal numbers for some initialisations (measured
+    2026-12-02: three random inits took 1.8, 1.8 and 5.3-6.9 s per epoch, all three 1.8 s flushed), and a unit
+    that depended on a random draw would not be a property of the machine."""
     with flushed_denormals():
         _reference_epoch(net, tasks, meta_opt)
 
