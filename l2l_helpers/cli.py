@@ -332,6 +332,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     if isinstance(problem, MNISTProblem):  # which images it sees, so that no evaluation draws from them
         metadata["meta_training_images"] = problem.data.training_record()
+    if args.resume is not None:  # the file keeps the command that started the run; the resumes are listed after it
+        stored = read_checkpoint(args.resume).get("metadata") or {}
+        if "command" in stored:
+            resumes = [*stored.get("resumed_with", []), metadata["command"]]
+            metadata.update(command=stored["command"], resumed_with=resumes, seed=stored.get("seed", args.seed))
     print(f"meta-training on {problem.describe()}; {device}; checkpoints -> {out}")
     start = time.perf_counter()
     result = meta_train(

@@ -104,6 +104,9 @@ def test_train_resume_evaluate_round_trip(tmp_path, capsys):
     )
     second = read_checkpoint(out)
     assert second["training"]["epoch"] == 3
+    # the file keeps the command that started the run (what make pretrained records), the resume listed after it
+    assert second["metadata"]["command"] == first["metadata"]["command"]
+    assert len(second["metadata"]["resumed_with"]) == 1 and "--resume" in second["metadata"]["resumed_with"][0]
     assert [h["epoch"] for h in second["training"]["history"]] == [1, 2, 3]
     capsys.readouterr()
     args = ["evaluate", "--problem", "quadratic", "--optimizer", str(out), "--baselines", "adam,sgd"]

@@ -78,7 +78,8 @@ def test_denormals_are_flushed_inside_evaluation_and_meta_training_and_nest():
     assert _subnormal_survives()
     seen = []
     tasks = l2l.QuadraticProblem().tasks("test", range(2))
-    l2l.optimize(l2l.make_baseline("sgd", 0.01), tasks, 3, on_step=lambda t, theta, g: seen.append(_subnormal_survives()))
+    sgd = l2l.make_baseline("sgd", 0.01)
+    l2l.optimize(sgd, tasks, 3, on_step=lambda t, theta, g: seen.append(_subnormal_survives()))
     assert seen == [False] * 4 and _subnormal_survives()
     records = []
     config = l2l.MetaTrainConfig(epochs=1, steps=4, unroll=2, val_every=0)
