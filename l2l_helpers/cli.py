@@ -28,7 +28,7 @@ from .optimizees import ACTIVATIONS, INITS, PROBLEMS, make_problem
 from .optimizees.base import Problem
 from .optimizees.mnist import MNISTProblem
 from .preprocessing import PREPROCESSING_INPUTS
-from .pretrained import available_pretrained, load_pretrained, pretrained_info
+from .pretrained import available_pretrained, pretrained_path
 from .runtime import DEVICES, resolve_device, seed_everything, versions
 
 
@@ -172,12 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _learned_net(spec: str, device: torch.device) -> tuple[CoordinatewiseLSTM, str, dict[str, Any]]:
     """A learned optimizer from a checkpoint path or a pretrained name, with its checkpoint's metadata."""
     if Path(spec).suffix or Path(spec).exists():
-        path = Path(spec)
+        path, label = Path(spec), Path(spec).stem
         if not path.exists():
             raise CLIError(f"--optimizer {spec}: no such file (pretrained names: {', '.join(available_pretrained())})")
-        net, metadata = load_optimizer(path, device)
-        return net, path.stem, dict(metadata or {})
-    return load_pretrained(spec, device), spec, pretrained_info(spec)
+    else:
+        path, label = pretrained_path(spec), spec
+    net, metadata = load_optimizer(path, device)  # one read: the network and what its file says of it
+    return net, label, dict(metadata or {})
 
 
 def _check_unseen(metadata: dict[str, Any], problem: Problem, label: str) -> None:
@@ -277,8 +278,11 @@ def _check_resume_architecture(args: argparse.Namespace, stored: OptimizerConfig
         )
 
 
-def _resumed(args: argparse.Namespace) -> tuple[CoordinatewiseLSTM, MetaTrainConfig, dict[str, Any]]:
-    """The network, settings and problem arguments stored in ``--resume``'s checkpoint (only --epochs may change)."""
+def _resumed(
+    args: argparse.Namespace,
+) -> tuple[CoordinatewiseLSTM, MetaTrainConfig, dict[str, Any], dict[str, Any]]:
+    """The network, settings, problem arguments and metadata stored in ``--resume``'s checkpoint (only --epochs
+    may change)."""
     payload = read_checkpoint(args.resume)
     training = payload.get("training")
     if not training:
@@ -291,11 +295,14 @@ def _resumed(args: argparse.Namespace) -> tuple[CoordinatewiseLSTM, MetaTrainCon
     meta = payload["metadata"]
     if meta.get("problem_args") is not None and meta.get("problem_name") != args.problem:
         raise CLIError(f"--resume {args.resume} was trained on {meta.get('problem_name')}, not {args.problem}")
-    return CoordinatewiseLSTM(net_config), MetaTrainConfig(**stored), meta.get("problem_args", _problem_args(args))
+    problem_args = meta.get("problem_args", _problem_args(args))
+    return CoordinatewiseLSTM(net_config), MetaTrainConfig(**stored), problem_args, meta
 
 
-def _new_run(args: argparse.Namespace) -> tuple[CoordinatewiseLSTM, MetaTrainConfig, dict[str, Any]]:
-    """A fresh network and settings from the command line's flags."""
+def _new_run(
+    args: argparse.Namespace,
+) -> tuple[CoordinatewiseLSTM, MetaTrainConfig, dict[str, Any], dict[str, Any]]:
+    """A fresh network and settings from the command line's flags (no stored metadata)."""
     config = MetaTrainConfig(
         epochs=args.epochs or 100,
         steps=args.steps,
@@ -311,7 +318,7 @@ def _new_run(args: argparse.Namespace) -> tuple[CoordinatewiseLSTM, MetaTrainCon
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
     )
-    return CoordinatewiseLSTM(_architecture(args)), config, _problem_args(args)
+    return CoordinatewiseLSTM(_architecture(args)), config, _problem_args(args), {}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -319,7 +326,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     seed_everything(args.seed)
     out = args.out or Path("checkpoints") / f"{args.problem}.pt"
-    net, config, problem_args = _resumed(args) if args.resume is not None else _new_run(args)
+    net, config, problem_args, stored = _resumed(args) if args.resume is not None else _new_run(args)
     problem = make_problem(args.problem, **problem_args)
     net.to(device)
     metadata = {
@@ -332,11 +339,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     if isinstance(problem, MNISTProblem):  # which images it sees, so that no evaluation draws from them
         metadata["meta_training_images"] = problem.data.training_record()
-    if args.resume is not None:  # the file keeps the command that started the run; the resumes are listed after it
-        stored = read_checkpoint(args.resume).get("metadata") or {}
-        if "command" in stored:
-            resumes = [*stored.get("resumed_with", []), metadata["command"]]
-            metadata.update(command=stored["command"], resumed_with=resumes, seed=stored.get("seed", args.seed))
+    if "command" in stored:  # a resumed file keeps the command that started the run; the resumes are listed after it
+        resumes = [*stored.get("resumed_with", []), metadata["command"]]
+        metadata.update(command=stored["command"], resumed_with=resumes, seed=stored.get("seed", args.seed))
     print(f"meta-training on {problem.describe()}; {device}; checkpoints -> {out}")
     start = time.perf_counter()
     result = meta_train(

@@ -321,11 +321,16 @@ def lstm_vs_baselines(
 def versus_best_baseline(results: Mapping[str, EvalResult], learned: str = "LSTM", metric: str = "final") -> Paired:
     """Notebooks 07 and 08: the learned optimizer against the baseline with the lowest mean ``metric`` on these tasks,
     paired task by task (ratio of means with its 95% bootstrap interval)."""
-    others = [name for name in results if name != learned]
-    if learned not in results or not others:
+    ranked = _ranked_baselines(results, learned, metric)
+    if learned not in results or not ranked:
         raise ValueError(f"results must hold {learned!r} and at least one baseline, got: {', '.join(results)}")
-    best = min(others, key=lambda name: _finite_or_inf(float(per_task(results[name], metric).mean())))
-    return paired(results[learned], results[best], metric, (learned, best))
+    return paired(results[learned], results[ranked[0]], metric, (learned, ranked[0]))
+
+
+def _ranked_baselines(results: Mapping[str, EvalResult], learned: str = "LSTM", metric: str = "final") -> list[str]:
+    """Every optimizer of ``results`` but ``learned``, lowest mean ``metric`` first (not finite counts as inf)."""
+    others = [name for name in results if name != learned]
+    return sorted(others, key=lambda name: _finite_or_inf(float(per_task(results[name], metric).mean())))
 
 
 def best_baselines_markdown(results: Mapping[str, Mapping[str, EvalResult]], learned: str = "LSTM") -> str:
@@ -336,7 +341,7 @@ def best_baselines_markdown(results: Mapping[str, Mapping[str, EvalResult]], lea
         raise ValueError("results is empty: give at least one setting's comparison")
     parts = []
     for label, res in results.items():
-        ranked = sorted((n for n in res if n != learned), key=lambda n: _finite_or_inf(res[n].mean_final))
+        ranked = _ranked_baselines(res, learned)
         if not ranked:
             raise ValueError(f"{label!r} holds no baseline besides {learned!r}")
         best = res[ranked[0]]
