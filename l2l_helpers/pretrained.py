@@ -154,10 +154,11 @@ def optimizers_for(
     epochs: int | None = None,
     progress: bool = True,
     seeds: int | None = None,
+    callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
 ) -> list[tuple[str, CoordinatewiseLSTM, str]]:
     """:func:`optimizer_for` for every shipped seed of ``name`` (:func:`seed_names`), or the first ``seeds`` of
     them: a list of (name, network, where it came from). Claims that rest on a meta-trained optimizer use
-    several of them, each meta-trained independently."""
+    several of them, each meta-trained independently. ``callback`` follows each retraining (``retrain=True``)."""
     names = seed_names(name)
     if seeds is not None:
         check_positive_int("seeds", seeds)
@@ -166,7 +167,7 @@ def optimizers_for(
         names = names[:seeds]
     out = []
     for seed_name in names:
-        net, source = optimizer_for(seed_name, retrain, device, epochs, progress)
+        net, source = optimizer_for(seed_name, retrain, device, epochs, progress, callback)
         out.append((seed_name, net, source))
     return out
 

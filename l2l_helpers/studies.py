@@ -318,25 +318,37 @@ def lstm_vs_baselines(
     return held_out_comparison(problem, {"LSTM": net}, tuned, n_tasks, steps, device, progress=False)
 
 
-def versus_best_baseline(results: Mapping[str, EvalResult], learned: str = "LSTM", metric: str = "final") -> Paired:
+def versus_best_baseline(
+    results: Mapping[str, EvalResult], learned: str = "LSTM", metric: str = "final", skip: Sequence[str] = ()
+) -> Paired:
     """Notebooks 07 and 08: the learned optimizer against the baseline with the lowest mean ``metric`` on these tasks,
-    paired task by task (ratio of means with its 95% bootstrap interval)."""
-    ranked = _ranked_baselines(results, learned, metric)
+    paired task by task (ratio of means with its 95% bootstrap interval). ``skip``: other entries of ``results``
+    that are not baselines (the other seeds of the learned optimizer)."""
+    ranked = _ranked_baselines(results, [learned, *skip], metric)
     if learned not in results or not ranked:
         raise ValueError(f"results must hold {learned!r} and at least one baseline, got: {', '.join(results)}")
     return paired(results[learned], results[ranked[0]], metric, (learned, ranked[0]))
 
 
-def _ranked_baselines(results: Mapping[str, EvalResult], learned: str = "LSTM", metric: str = "final") -> list[str]:
-    """Every optimizer of ``results`` but ``learned``, lowest mean ``metric`` first (not finite counts as inf)."""
-    others = [name for name in results if name != learned]
+def _names(learned: str | Sequence[str]) -> list[str]:
+    return [learned] if isinstance(learned, str) else list(learned)
+
+
+def _ranked_baselines(
+    results: Mapping[str, EvalResult], learned: str | Sequence[str] = "LSTM", metric: str = "final"
+) -> list[str]:
+    """Every optimizer of ``results`` but the ``learned`` one(s), lowest mean ``metric`` first (not finite: inf)."""
+    others = [name for name in results if name not in _names(learned)]
     return sorted(others, key=lambda name: _finite_or_inf(float(per_task(results[name], metric).mean())))
 
 
-def best_baselines_markdown(results: Mapping[str, Mapping[str, EvalResult]], learned: str = "LSTM") -> str:
+def best_baselines_markdown(
+    results: Mapping[str, Mapping[str, EvalResult]], learned: str | Sequence[str] = "LSTM"
+) -> str:
     """Notebooks 06 and 07: one sentence naming, for each setting (horizon or network), the tuned baseline with the
     lowest mean final loss on its held-out tasks, its learning rate, and the runner-up: what "beats every baseline"
-    has to beat, computed in this run. ``results`` maps a setting's label to its comparison."""
+    has to beat, computed in this run. ``results`` maps a setting's label to its comparison; ``learned``: the
+    learned optimizer's name, or the names of its seeds (none of them is a baseline)."""
     if not results:
         raise ValueError("results is empty: give at least one setting's comparison")
     parts = []
@@ -353,15 +365,19 @@ def best_baselines_markdown(results: Mapping[str, Mapping[str, EvalResult]], lea
     return "The best tuned baseline, lowest mean final loss on these held-out networks: " + "; ".join(parts) + "."
 
 
-def networks_markdown(results: Mapping[str, Mapping[str, EvalResult]], learned: str = "LSTM") -> str:
+def networks_markdown(results: Mapping[str, Mapping[str, EvalResult]], learned: str | Sequence[str] = "LSTM") -> str:
     """Notebooks 07 and 08: one row per network: the mean final loss of every optimizer (the lowest in bold), and the
     learned optimizer's ratio to the best baseline with its paired 95% interval, on the final loss and on the sum
-    of losses (each against the baseline best on that metric)."""
+    of losses (each against the baseline best on that metric). ``learned``: one name, or the names of several
+    meta-trained optimizers (seeds), each then gets its own ratio, in the order given."""
+    mine = _names(learned)
     names = list(dict.fromkeys(name for res in results.values() for name in res))
-    names = [learned, *(n for n in names if n != learned)]
+    names = [*mine, *(n for n in names if n not in mine)]
+    head = "LSTM" if len(mine) > 1 else mine[0]
+    per = f" ({', '.join(mine)})" if len(mine) > 1 else ""
     lines = [
-        "| network | " + " | ".join(names) + f" | {learned} / best baseline, final loss | "
-        f"{learned} / best baseline, sum of losses |",
+        "| network | " + " | ".join(names) + f" | {head} / best baseline, final loss{per} | "
+        f"{head} / best baseline, sum of losses{per} |",
         "|---" * (len(names) + 3) + "|",
     ]
     for label, res in results.items():
@@ -372,18 +388,23 @@ def networks_markdown(results: Mapping[str, Mapping[str, EvalResult]], learned: 
         ]
         ratios = []
         for metric in ("final", "sum"):
-            p = versus_best_baseline(res, learned, metric)
-            ratios.append(f"{p.ratio:.3g} [{p.ratio_interval[0]:.3g}, {p.ratio_interval[1]:.3g}] vs {p.b}")
+            pairs = [versus_best_baseline(res, name, metric, skip=mine) for name in mine]
+            each = "; ".join(f"{p.ratio:.3g} [{p.ratio_interval[0]:.3g}, {p.ratio_interval[1]:.3g}]" for p in pairs)
+            ratios.append(f"{each} vs {pairs[0].b}")
         lines.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines)
 
 
 def beats_baselines_claim(
-    text: str, results: Mapping[str, EvalResult], learned: str = "LSTM", others: Sequence[str] | None = None
+    text: str,
+    results: Mapping[str, EvalResult] | Sequence[Mapping[str, EvalResult]],
+    learned: str = "LSTM",
+    others: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Notebook 07: the claim "``learned`` ends lower than every baseline", decided by the paired final-loss
-    intervals (:func:`~l2l_helpers.intervals.lower_than`); the same comparison on the sum of losses (the paper's
-    meta-objective) is shown beside it in ``ours``, without deciding."""
+    """Notebooks 06 and 07: the claim "``learned`` ends lower than every baseline", decided by the paired final-loss
+    intervals (:func:`~l2l_helpers.intervals.lower_than`; ``results`` one comparison or one per seed, as from
+    :func:`~l2l_helpers.intervals.by_seed`); the same comparison on the sum of losses (the paper's meta-objective)
+    is shown beside it in ``ours``, without deciding."""
     final = lower_than(results, learned, others, "final")
     total = lower_than(results, learned, others, "sum")
     low, high = total["interval"]

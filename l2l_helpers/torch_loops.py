@@ -8,7 +8,7 @@ initialisation (:func:`~l2l_helpers.optimizees.mnist.mlp_model`), minibatches dr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,8 +71,17 @@ def _torch_curves(
     return np.stack(curves)
 
 
+#: ``torch.optim`` counterparts of the package's baselines (:mod:`~l2l_helpers.baselines`), as a user writes them.
+TORCH_BASELINES: dict[str, Callable[[Any, float], torch.optim.Optimizer]] = {
+    "SGD": lambda params, lr: torch.optim.SGD(params, lr=lr),
+    "NAG": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True),
+    "RMSprop": lambda params, lr: torch.optim.RMSprop(params, lr=lr),
+    "Adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
+}
+
+
 def sequential_comparison(
-    net: CoordinatewiseLSTM,
+    nets: CoordinatewiseLSTM | Mapping[str, CoordinatewiseLSTM],
     problem: MNISTProblem | None = None,
     grid: Sequence[float] = DEFAULT_LR_GRID,
     n_tune: int = 4,
@@ -80,28 +89,46 @@ def sequential_comparison(
     steps: int = 100,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    baselines: Sequence[str] = tuple(TORCH_BASELINES),
 ) -> dict[str, Any]:
-    """``LearnedOptimizer(net)`` vs ``torch.optim.Adam`` on ``nn.Sequential`` MLPs with PyTorch's init.
+    """``LearnedOptimizer`` vs tuned ``torch.optim`` SGD, NAG (Nesterov, momentum 0.9), RMSprop and Adam on
+    ``nn.Sequential`` MLPs with PyTorch's default init: what a user does (notebook 06).
 
-    Adam's learning rate is the best of ``grid`` (stepping past its edge, :func:`grid_search`) on ``n_tune``
-    models trained on the meta-training images; both optimizers are then run on ``n_models`` fresh models
-    (held-out seeds) trained on the held-out images. Returns ``{"adam_lr", "adam_scores", "curves": {"LSTM":
-    (n_models, steps + 1), "Adam": ...}}``.
+    ``nets``: one learned optimizer (named ``"LSTM"``) or several by name (e.g. one per meta-training seed). Each
+    baseline's learning rate is the best of ``grid`` (stepping past its edge, :func:`grid_search`) by the mean
+    final loss of ``n_tune`` models trained on the meta-training images; every optimizer then trains the same
+    ``n_models`` fresh models (held-out seeds: same initialisations, same minibatches) on the held-out images.
+    Returns ``{"lrs": {baseline: lr}, "scores": {baseline: {lr: score}}, "curves": {name: (n_models, steps + 1)}}``
+    (learned optimizers first).
     """
     problem = problem or MNISTProblem()
+    learned = {"LSTM": nets} if isinstance(nets, CoordinatewiseLSTM) else dict(nets)
+    if not learned:
+        raise ValueError("nets is empty: give a CoordinatewiseLSTM or a mapping name -> network")
+    if unknown := [b for b in baselines if b not in TORCH_BASELINES]:
+        raise ValueError(f"baselines {unknown} are unknown; use some of: {', '.join(TORCH_BASELINES)}")
+    if clash := sorted(set(learned) & set(baselines)):
+        raise ValueError(f"learned optimizers named {clash} clash with the baselines' names: rename them")
+    check_positive_int("n_tune", n_tune)
+    lrs, scores = {}, {}
+    for name in baselines:
+        make = TORCH_BASELINES[name]
 
-    def score(lr: float) -> float:  # mean final loss on models trained on the meta-training images
-        optimizer = lambda m: torch.optim.Adam(m.parameters(), lr=lr)  # noqa: E731
-        return float(_torch_curves(optimizer, problem, "train", n_tune, steps, device)[:, -1].mean())
+        def score(lr: float, make: Callable[[Any, float], torch.optim.Optimizer] = make) -> float:
+            curves = _torch_curves(lambda m: make(m.parameters(), lr), problem, "train", n_tune, steps, device)
+            return float(curves[:, -1].mean())
 
-    scores = grid_search(score, grid, progress=progress, desc="tuning torch.optim.Adam")
-    adam_lr = min(scores, key=scores.__getitem__)
+        scores[name] = grid_search(score, grid, progress=progress, desc=f"tuning torch.optim {name}")
+        lrs[name] = min(scores[name], key=scores[name].__getitem__)
     curves = {
-        "LSTM": _torch_curves(
-            lambda m: LearnedOptimizer(m.parameters(), net), problem, "test", n_models, steps, device
-        ),
-        "Adam": _torch_curves(
-            lambda m: torch.optim.Adam(m.parameters(), lr=adam_lr), problem, "test", n_models, steps, device
-        ),
+        name: _torch_curves(
+            lambda m, net=net: LearnedOptimizer(m.parameters(), net), problem, "test", n_models, steps, device
+        )
+        for name, net in learned.items()
     }
-    return {"adam_lr": adam_lr, "adam_scores": scores, "curves": curves}
+    for name in baselines:
+        make, lr = TORCH_BASELINES[name], lrs[name]
+        curves[name] = _torch_curves(
+            lambda m, make=make, lr=lr: make(m.parameters(), lr), problem, "test", n_models, steps, device
+        )
+    return {"lrs": lrs, "scores": scores, "curves": curves}

@@ -124,6 +124,23 @@ def test_networks_table_and_best_baseline():
         l2l.studies.versus_best_baseline({"LSTM": results["base"]["LSTM"]})
 
 
+def test_networks_table_with_several_seeds():
+    """Seeds are columns of their own and never a baseline; each gets its ratio to the best baseline, in order."""
+    res = l2l.as_eval_results(
+        {"LSTM s0": curves([0.1, 0.1]), "LSTM s1": curves([0.6, 0.6]), "NAG": curves([0.2, 0.2]), "SGD": curves([1, 1])}
+    )
+    seeds = ["LSTM s0", "LSTM s1"]
+    lines = l2l.studies.networks_markdown({"base": res}, seeds).splitlines()
+    assert lines[0].startswith("| network | LSTM s0 | LSTM s1 | NAG | SGD | LSTM / best baseline, final loss (LSTM s0")
+    assert "| 0.5 [0.5, 0.5]; 3 [3, 3] vs NAG |" in lines[2]  # s1 (0.6) is lower than SGD but not the baseline
+    assert l2l.studies.versus_best_baseline(res, "LSTM s1", skip=seeds).b == "NAG"
+    assert l2l.studies.versus_best_baseline(res, "LSTM s1").b == "LSTM s0"  # without skip, s0 would count
+    assert "LSTM" not in l2l.studies.best_baselines_markdown({"100 steps": res}, seeds)
+    runs = l2l.by_seed(res, seeds, "LSTM")
+    row = l2l.studies.beats_baselines_claim("it wins", runs)
+    assert row["seeds"] == 2 and row["verdict"] == "not reproduced"  # seed 1 ends above NAG
+
+
 def test_beats_baselines_claim_decides_on_the_final_loss_and_shows_the_sum():
     """The verdict is lower_than's on the final loss; the sum of losses is shown, not deciding."""
     results = l2l.as_eval_results({"LSTM": curves([0.2, 0.21, 0.19]), "Adam": curves([0.3, 0.31, 0.29])})
