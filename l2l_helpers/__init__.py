@@ -17,7 +17,7 @@ from types import ModuleType
 
 from .baselines import BASELINES, DEFAULT_LR_GRID, NAG, SGD, Adam, RMSprop, UpdateRule, make_baseline
 from .checkpoints import load_optimizer, read_checkpoint, save_checkpoint
-from .comparison import beats, comparison_markdown, held_out_comparison
+from .comparison import beats, comparison_markdown, held_out_comparison, held_out_comparisons_at
 from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
 from .data import MNISTData, check_unseen, load_mnist, read_idx
 from .departures import Setting, departures_list, departures_markdown, paper_vs_run, recipe_rows
@@ -131,6 +131,7 @@ __all__ = [
     "evaluate_rules",
     "grid_search",
     "held_out_comparison",
+    "held_out_comparisons_at",
     "load_mnist",
     "load_optimizer",
     "load_pretrained",

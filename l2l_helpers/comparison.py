@@ -37,6 +37,36 @@ def held_out_comparison(
     return evaluate_rules(rules, problem, n_tasks, steps, "test", device, progress=progress)
 
 
+def held_out_comparisons_at(
+    problem: Problem,
+    learned: Mapping[str, CoordinatewiseLSTM],
+    tuned_at: Mapping[int, Mapping[str, TuningResult]],
+    n_tasks: int = 20,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[int, dict[str, EvalResult]]:
+    """:func:`held_out_comparison` at several horizons, each with the baselines tuned for it (``tuned_at``, as from
+    :func:`~l2l_helpers.evaluation.tune_baselines_at`), e.g. Figure 4's 100 and 200 steps.
+
+    The learned optimizers run once, to the longest horizon; each shorter comparison reads their first steps
+    (:meth:`EvalResult.first`: the same tasks, initialisations and minibatches give the same first steps), so
+    several seeds at two horizons cost one run each. Only the baselines, whose learning rate depends on the
+    horizon, run again. Returns ``{horizon: results}``.
+    """
+    if not tuned_at:
+        raise ValueError("tuned_at is empty: give the tuned baselines of at least one horizon")
+    longest = max(tuned_at)
+    full = held_out_comparison(problem, learned, tuned_at[longest], n_tasks, longest, device, progress)
+    out = {}
+    for horizon in sorted(tuned_at):
+        if horizon == longest:
+            out[horizon] = full
+            continue
+        baselines = held_out_comparison(problem, {}, tuned_at[horizon], n_tasks, horizon, device, progress)
+        out[horizon] = {name: full[name].first(horizon) for name in learned} | baselines
+    return out
+
+
 def comparison_markdown(results: Mapping[str, EvalResult]) -> str:
     """A Markdown table: learning rate, mean final loss +- std, log10 of it, and mean sum of losses."""
     lines = ["| optimizer | lr | mean final loss | log10 | sum of losses |", "|---|---|---|---|---|"]

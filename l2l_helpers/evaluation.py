@@ -126,6 +126,13 @@ class EvalResult:
         """The horizon T."""
         return self.losses.shape[1] - 1
 
+    def first(self, steps: int) -> EvalResult:
+        """The same runs up to step ``steps`` (losses[:, : steps + 1]): what a run of that horizon gives, since a
+        trajectory's first steps do not depend on how long it goes on (same start, same minibatches)."""
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= self.steps:
+            raise ValueError(f"steps={steps!r} must be an integer from 1 to this result's horizon {self.steps}")
+        return EvalResult(self.name, self.losses[:, : steps + 1], self.lr, dict(self.info))
+
     @property
     def mean(self) -> torch.Tensor:
         """Mean loss over tasks at each step, shape (T + 1,)."""

@@ -53,3 +53,33 @@ def test_tuning_and_held_out_comparison_use_the_right_tasks():
     assert results["Adam"].lr == tuned["Adam"].best_lr
     with pytest.raises(ValueError, match="names is empty"):
         l2l.tune_baselines(problem, ())
+
+
+@pytest.mark.parametrize("family", ["quadratic", "mnist"])
+def test_comparisons_at_horizons_equal_one_run_per_horizon(family):
+    """Oracle: the learned optimizers run once, to the longest horizon; every horizon's comparison equals a separate
+    held_out_comparison at that horizon (its first steps are the same trajectory), baselines with their own lrs."""
+    from test_optimizees import synthetic_data
+
+    problem = (
+        l2l.QuadraticProblem()
+        if family == "quadratic"
+        else l2l.MNISTProblem(hidden=(5,), batch_size=8, data=synthetic_data())
+    )
+    torch.manual_seed(0)
+    learned = {"LSTM s0": l2l.CoordinatewiseLSTM(), "LSTM s1": l2l.CoordinatewiseLSTM()}
+    tuned_at = l2l.tune_baselines_at(
+        problem, (6, 12), ("NAG", "Adam"), grid=(1e-3, 1e-2, 1e-1), n_tasks=2, progress=False
+    )
+    both = l2l.held_out_comparisons_at(problem, learned, tuned_at, 3, progress=False)
+    assert list(both) == [6, 12]
+    for steps, results in both.items():
+        alone = l2l.held_out_comparison(problem, learned, tuned_at[steps], 3, steps, progress=False)
+        assert list(results) == list(alone)
+        for name, res in alone.items():
+            torch.testing.assert_close(results[name].losses, res.losses, rtol=1e-6, atol=0)
+            assert results[name].lr == res.lr and results[name].steps == steps
+    with pytest.raises(ValueError, match="empty"):
+        l2l.held_out_comparisons_at(problem, learned, {})
+    with pytest.raises(ValueError, match="horizon"):
+        both[6]["LSTM s0"].first(7)

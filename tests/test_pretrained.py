@@ -33,8 +33,8 @@ def test_shipped_with_command_seed_and_metrics(name):
     assert net.config == l2l.recipe_of(name).optimizer
 
 
-@pytest.mark.parametrize("name", ["quadratic", "quadratic_paper"])
-def test_quadratic_recipes_ship_three_independent_seeds(name):
+@pytest.mark.parametrize("name", ["quadratic", "quadratic_paper", "mnist"])
+def test_recipes_ship_three_independent_seeds(name):
     """Three meta-trainings per recipe, by the same command with another --seed (phi's init and the tasks)."""
     names = l2l.seed_names(name)
     assert names == [name, f"{name}_seed1", f"{name}_seed2"]
@@ -44,7 +44,7 @@ def test_quadratic_recipes_ship_three_independent_seeds(name):
         assert info["seed"] == recipe.training.seed == k and f"--seed {k} " in info["command"]
         same_but_seed = info["command"].replace(f"--seed {k} ", "--seed 0 ").replace(seed_name + ".pt", name + ".pt")
         assert sorted(same_but_seed.split()) == sorted(first.command.split())  # the same flags, maybe reordered
-        assert recipe.optimizer == first.optimizer and recipe.problem_name == "quadratic"
+        assert recipe.optimizer == first.optimizer and recipe.problem_name == first.problem_name
     weights = [l2l.load_pretrained(n).state_dict() for n in names]
     assert not any(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
     paper = l2l.recipe_of("quadratic_paper").optimizer
@@ -79,27 +79,36 @@ def test_quadratic_beats_all_four_tuned_baselines():
 
 
 @pytest.fixture(scope="module")
-def mnist_net():
-    torch.manual_seed(0)
-    return l2l.load_pretrained("mnist")
+def mnist_seeds():
+    names = l2l.seed_names("mnist")
+    return names, {name: l2l.load_pretrained(name) for name in names}
 
 
 @pytest.mark.slow
-def test_mnist_beats_tuned_adam(mnist_net):
-    """Figure 4, middle: after 100 steps on 20 held-out MNIST MLPs (the paper's init), below Adam at its best lr."""
+def test_mnist_seeds_beat_every_tuned_baseline_at_100_steps_and_tie_at_200(mnist_seeds):
+    """Figure 4, middle: each of the 3 shipped MNIST seeds ends lower than SGD, NAG, RMSprop and Adam (lrs tuned on
+    8 training networks per horizon) on 20 held-out networks after 100 steps, by paired 95% intervals. At 200 steps
+    (Figure 4, right) this recipe is level with tuned NAG (notebook 06): no seed may end clearly above a baseline."""
+    names, nets = mnist_seeds
     problem = l2l.MNISTProblem()
-    tuned = l2l.tune_baselines(problem, ("Adam",), n_tasks=8, progress=False)
-    results = l2l.held_out_comparison(problem, {"LSTM": mnist_net}, tuned, 20, progress=False)
-    holds, text = l2l.beats(results, "LSTM", ["Adam"])
-    assert holds, text
+    tuned = l2l.tune_baselines_at(problem, (100, 200), n_tasks=8, progress=False)
+    by_horizon = l2l.held_out_comparisons_at(problem, nets, tuned, 20, progress=False)
+    for steps, wanted in ((100, {"reproduced"}), (200, {"reproduced", "inconclusive"})):
+        results = by_horizon[steps]
+        fields = l2l.lower_than(l2l.by_seed(results, names, "LSTM"), "LSTM", list(tuned[steps]))
+        assert fields["verdict"] in wanted and fields["seeds"] == 3, (steps, fields["ours"])
 
 
 @pytest.mark.slow
-def test_mnist_as_torch_optimizer_beats_adam_on_nn_sequential(mnist_net):
-    """Through LearnedOptimizer on nn.Sequential MLPs with PyTorch's default init, against torch.optim.Adam."""
-    out = l2l.sequential_comparison(mnist_net, n_tune=4, n_models=20, progress=False)
-    lstm, adam = out["curves"]["LSTM"][:, -1].mean(), out["curves"]["Adam"][:, -1].mean()
-    assert lstm < adam, f"LSTM {lstm:.4g} vs Adam {adam:.4g} (lr {out['adam_lr']:.3g})"
+def test_mnist_as_torch_optimizer_on_nn_sequential_beats_tuned_adam(mnist_seeds):
+    """Through LearnedOptimizer on nn.Sequential MLPs with PyTorch's default init (never seen in meta-training),
+    every seed ends below tuned torch.optim.Adam on average; against tuned NAG it does not (notebook 06)."""
+    names, nets = mnist_seeds
+    out = l2l.sequential_comparison(nets, n_tune=4, n_models=20, progress=False, baselines=["Adam"])
+    adam = out["curves"]["Adam"][:, -1].mean()
+    for name in names:
+        lstm = out["curves"][name][:, -1].mean()
+        assert lstm < adam, f"{name} {lstm:.4g} vs Adam {adam:.4g} (lr {out['lrs']['Adam']:.3g})"
 
 
 @pytest.mark.slow
