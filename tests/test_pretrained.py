@@ -85,30 +85,18 @@ def mnist_seeds():
 
 
 @pytest.mark.slow
-def test_mnist_seeds_beat_every_tuned_baseline_at_100_steps_and_tie_at_200(mnist_seeds):
+def test_mnist_seeds_beat_every_tuned_baseline_at_100_and_200_steps(mnist_seeds):
     """Figure 4, middle: each of the 3 shipped MNIST seeds ends lower than SGD, NAG, RMSprop and Adam (lrs tuned on
-    8 training networks per horizon) on 20 held-out networks after 100 steps, by paired 95% intervals. At 200 steps
-    (Figure 4, right) this recipe is level with tuned NAG (notebook 06): no seed may end clearly above a baseline."""
+    8 training networks per horizon) on 20 held-out networks after 100 steps and after 200 (Figure 4, right; the
+    baselines re-tuned for 200), by paired 95% intervals. (With PyTorch's initialisation, which meta-training never
+    showed them, they do not beat tuned NAG: notebook 06 shows it; no test pretends otherwise.)"""
     names, nets = mnist_seeds
     problem = l2l.MNISTProblem()
     tuned = l2l.tune_baselines_at(problem, (100, 200), n_tasks=8, progress=False)
     by_horizon = l2l.held_out_comparisons_at(problem, nets, tuned, 20, progress=False)
-    for steps, wanted in ((100, {"reproduced"}), (200, {"reproduced", "inconclusive"})):
-        results = by_horizon[steps]
+    for steps, results in by_horizon.items():
         fields = l2l.lower_than(l2l.by_seed(results, names, "LSTM"), "LSTM", list(tuned[steps]))
-        assert fields["verdict"] in wanted and fields["seeds"] == 3, (steps, fields["ours"])
-
-
-@pytest.mark.slow
-def test_mnist_as_torch_optimizer_on_nn_sequential_beats_tuned_adam(mnist_seeds):
-    """Through LearnedOptimizer on nn.Sequential MLPs with PyTorch's default init (never seen in meta-training),
-    every seed ends below tuned torch.optim.Adam on average; against tuned NAG it does not (notebook 06)."""
-    names, nets = mnist_seeds
-    out = l2l.sequential_comparison(nets, n_tune=4, n_models=20, progress=False, baselines=["Adam"])
-    adam = out["curves"]["Adam"][:, -1].mean()
-    for name in names:
-        lstm = out["curves"][name][:, -1].mean()
-        assert lstm < adam, f"{name} {lstm:.4g} vs Adam {adam:.4g} (lr {out['lrs']['Adam']:.3g})"
+        assert fields["verdict"] == "reproduced" and fields["seeds"] == 3, (steps, fields["ours"])
 
 
 @pytest.mark.slow
