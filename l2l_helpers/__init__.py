@@ -49,6 +49,7 @@ from .preprocessing import PAPER_P, log_sign, log_sign_smooth, preprocess
 from .pretrained import (
     Recipe,
     available_pretrained,
+    labelled_seeds,
     load_pretrained,
     optimizer_for,
     optimizers_for,
@@ -132,6 +133,7 @@ __all__ = [
     "grid_search",
     "held_out_comparison",
     "held_out_comparisons_at",
+    "labelled_seeds",
     "load_mnist",
     "load_optimizer",
     "load_pretrained",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,16 @@ def optimizers_for(
         net, source = optimizer_for(seed_name, retrain, device, epochs, progress, callback)
         out.append((seed_name, net, source))
     return out
+
+
+def labelled_seeds(
+    trained: Sequence[tuple[str, CoordinatewiseLSTM, str]], label: str = "LSTM"
+) -> dict[str, CoordinatewiseLSTM]:
+    """The networks of :func:`optimizers_for` under the names the notebooks' tables and figures give them:
+    ``{"LSTM s0": net, "LSTM s1": ..., ...}`` in seed order (``label`` replaces ``"LSTM"``)."""
+    if not label:
+        raise ValueError("label is empty: give the name the seeds' networks are shown under, e.g. 'LSTM'")
+    return {f"{label} s{k}": net for k, (_, net, _) in enumerate(trained)}
 
 
 def retrain_path(name: str, optimizer: OptimizerConfig, config: MetaTrainConfig, problem: Problem) -> Path | None:

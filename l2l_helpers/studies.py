@@ -338,7 +338,8 @@ def _ranked_baselines(
     results: Mapping[str, EvalResult], learned: str | Sequence[str] = "LSTM", metric: str = "final"
 ) -> list[str]:
     """Every optimizer of ``results`` but the ``learned`` one(s), lowest mean ``metric`` first (not finite: inf)."""
-    others = [name for name in results if name not in _names(learned)]
+    mine = _names(learned)
+    others = [name for name in results if name not in mine]
     return sorted(others, key=lambda name: _finite_or_inf(float(per_task(results[name], metric).mean())))
 
 

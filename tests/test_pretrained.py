@@ -64,6 +64,15 @@ def test_optimizers_for_gives_every_seed_or_the_first_ones():
         l2l.seed_names("cubic")
 
 
+def test_labelled_seeds_names_the_networks_as_the_notebooks_show_them():
+    trained = l2l.optimizers_for("quadratic", seeds=2, progress=False)
+    nets = l2l.labelled_seeds(trained)
+    assert list(nets) == ["LSTM s0", "LSTM s1"] and nets["LSTM s1"] is trained[1][1]
+    assert list(l2l.labelled_seeds(trained, "LSTM-paper")) == ["LSTM-paper s0", "LSTM-paper s1"]
+    with pytest.raises(ValueError, match="label is empty"):
+        l2l.labelled_seeds(trained, "")
+
+
 @pytest.mark.slow
 def test_quadratic_beats_all_four_tuned_baselines():
     """Figure 4, left: every shipped seed of both quadratic recipes ends lower than SGD, NAG, RMSprop and Adam on
