@@ -148,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--checkpoint-every", type=_non_negative_int, default=10, help="epochs between checkpoints")
     m.add_argument("--out", type=Path, default=None, help="checkpoint file (checkpoints/<problem>.pt)")
     m.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
+    m.add_argument(
+        "--init-from",
+        default=None,
+        metavar="PATH|NAME",
+        help="start a new run from this checkpoint's or shipped optimizer's weights (a curriculum stage)",
+    )
     m.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("evaluate", help="compare optimizers on held-out tasks", description="Evaluate optimizers.")
@@ -169,14 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _optimizer_path(spec: str, flag: str) -> Path:
+    """The file of a learned optimizer given as a checkpoint path or a pretrained name."""
+    if Path(spec).suffix or Path(spec).exists():
+        if not Path(spec).exists():
+            raise CLIError(f"{flag} {spec}: no such file (pretrained names: {', '.join(available_pretrained())})")
+        return Path(spec)
+    return pretrained_path(spec)
+
+
 def _learned_net(spec: str, device: torch.device) -> tuple[CoordinatewiseLSTM, str, dict[str, Any]]:
     """A learned optimizer from a checkpoint path or a pretrained name, with its checkpoint's metadata."""
-    if Path(spec).suffix or Path(spec).exists():
-        path, label = Path(spec), Path(spec).stem
-        if not path.exists():
-            raise CLIError(f"--optimizer {spec}: no such file (pretrained names: {', '.join(available_pretrained())})")
-    else:
-        path, label = pretrained_path(spec), spec
+    path = _optimizer_path(spec, "--optimizer")
+    label = path.stem if Path(spec).suffix or Path(spec).exists() else spec
     net, metadata = load_optimizer(path, device)  # one read: the network and what its file says of it
     return net, label, dict(metadata or {})
 
@@ -318,7 +329,33 @@ def _new_run(
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
     )
-    return CoordinatewiseLSTM(_architecture(args)), config, _problem_args(args), {}
+    if args.init_from is None:
+        return CoordinatewiseLSTM(_architecture(args)), config, _problem_args(args), {}
+    return _warm_started(args), config, _problem_args(args), {}
+
+
+def _warm_started(args: argparse.Namespace) -> CoordinatewiseLSTM:
+    """The network of ``--init-from`` (a checkpoint path or a shipped name), to be meta-trained further with
+    this command's recipe: a second stage of a curriculum, recorded as a new run (not a resume)."""
+    path = _optimizer_path(args.init_from, "--init-from")
+    payload = read_checkpoint(path)
+    net_config = OptimizerConfig.from_dict(payload["config"])
+    clashes = [flag for flag, dest, field in _ARCHITECTURE_FLAGS if getattr(args, dest) is not None]
+    if clashes:
+        raise CLIError(f"--init-from {args.init_from} keeps that optimizer's network; drop {' and '.join(clashes)}")
+    meta = payload.get("metadata", {})
+    if meta.get("problem_name") not in (None, args.problem):
+        raise CLIError(f"--init-from {args.init_from} was trained on {meta['problem_name']}, not {args.problem}")
+    net = CoordinatewiseLSTM(net_config)
+    net.load_state_dict(payload["state_dict"])
+    args.warm_start = {
+        "source": str(args.init_from),
+        "command": meta.get("command"),
+        "resumed_with": meta.get("resumed_with", []),
+        "seed": meta.get("seed"),
+        "meta_training_images": meta.get("meta_training_images"),
+    }
+    return net
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -326,6 +363,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     seed_everything(args.seed)
     out = args.out or Path("checkpoints") / f"{args.problem}.pt"
+    if args.resume is not None and args.init_from is not None:
+        raise CLIError("--resume continues a run and --init-from starts a new one from trained weights: give one")
     net, config, problem_args, stored = _resumed(args) if args.resume is not None else _new_run(args)
     problem = make_problem(args.problem, **problem_args)
     net.to(device)
@@ -339,9 +378,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     if isinstance(problem, MNISTProblem):  # which images it sees, so that no evaluation draws from them
         metadata["meta_training_images"] = problem.data.training_record()
+    warm = getattr(args, "warm_start", None)
+    if warm is not None:
+        if isinstance(problem, MNISTProblem) and warm["meta_training_images"] != metadata["meta_training_images"]:
+            raise CLIError(
+                f"--init-from {warm['source']} was meta-trained on other MNIST images than this run's; a model "
+                "trained on both could not be evaluated on either's held-out images: warm-start from an "
+                "optimizer trained on the same data"
+            )
+        metadata["initialised_from"] = warm
     if "command" in stored:  # a resumed file keeps the command that started the run; the resumes are listed after it
         resumes = [*stored.get("resumed_with", []), metadata["command"]]
         metadata.update(command=stored["command"], resumed_with=resumes, seed=stored.get("seed", args.seed))
+        if "initialised_from" in stored:  # the curriculum's earlier stage stays recorded through resumes
+            metadata["initialised_from"] = stored["initialised_from"]
     print(f"meta-training on {problem.describe()}; {device}; checkpoints -> {out}")
     start = time.perf_counter()
     result = meta_train(

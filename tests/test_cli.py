@@ -279,3 +279,58 @@ def test_mnist_training_records_its_images_and_evaluate_refuses_seen_ones(tmp_pa
     _check_unseen(metadata, l2l.MNISTProblem(), "m")  # the held-out split: fine
     with pytest.raises(CLIError, match="meta-trained on 8000 of the 8000 images"):
         _check_unseen(metadata, l2l.MNISTProblem(data=leaky), "m")
+
+
+def test_init_from_starts_a_new_run_from_trained_weights(tmp_path, capsys, small_checkpoint):
+    """--init-from (a curriculum's second stage): the network and weights of the given checkpoint, a fresh run with
+    this command's recipe (epoch count from 0), the first stage recorded through a later resume."""
+    out = tmp_path / "stage2.pt"
+    args = ["train", "--problem", "quadratic", "--epochs", "1", *TINY, "--init-from", str(small_checkpoint)]
+    assert main([*args, "--lr", "1e-9", "--out", str(out), "--quiet"]) == 0
+    second, first = read_checkpoint(out), read_checkpoint(small_checkpoint)
+    assert second["config"] == first["config"]  # its network, not the default one
+    assert second["training"]["epoch"] == 1 and second["training"]["config"]["lr"] == 1e-9
+    for name, tensor in first["state_dict"].items():  # started from its weights (a 1e-9 step barely moves them)
+        torch.testing.assert_close(second["state_dict"][name], tensor, rtol=0, atol=1e-6)
+    start = second["metadata"]["initialised_from"]
+    assert start["source"] == str(small_checkpoint) and start["command"] == first["metadata"]["command"]
+    resume = ["train", "--problem", "quadratic", "--epochs", "2", "--resume", str(out), "--out", str(out), "--quiet"]
+    assert main(resume) == 0
+    assert read_checkpoint(out)["metadata"]["initialised_from"] == start
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--lstm-hidden", "20"], "drop --lstm-hidden"),
+        (["--resume", "x.pt"], "give one"),
+        (["--problem", "mnist"], "was trained on quadratic, not mnist"),
+    ],
+)
+def test_init_from_refuses_contradictions(capsys, tmp_path, small_checkpoint, extra, fragment):
+    """--init-from keeps the given network, excludes --resume and refuses another problem's optimizer."""
+    out = tmp_path / "never.pt"
+    args = ["train", "--problem", "quadratic", "--epochs", "1", "--init-from", str(small_checkpoint), "--out", str(out)]
+    err = error_line(capsys, [*args, *extra, "--quiet"])
+    assert fragment in err
+    assert not out.exists()
+
+
+def test_init_from_unknown_name_lists_the_shipped_ones(capsys):
+    err = error_line(capsys, ["train", "--problem", "mnist", "--init-from", "no_such_optimizer", "--epochs", "1"])
+    assert "no pretrained optimizer named 'no_such_optimizer'" in err and "mnist" in err
+
+
+def test_init_from_an_optimizer_trained_on_other_mnist_images_is_refused(capsys, tmp_path):
+    """Warm-starting from an optimizer meta-trained on other images would hide them from the leak check: refused."""
+    from l2l_helpers import CoordinatewiseLSTM, save_checkpoint
+
+    other = {"source": "full", "images": "the official training set (60000 images)"}
+    path = save_checkpoint(
+        tmp_path / "other.pt", CoordinatewiseLSTM(), {"problem_name": "mnist", "meta_training_images": other}
+    )
+    out = tmp_path / "never.pt"
+    args = ["train", "--problem", "mnist", "--epochs", "1", "--init-from", str(path), "--out", str(out), "--quiet"]
+    assert "other MNIST images" in error_line(capsys, args)
+    assert not out.exists()
