@@ -126,18 +126,27 @@ def record(notebook: str, values: dict[str, Any] | None = None, claims: list[dic
 
 
 @functools.cache
-def _png_renderer() -> None:
+def _png_renderer() -> str | None:
     """Start one kaleido browser for the whole process (measured: 2 s per PNG without it, 0.15 s with it).
 
-    Registered to close at exit; if it cannot start, :func:`save_figure` falls back to kaleido's per-call browser.
+    Returns why no PNG can be made (no kaleido, no Chrome/Chromium), or None when the browser runs. Without a
+    browser kaleido's shared server dies in its thread while ``start_sync_server`` returns, and every
+    ``write_image`` after it waits forever (a `make run` hung so on a machine without Chromium): so the browser is
+    looked for first. Registered to close at exit.
     """
     try:
         import kaleido
-
+        from choreographer.browsers.chromium import Chromium
+    except ImportError as exc:
+        return f"no PNG: {exc}"
+    if Chromium.find_browser(skip_local=False) is None:
+        return "no PNG: kaleido finds no Chrome or Chromium (Debian: apt install chromium)"
+    try:
         kaleido.start_sync_server(silence_warnings=True)
         atexit.register(kaleido.stop_sync_server, silence_warnings=True)
-    except Exception:  # no kaleido or no browser: write_image reports why, per figure
-        pass
+    except Exception as exc:  # the browser would not start: say so per figure
+        return f"no PNG: {type(exc).__name__}: {exc}"[:200]
+    return None
 
 
 def save_figure(notebook: str, name: str, fig: Any, png: bool = True) -> dict[str, str]:
@@ -157,7 +166,8 @@ def save_figure(notebook: str, name: str, fig: Any, png: bool = True) -> dict[st
     if png:
         try:
             width, height = fig.layout.width or 900, fig.layout.height or 500  # a figure's own size wins
-            _png_renderer()
+            if (why := _png_renderer()) is not None:
+                raise RuntimeError(why)
             with warnings.catch_warnings():  # the shared browser ignores per-call browser options, and says so
                 warnings.filterwarnings("ignore", message="The kopts argument is ignored")
                 fig.write_image(folder / f"{stem}.png", width=width, height=height, scale=1)

@@ -78,6 +78,25 @@ def test_save_figure_png_or_reason(tmp_path, monkeypatch):
         assert entry["png_error"]
 
 
+def test_save_figure_without_a_browser_says_so_and_does_not_wait(tmp_path, monkeypatch):
+    """No Chrome/Chromium: the HTML is written and the reason given at once (kaleido's shared server would die in
+    its thread and leave write_image waiting forever: a `make run` hung so)."""
+    import plotly.graph_objects as go
+    from choreographer.browsers.chromium import Chromium
+
+    from l2l_helpers import results, save_figure
+
+    monkeypatch.setenv("L2L_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setattr(Chromium, "find_browser", staticmethod(lambda **kwargs: None))
+    results._png_renderer.cache_clear()
+    try:
+        entry = save_figure("nb", "bar", go.Figure(go.Bar(y=[1, 2])))
+    finally:
+        results._png_renderer.cache_clear()  # the other tests find the real browser (or its absence) again
+    assert "png" not in entry and "no Chrome or Chromium" in entry["png_error"] and "apt install" in entry["png_error"]
+    assert (tmp_path / entry["html"]).is_file()
+
+
 def test_png_figures_are_embedded_in_the_report(tmp_path, monkeypatch):
     """With kaleido and Chromium, a key figure becomes a real PNG that report.md and report.html embed."""
     import shutil
