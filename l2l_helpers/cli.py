@@ -354,6 +354,7 @@ def _warm_started(args: argparse.Namespace) -> CoordinatewiseLSTM:
         "resumed_with": meta.get("resumed_with", []),
         "seed": meta.get("seed"),
         "meta_training_images": meta.get("meta_training_images"),
+        "initialised_from": meta.get("initialised_from"),  # the stage before it, if any: the whole curriculum
     }
     return net
 
