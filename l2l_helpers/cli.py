@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--preprocessing", choices=list(PREPROCESSING_INPUTS), default=None)
     o.add_argument("--p", type=_positive_float, default=None, help="preprocessing constant (paper: 10)")
     o.add_argument("--output-scale", type=_positive_float, default=None, help="factor on the LSTM's output")
+    o.add_argument(
+        "--gac-cells",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="Global Averaging Cells per layer (paper's Appendix; 0 = none, at most --lstm-hidden)",
+    )
     m = t.add_argument_group("meta-training")
     m.add_argument("--epochs", type=_positive_int, default=None, help="trajectories to train on (100)")
     m.add_argument("--steps", type=_positive_int, default=100, help="optimizee horizon T (paper: 100)")
@@ -260,6 +267,7 @@ _ARCHITECTURE_FLAGS = (
     ("--preprocessing", "preprocessing", "preprocessing"),
     ("--p", "p", "p"),
     ("--output-scale", "output_scale", "output_scale"),
+    ("--gac-cells", "gac_cells", "gac_cells"),
 )
 
 

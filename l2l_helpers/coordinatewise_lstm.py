@@ -27,12 +27,19 @@ class OptimizerConfig:
     preprocessing: str = "log_sign"  # paper: log_sign (Appendix A); or log_sign_smooth, none
     p: float = PAPER_P  # paper: 10
     output_scale: float = 0.1  # authors' code: 1.0 (quadratics), 0.01 (MNIST)
+    gac_cells: int = 0  # paper's Appendix: Global Averaging Cells per layer; 0 = the coordinatewise LSTM of Section 2.1
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "hidden_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
+        gac = self.gac_cells
+        if not isinstance(gac, int) or isinstance(gac, bool) or not 0 <= gac <= self.hidden_size:
+            raise ValueError(
+                f"gac_cells={gac!r} must be an integer from 0 (no averaged cells) to hidden_size={self.hidden_size} "
+                "(every cell of a layer averaged)"
+            )
         check_preprocessing(self.preprocessing, self.p)
         scale = self.output_scale
         if not isinstance(scale, (int, float)) or not (0 < scale < float("inf")):
@@ -44,8 +51,11 @@ class OptimizerConfig:
         return PREPROCESSING_INPUTS[self.preprocessing]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python form, as stored in checkpoints."""
-        return asdict(self)
+        """Plain-Python form, as stored in checkpoints (``gac_cells`` only when used: plain LSTMs' files unchanged)."""
+        data = asdict(self)
+        if not data["gac_cells"]:
+            del data["gac_cells"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OptimizerConfig:
@@ -105,6 +115,9 @@ class CoordinatewiseLSTM(nn.Module):
         """
         self._check_state(grad, state)
         x = preprocess(grad.reshape(-1), self.config.preprocessing, self.config.p)  # (N, input_size)
+        if self.config.gac_cells:  # the kernels know no averaging: the plain stack, each optimizee averaged alone
+            update, new_state = self._cells_step(x, state, optimizees=grad.shape[0] if grad.dim() == 2 else 1)
+            return update.reshape(grad.shape), new_state
         backend = kernels.backend_for(x, state)
         if backend == "cells":
             update, new_state = self._cells_step(x, state)
@@ -119,10 +132,14 @@ class CoordinatewiseLSTM(nn.Module):
                 f"state has shape {tuple(state.shape)}, expected {expected}: make it with net.init_state(grad.numel())"
             )
 
-    def _cells_step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _cells_step(
+        self, x: torch.Tensor, state: torch.Tensor, optimizees: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         new_state = []
         for layer, cell in enumerate(self.cells):
             h, c = cell(x, (state[layer, 0], state[layer, 1]))  # (N, hidden) each
+            if self.config.gac_cells:
+                h = global_average(h, self.config.gac_cells, optimizees)
             new_state.append(torch.stack([h, c]))
             x = h
         update = self.output(x).squeeze(-1) * self.config.output_scale  # (N,)
@@ -137,6 +154,22 @@ class CoordinatewiseLSTM(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.to_dict().items())
+
+
+def global_average(h: torch.Tensor, cells: int, optimizees: int = 1) -> torch.Tensor:
+    """Global Averaging Cells (paper, Appendix): the first ``cells`` of the hidden units ``h`` (N, hidden) become
+    their average over the coordinates of each optimizee, so every coordinate's LSTM sees a summary of all of them
+    (enough, e.g., to express clipping by the global gradient norm). The N rows are ``optimizees`` equal blocks
+    (one task each, as ``grad`` of shape (tasks, dim) gives them); coordinates of different tasks never mix.
+    """
+    n, hidden = h.shape
+    if optimizees < 1 or n % optimizees:
+        raise ValueError(f"{n} coordinates do not split into {optimizees} optimizees of equal size")
+    if cells == 0:
+        return h
+    blocks = h.view(optimizees, n // optimizees, hidden)
+    mean = blocks[:, :, :cells].mean(dim=1, keepdim=True).expand(-1, n // optimizees, -1)
+    return torch.cat([mean, blocks[:, :, cells:]], dim=2).reshape(n, hidden)
 
 
 def count_parameters(module: nn.Module) -> int:
