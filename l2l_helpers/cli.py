@@ -193,10 +193,9 @@ def _optimizer_path(spec: str, flag: str) -> Path:
 
 def _learned_net(spec: str, device: torch.device) -> tuple[CoordinatewiseLSTM, str, dict[str, Any]]:
     """A learned optimizer from a checkpoint path or a pretrained name, with its checkpoint's metadata."""
-    path = _optimizer_path(spec, "--optimizer")
-    label = path.stem if Path(spec).suffix or Path(spec).exists() else spec
+    path = _optimizer_path(spec, "--optimizer")  # a shipped name's file is <name>.pt: the stem is the label
     net, metadata = load_optimizer(path, device)  # one read: the network and what its file says of it
-    return net, label, dict(metadata or {})
+    return net, path.stem, dict(metadata or {})
 
 
 def _check_unseen(metadata: dict[str, Any], problem: Problem, label: str) -> None:
@@ -278,22 +277,23 @@ def _architecture(args: argparse.Namespace) -> OptimizerConfig:
     )
 
 
-def _check_resume_architecture(args: argparse.Namespace, stored: OptimizerConfig) -> None:
-    """Refuse architecture flags given together with --resume that contradict the checkpoint's network."""
+def _check_architecture(args: argparse.Namespace, stored: OptimizerConfig, flag: str, source: object) -> None:
+    """Refuse architecture flags that contradict the network a run continues (``--resume``) or starts from
+    (``--init-from``); flags that agree with it are accepted."""
     clashes = [
-        (flag, getattr(args, dest), field)
-        for flag, dest, field in _ARCHITECTURE_FLAGS
+        (name, getattr(args, dest), field)
+        for name, dest, field in _ARCHITECTURE_FLAGS
         if getattr(args, dest) is not None and getattr(args, dest) != getattr(stored, field)
     ]
     if clashes:
         given = "; ".join(
-            f"{flag} {value} was given but its optimizer network has {field}={getattr(stored, field)!r}"
-            for flag, value, field in clashes
+            f"{name} {value} was given but its optimizer network has {field}={getattr(stored, field)!r}"
+            for name, value, field in clashes
         )
-        flags = " and ".join(flag for flag, _, _ in clashes)
+        flags = " and ".join(name for name, _, _ in clashes)
         raise CLIError(
-            f"--resume {args.resume}: {given}; a resumed run keeps the checkpoint's network, so drop {flags} "
-            "to continue it, or train a new network without --resume and with another --out"
+            f"{flag} {source}: {given}; a run with {flag} keeps that network, so drop {flags} to keep it, "
+            f"or train a new network without {flag} and with another --out"
         )
 
 
@@ -307,7 +307,7 @@ def _resumed(
     if not training:
         raise CLIError(f"--resume {args.resume}: the file holds weights only, no training state")
     net_config = OptimizerConfig.from_dict(payload["config"])
-    _check_resume_architecture(args, net_config)
+    _check_architecture(args, net_config, "--resume", args.resume)
     stored = dict(training["config"])
     if args.epochs is not None:
         stored["epochs"] = args.epochs
@@ -339,24 +339,24 @@ def _new_run(
     )
     if args.init_from is None:
         return CoordinatewiseLSTM(_architecture(args)), config, _problem_args(args), {}
-    return _warm_started(args), config, _problem_args(args), {}
+    net, start = _warm_started(args)
+    return net, config, _problem_args(args), {"initialised_from": start}
 
 
-def _warm_started(args: argparse.Namespace) -> CoordinatewiseLSTM:
+def _warm_started(args: argparse.Namespace) -> tuple[CoordinatewiseLSTM, dict[str, Any]]:
     """The network of ``--init-from`` (a checkpoint path or a shipped name), to be meta-trained further with
-    this command's recipe: a second stage of a curriculum, recorded as a new run (not a resume)."""
+    this command's recipe: the next stage of a curriculum, recorded as a new run (not a resume). Returns it and
+    the record of where it came from (its own earlier stages nested inside)."""
     path = _optimizer_path(args.init_from, "--init-from")
     payload = read_checkpoint(path)
     net_config = OptimizerConfig.from_dict(payload["config"])
-    clashes = [flag for flag, dest, field in _ARCHITECTURE_FLAGS if getattr(args, dest) is not None]
-    if clashes:
-        raise CLIError(f"--init-from {args.init_from} keeps that optimizer's network; drop {' and '.join(clashes)}")
+    _check_architecture(args, net_config, "--init-from", args.init_from)
     meta = payload.get("metadata", {})
     if meta.get("problem_name") not in (None, args.problem):
         raise CLIError(f"--init-from {args.init_from} was trained on {meta['problem_name']}, not {args.problem}")
     net = CoordinatewiseLSTM(net_config)
     net.load_state_dict(payload["state_dict"])
-    args.warm_start = {
+    return net, {
         "source": str(args.init_from),
         "command": meta.get("command"),
         "resumed_with": meta.get("resumed_with", []),
@@ -364,7 +364,6 @@ def _warm_started(args: argparse.Namespace) -> CoordinatewiseLSTM:
         "meta_training_images": meta.get("meta_training_images"),
         "initialised_from": meta.get("initialised_from"),  # the stage before it, if any: the whole curriculum
     }
-    return net
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -387,20 +386,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     if isinstance(problem, MNISTProblem):  # which images it sees, so that no evaluation draws from them
         metadata["meta_training_images"] = problem.data.training_record()
-    warm = getattr(args, "warm_start", None)
-    if warm is not None:
-        if isinstance(problem, MNISTProblem) and warm["meta_training_images"] != metadata["meta_training_images"]:
-            raise CLIError(
-                f"--init-from {warm['source']} was meta-trained on other MNIST images than this run's; a model "
-                "trained on both could not be evaluated on either's held-out images: warm-start from an "
-                "optimizer trained on the same data"
-            )
-        metadata["initialised_from"] = warm
     if "command" in stored:  # a resumed file keeps the command that started the run; the resumes are listed after it
         resumes = [*stored.get("resumed_with", []), metadata["command"]]
         metadata.update(command=stored["command"], resumed_with=resumes, seed=stored.get("seed", args.seed))
-        if "initialised_from" in stored:  # the curriculum's earlier stage stays recorded through resumes
-            metadata["initialised_from"] = stored["initialised_from"]
+    if (start := stored.get("initialised_from")) is not None:  # --init-from, or a resumed run that began so
+        if isinstance(problem, MNISTProblem) and start["meta_training_images"] != metadata["meta_training_images"]:
+            raise CLIError(
+                f"--init-from {start['source']} was meta-trained on other MNIST images than this run's; a model "
+                "trained on both could not be evaluated on either's held-out images: warm-start from an "
+                "optimizer trained on the same data"
+            )
+        metadata["initialised_from"] = start
     print(f"meta-training on {problem.describe()}; {device}; checkpoints -> {out}")
     start = time.perf_counter()
     result = meta_train(

@@ -163,11 +163,11 @@ def save_figure(notebook: str, name: str, fig: Any, png: bool = True) -> dict[st
     stem = f"{notebook}-{name}"
     fig.write_html(folder / f"{stem}.html", include_plotlyjs="directory", full_html=True)
     entry = {"name": name, "title": str(fig.layout.title.text or name), "html": f"figures/{stem}.html"}
-    if png:
+    if png and (why := _png_renderer()) is not None:
+        entry["png_error"] = why
+    elif png:
         try:
             width, height = fig.layout.width or 900, fig.layout.height or 500  # a figure's own size wins
-            if (why := _png_renderer()) is not None:
-                raise RuntimeError(why)
             with warnings.catch_warnings():  # the shared browser ignores per-call browser options, and says so
                 warnings.filterwarnings("ignore", message="The kopts argument is ignored")
                 fig.write_image(folder / f"{stem}.png", width=width, height=height, scale=1)

@@ -334,3 +334,11 @@ def test_init_from_an_optimizer_trained_on_other_mnist_images_is_refused(capsys,
     args = ["train", "--problem", "mnist", "--epochs", "1", "--init-from", str(path), "--out", str(out), "--quiet"]
     assert "other MNIST images" in error_line(capsys, args)
     assert not out.exists()
+
+
+def test_init_from_accepts_architecture_flags_that_agree(tmp_path, small_checkpoint):
+    """As with --resume, a flag that repeats the starting network's value is no contradiction."""
+    out = tmp_path / "stage2.pt"
+    args = ["train", "--problem", "quadratic", "--epochs", "1", *TINY, "--init-from", str(small_checkpoint)]
+    assert main([*args, "--lstm-hidden", "10", "--lstm-layers", "1", "--out", str(out), "--quiet"]) == 0
+    assert read_checkpoint(out)["config"] == read_checkpoint(small_checkpoint)["config"]
