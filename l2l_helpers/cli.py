@@ -138,6 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="Global Averaging Cells per layer (paper's Appendix; 0 = none, at most --lstm-hidden)",
     )
+    o.add_argument(
+        "--memory-slots",
+        type=_non_negative_int,
+        default=None,
+        metavar="M",
+        help="NTM-BFGS memory (paper's Appendix): M rank-one slots per optimizee (0 = none, below --lstm-hidden)",
+    )
+    o.add_argument(
+        "--write-heads",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="NTM-BFGS rank-one writes per step (3, the paper's BFGS count; at most --memory-slots)",
+    )
     m = t.add_argument_group("meta-training")
     m.add_argument("--epochs", type=_positive_int, default=None, help="trajectories to train on (100)")
     m.add_argument("--steps", type=_positive_int, default=100, help="optimizee horizon T (paper: 100)")
@@ -267,6 +281,8 @@ _ARCHITECTURE_FLAGS = (
     ("--p", "p", "p"),
     ("--output-scale", "output_scale", "output_scale"),
     ("--gac-cells", "gac_cells", "gac_cells"),
+    ("--memory-slots", "memory_slots", "memory_slots"),
+    ("--write-heads", "write_heads", "write_heads"),
 )
 
 

@@ -28,6 +28,8 @@ class OptimizerConfig:
     p: float = PAPER_P  # paper: 10
     output_scale: float = 0.1  # authors' code: 1.0 (quadratics), 0.01 (MNIST)
     gac_cells: int = 0  # paper's Appendix: Global Averaging Cells per layer; 0 = the coordinatewise LSTM of Section 2.1
+    memory_slots: int = 0  # paper's Appendix, NTM-BFGS: rank-one slots of a memory shared by an optimizee's coordinates
+    write_heads: int = 3  # NTM-BFGS: rank-one writes per step (paper: 3 can simulate BFGS); used when memory_slots > 0
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "hidden_size"):
@@ -40,21 +42,43 @@ class OptimizerConfig:
                 f"gac_cells={gac!r} must be an integer from 0 (no averaged cells) to hidden_size={self.hidden_size} "
                 "(every cell of a layer averaged)"
             )
+        self._check_memory()
         check_preprocessing(self.preprocessing, self.p)
         scale = self.output_scale
         if not isinstance(scale, (int, float)) or not (0 < scale < float("inf")):
             raise ValueError(f"output_scale={scale!r} must be a positive finite number")
 
+    def _check_memory(self) -> None:
+        slots, heads = self.memory_slots, self.write_heads
+        for name, value in (("memory_slots", slots), ("write_heads", heads)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a non-negative integer")
+        if slots and slots > self.hidden_size - 1:
+            raise ValueError(
+                f"memory_slots={slots} must be at most hidden_size - 1 = {self.hidden_size - 1}: the memory rides in "
+                "the recurrent state as one more layer of hidden_size-wide rows (its slots, then the last read)"
+            )
+        if slots and not 1 <= heads <= slots:
+            raise ValueError(f"write_heads={heads} must be from 1 to memory_slots={slots} (the slots one step writes)")
+
     @property
     def input_size(self) -> int:
-        """Number of LSTM inputs per coordinate after preprocessing."""
-        return PREPROCESSING_INPUTS[self.preprocessing]
+        """Number of LSTM inputs per coordinate: the preprocessed gradient, and with a memory its last read."""
+        return PREPROCESSING_INPUTS[self.preprocessing] + (1 if self.memory_slots else 0)
+
+    @property
+    def state_layers(self) -> int:
+        """Leading size of the recurrent state: one (h, c) per LSTM layer, one more holding the NTM memory."""
+        return self.num_layers + (1 if self.memory_slots else 0)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python form, as stored in checkpoints (``gac_cells`` only when used: plain LSTMs' files unchanged)."""
+        """Plain-Python form, as stored in checkpoints (the appendix's options only when used: plain LSTMs' files
+        unchanged)."""
         data = asdict(self)
         if not data["gac_cells"]:
             del data["gac_cells"]
+        if not data["memory_slots"]:
+            del data["memory_slots"], data["write_heads"]
         return data
 
     @classmethod
@@ -89,14 +113,21 @@ class CoordinatewiseLSTM(nn.Module):
             # A small first step: the untrained optimizer starts close to "do nothing".
             self.output.weight.mul_(0.1)
             self.output.bias.zero_()
+        if config.memory_slots:  # NTM-BFGS write heads: left vectors a (zero at first: an empty memory), right b
+            self.write_a = nn.Linear(config.hidden_size, config.write_heads)
+            self.write_b = nn.Linear(config.hidden_size, config.write_heads)
+            with torch.no_grad():
+                self.write_a.weight.zero_()
+                self.write_a.bias.zero_()
 
     def init_state(
         self, n_coords: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> torch.Tensor:
-        """Zero (h, c) for ``n_coords`` coordinates: shape ``(num_layers, 2, n_coords, hidden_size)``."""
+        """Zero (h, c) for ``n_coords`` coordinates: shape ``(num_layers, 2, n_coords, hidden_size)`` (one layer more
+        with an NTM memory: empty slots and a zero last read)."""
         ref = self.output.weight
         return torch.zeros(
-            self.config.num_layers,
+            self.config.state_layers,
             2,
             n_coords,
             self.config.hidden_size,
@@ -115,8 +146,12 @@ class CoordinatewiseLSTM(nn.Module):
         """
         self._check_state(grad, state)
         x = preprocess(grad.reshape(-1), self.config.preprocessing, self.config.p)  # (N, input_size)
+        optimizees = grad.shape[0] if grad.dim() == 2 else 1  # rows of a (tasks, dim) gradient are separate optimizees
+        if self.config.memory_slots:
+            update, new_state = self._memory_step(x, state, optimizees)
+            return update.reshape(grad.shape), new_state
         if self.config.gac_cells:  # the kernels know no averaging: the plain stack, each optimizee averaged alone
-            update, new_state = self._cells_step(x, state, optimizees=grad.shape[0] if grad.dim() == 2 else 1)
+            update, new_state = self._cells_step(x, state, optimizees)
             return update.reshape(grad.shape), new_state
         backend = kernels.backend_for(x, state)
         if backend == "cells":
@@ -126,14 +161,14 @@ class CoordinatewiseLSTM(nn.Module):
         return update.reshape(grad.shape), new_state
 
     def _check_state(self, grad: torch.Tensor, state: torch.Tensor) -> None:
-        expected = (self.config.num_layers, 2, grad.numel(), self.config.hidden_size)
+        expected = (self.config.state_layers, 2, grad.numel(), self.config.hidden_size)
         if state.shape != expected:
             raise ValueError(
                 f"state has shape {tuple(state.shape)}, expected {expected}: make it with net.init_state(grad.numel())"
             )
 
     def _cells_step(
-        self, x: torch.Tensor, state: torch.Tensor, optimizees: int = 1
+        self, x: torch.Tensor, state: torch.Tensor, optimizees: int = 1, head: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         new_state = []
         for layer, cell in enumerate(self.cells):
@@ -142,8 +177,29 @@ class CoordinatewiseLSTM(nn.Module):
                 h = global_average(h, self.config.gac_cells, optimizees)
             new_state.append(torch.stack([h, c]))
             x = h
+        if not head:  # the caller reads the top layer itself (NTM-BFGS)
+            return x, torch.stack(new_state)
         update = self.output(x).squeeze(-1) * self.config.output_scale  # (N,)
         return update, torch.stack(new_state)
+
+    def _memory_step(self, x: torch.Tensor, state: torch.Tensor, optimizees: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """NTM-BFGS (paper's Appendix): the LSTM(+GAC) controller reads its last read result beside the gradient,
+        writes ``write_heads`` rank-one terms a b^T into its optimizee's memory and reads it with the read vector r
+        it proposes; the read result M r is the update (see :func:`memory_write_read`)."""
+        cfg = self.config
+        layers, slots, hidden = cfg.num_layers, cfg.memory_slots, cfg.hidden_size
+        memory = state[layers]  # (2, N, hidden): a slots | last read ; b slots | unused
+        a_slots, b_slots, last_read = memory[0, :, :slots], memory[1, :, :slots], memory[0, :, slots]
+        x = torch.cat([x, (last_read / cfg.output_scale).unsqueeze(-1)], dim=1)  # (N, input_size)
+        h, lstm_state = self._cells_step(x, state[:layers], optimizees, head=False)  # h: top layer (N, hidden)
+        r = self.output(h).squeeze(-1) * cfg.output_scale  # read vector (N,)
+        a_slots, b_slots, read = memory_write_read(a_slots, b_slots, self.write_a(h), self.write_b(h), r, optimizees)
+        n = x.shape[0]
+        pad = x.new_zeros(n, hidden - slots - 1)
+        new_memory = torch.stack(
+            [torch.cat([a_slots, read.unsqueeze(-1), pad], dim=1), torch.cat([b_slots, pad, x.new_zeros(n, 1)], dim=1)]
+        )
+        return read, torch.cat([lstm_state, new_memory.unsqueeze(0)])
 
     def _flat_parameters(self) -> list[torch.Tensor]:
         """[W_ih, W_hh, b_ih, b_hh] of every layer, then the output layer's weight and bias."""
@@ -170,6 +226,35 @@ def global_average(h: torch.Tensor, cells: int, optimizees: int = 1) -> torch.Te
     blocks = h.view(optimizees, n // optimizees, hidden)
     mean = blocks[:, :, :cells].mean(dim=1, keepdim=True).expand(-1, n // optimizees, -1)
     return torch.cat([mean, blocks[:, :, cells:]], dim=2).reshape(n, hidden)
+
+
+def memory_write_read(
+    a_slots: torch.Tensor,
+    b_slots: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    r: torch.Tensor,
+    optimizees: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of the NTM-BFGS memory (paper's Appendix, Figures 9-10), per optimizee of D coordinates.
+
+    The memory is M = I + sum_j a_j b_j^T (D x D), kept as its rank-one terms: ``a_slots``, ``b_slots`` (N, m) hold
+    coordinate i's entries of the m left and right write vectors. A step writes the k new pairs ``a``, ``b`` (N, k)
+    into the slots, dropping the k oldest (a limited memory, as L-BFGS keeps its last pairs), then reads with the
+    read vector ``r`` (N,): the read result is M r = r + sum_j a_j (b_j . r), the dot products over each optimizee's
+    own coordinates. With an empty memory the read is r itself; BFGS's inverse-Hessian update is three such rank-one
+    terms per step, and its step -H g is such a read. Returns (new a slots, new b slots, read result (N,)).
+    """
+    n, slots = a_slots.shape
+    if optimizees < 1 or n % optimizees:
+        raise ValueError(f"{n} coordinates do not split into {optimizees} optimizees of equal size")
+    k = a.shape[1]
+    a_slots = torch.cat([a_slots[:, k:], a], dim=1)  # (N, m)
+    b_slots = torch.cat([b_slots[:, k:], b], dim=1)
+    dim = n // optimizees
+    dots = (b_slots * r.unsqueeze(-1)).view(optimizees, dim, slots).sum(dim=1, keepdim=True)  # (tasks, 1, m)
+    read = r + (a_slots.view(optimizees, dim, slots) * dots).sum(-1).reshape(n)
+    return a_slots, b_slots, read
 
 
 def count_parameters(module: nn.Module) -> int:

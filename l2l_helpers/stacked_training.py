@@ -196,6 +196,11 @@ def _check_stack(nets: Sequence[CoordinatewiseLSTM], configs: Sequence[MetaTrain
     shape = {(net.config.num_layers, net.config.hidden_size) for net in nets}
     if len(shape) != 1:
         raise ValueError(f"networks differ in (num_layers, hidden_size) {sorted(shape)}: stack only equal shapes")
+    if appendix := [i for i, net in enumerate(nets) if net.config.gac_cells or net.config.memory_slots]:
+        raise ValueError(
+            f"networks {appendix} use the appendix's Global Averaging Cells or NTM memory, which the stacked step does "
+            "not compute: meta-train them one at a time with meta_train"
+        )
     if len({next(net.parameters()).device for net in nets}) != 1:
         raise ValueError("the networks are on different devices: move them to one")
     for name in SHARED:
