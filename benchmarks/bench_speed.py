@@ -56,6 +56,7 @@ from l2l_helpers.kernels.reference import (
 )
 from l2l_helpers.meta_training import training_indices, unroll_trajectory
 from l2l_helpers.runtime import flushed_denormals
+from l2l_helpers.step_cost import lstm_step_macs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -166,15 +167,6 @@ def cli_epoch_time(
 
 
 # ----------------------------------------------------------------------------- (b) inference step
-
-
-def lstm_step_macs(n_coords: int, config: l2l.OptimizerConfig) -> int:
-    """Multiply-adds of one coordinatewise LSTM step (gates and output layer)."""
-    hidden, total, inp = config.hidden_size, 0, config.input_size
-    for _ in range(config.num_layers):
-        total += 4 * hidden * (inp + hidden + 1)  # gates: [W_ih, W_hh, b] @ [x, h, 1]
-        inp = hidden
-    return n_coords * (total + hidden)
 
 
 def lstm_epoch_macs(n_coords: int, config: l2l.OptimizerConfig, steps: int = EPOCH_STEPS) -> int:

@@ -40,7 +40,7 @@ from .evaluation import (
     tune_learning_rate,
     tune_near,
 )
-from .intervals import Paired, all_of, by_seed, combined, lower_than, most_tasks, paired, win_fraction
+from .intervals import Paired, all_of, by_seed, by_seed_groups, combined, lower_than, most_tasks, paired, win_fraction
 from .learned_optimizer import LearnedOptimizer
 from .meta_training import MetaTrainConfig, meta_train, unroll, unroll_trajectory
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem, mlp_model
@@ -72,6 +72,7 @@ _NAMESPACES = {
     "studies": "studies",
     "kernels": "kernels",
     "settings": "settings",
+    "step_cost": "step_cost",
 }
 
 
@@ -117,6 +118,7 @@ __all__ = [
     "available_pretrained",
     "beats",
     "by_seed",
+    "by_seed_groups",
     "check",
     "check_parameters",
     "check_unseen",

@@ -262,6 +262,27 @@ def by_seed(
     return [{as_name: results[n], **shared} for n in learned]
 
 
+def by_seed_groups(
+    results: Mapping[str, EvalResult], groups: Mapping[str, Sequence[str]]
+) -> list[dict[str, EvalResult]]:
+    """:func:`by_seed` for several kinds of meta-trained optimizer at once: ``groups`` maps a kind's name to its
+    seeds' names in ``results`` (equally many per kind); comparison k holds seed k of every kind under the kind's
+    name, beside every entry of ``results`` that is in no group (the baselines). So "LSTM+GAC ends lower than the
+    LSTM" is decided seed by seed, each pair of independently meta-trained optimizers on the same tasks."""
+    if not groups:
+        raise ValueError("groups is empty: map at least one name to its seeds' names")
+    counts = {len(names) for names in groups.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise ValueError(f"groups have {sorted(counts)} seeds: give every kind the same, non-zero number of seeds")
+    grouped = [n for names in groups.values() for n in names]
+    if missing := [n for n in grouped if n not in results]:
+        raise ValueError(f"{missing!r} are not among the results: {', '.join(results)}")
+    shared = {n: r for n, r in results.items() if n not in grouped}
+    if clash := [kind for kind in groups if kind in shared]:
+        raise ValueError(f"group names {clash!r} are already result names: choose others")
+    return [{kind: results[names[k]] for kind, names in groups.items()} | shared for k in range(counts.pop())]
+
+
 def most_tasks(
     runs: Sequence[Mapping[str, EvalResult]], learned: str, other: str, metric: str = "final"
 ) -> dict[str, Any]:

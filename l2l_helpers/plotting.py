@@ -41,14 +41,20 @@ def plot_loss_curves(
     title: str = "Loss on held-out tasks",
     log_y: bool = True,
     band: str = "quartiles",
+    seconds_per_step: Mapping[str, float] | None = None,
 ) -> go.Figure:
-    """Mean loss per step with a shaded band (inter-quartile range or +-1 std) for each optimizer (Figure 4)."""
+    """Mean loss per step with a shaded band (inter-quartile range or +-1 std) for each optimizer (Figure 4).
+
+    ``seconds_per_step`` (one per optimizer, e.g. measured by :func:`~l2l_helpers.step_cost.step_times`) puts the
+    curves against wall-clock seconds instead of steps (notebook 11)."""
     if band not in ("quartiles", "std", "none"):
         raise ValueError(f"band={band!r} is unknown; use 'quartiles', 'std' or 'none'")
     items = list(results.items()) if isinstance(results, Mapping) else [(r.name, r) for r in results]
+    if seconds_per_step is not None and (missing := [n for n, _ in items if n not in seconds_per_step]):
+        raise ValueError(f"seconds_per_step has no time for {missing}: give one per optimizer")
     fig = go.Figure()
     for i, (name, res) in enumerate(items):
-        steps = np.arange(res.steps + 1)
+        steps = np.arange(res.steps + 1) * (1.0 if seconds_per_step is None else seconds_per_step[name])
         color = color_of(name, i)
         if band != "none" and res.losses.shape[0] > 1:
             if band == "quartiles":
@@ -74,7 +80,8 @@ def plot_loss_curves(
         fig.add_trace(
             go.Scatter(x=steps, y=res.mean.numpy(), name=label, line={"color": color, "width": 2}, legendgroup=name)
         )
-    fig.update_layout(title=title, xaxis_title="step t", yaxis_title="loss f(theta_t)", template="plotly_white")
+    x_title = "step t" if seconds_per_step is None else "seconds (steps x measured time per step)"
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="loss f(theta_t)", template="plotly_white")
     if log_y:
         fig.update_yaxes(type="log")
     return fig

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .baselines import DEFAULT_LR_GRID
 from .coordinatewise_lstm import CoordinatewiseLSTM
@@ -23,6 +22,7 @@ from .learned_optimizer import LearnedOptimizer
 from .optimizees.base import task_seeds
 from .optimizees.mnist import MNISTProblem, mlp_model
 from .runtime import check_positive_int
+from .step_cost import timed_training_curve
 
 
 def torch_training_curve(
@@ -35,18 +35,7 @@ def torch_training_curve(
     seed: int = 0,
 ) -> np.ndarray:
     """An ordinary training loop; returns the minibatch loss before each step and after the last, (steps + 1,)."""
-    check_positive_int("steps", steps)
-    gen = torch.Generator().manual_seed(seed)
-    losses = []
-    for t in range(steps + 1):
-        idx = torch.randint(0, len(labels), (batch_size,), generator=gen).to(images.device)
-        loss = F.cross_entropy(model(images[idx]), labels[idx])
-        losses.append(float(loss.detach()))
-        if t < steps:
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return np.array(losses)
+    return np.array(timed_training_curve(model, optimizer, images, labels, steps, batch_size, seed)[0])
 
 
 def _torch_curves(

@@ -156,6 +156,21 @@ def test_by_seed_splits_one_comparison_per_optimizer():
         l2l.by_seed(res, ["L s0"], "Adam")
 
 
+def test_by_seed_groups_pairs_seed_k_of_every_kind():
+    """Two kinds of meta-trained optimizer, two seeds each: comparison k holds seed k of both, baselines shared."""
+    res = {n: result(n, [1.0, 2.0]) for n in ("G s0", "G s1", "L s0", "L s1", "Adam")}
+    runs = l2l.by_seed_groups(res, {"G": ["G s0", "G s1"], "L": ["L s0", "L s1"]})
+    assert [sorted(r) for r in runs] == [["Adam", "G", "L"]] * 2
+    assert runs[1]["G"] is res["G s1"] and runs[1]["L"] is res["L s1"] and runs[0]["Adam"] is res["Adam"]
+    assert lower_than(runs, "G", ["L"])["seeds"] == 2
+    with pytest.raises(ValueError, match="same, non-zero number"):
+        l2l.by_seed_groups(res, {"G": ["G s0", "G s1"], "L": ["L s0"]})
+    with pytest.raises(ValueError, match="not among"):
+        l2l.by_seed_groups(res, {"G": ["G s2"]})
+    with pytest.raises(ValueError, match="already result names"):
+        l2l.by_seed_groups(res, {"Adam": ["G s0"]})
+
+
 def test_most_tasks_over_seeds_needs_every_seed():
     """One seed winning on 19 of 20 tasks and one on 10 of 20: inconclusive overall, the weaker seed shown."""
     base = result("B", [1.0] * 20)

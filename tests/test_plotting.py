@@ -28,6 +28,17 @@ def test_loss_curve_figure_matches_results():
         plot_loss_curves([], band="violin")
 
 
+def test_loss_curves_against_seconds():
+    """With a time per step the x axis is seconds: step t at t times that optimizer's time."""
+    results = {n: l2l.EvalResult(n, torch.tensor([[4.0, 2.0, 1.0]])) for n in ("Adam", "LSTM")}
+    fig = plot_loss_curves(results, seconds_per_step={"Adam": 0.5, "LSTM": 2.0})
+    xs = {trace["name"]: list(trace["x"]) for trace in figure_data(fig)}
+    assert xs == {"Adam": [0.0, 0.5, 1.0], "LSTM": [0.0, 2.0, 4.0]}
+    assert "seconds" in fig.layout.xaxis.title.text
+    with pytest.raises(ValueError, match="no time for"):
+        plot_loss_curves(results, seconds_per_step={"Adam": 0.5})
+
+
 def test_other_figures():
     """Meta-training, preprocessing and graph figures hold the data they claim."""
     result = l2l.MetaTrainResult(history=[{"epoch": 1, "meta_loss": 5.0}, {"epoch": 2, "meta_loss": 3.0}])
