@@ -18,7 +18,14 @@ from types import ModuleType
 from .baselines import BASELINES, DEFAULT_LR_GRID, NAG, SGD, Adam, RMSprop, UpdateRule, make_baseline
 from .checkpoints import load_optimizer, read_checkpoint, save_checkpoint
 from .comparison import beats, comparison_markdown, held_out_comparison, held_out_comparisons_at
-from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
+from .coordinatewise_lstm import (
+    CoordinatewiseLSTM,
+    LearnedRule,
+    OptimizerConfig,
+    count_parameters,
+    global_average,
+    memory_write_read,
+)
 from .data import MNISTData, check_unseen, load_mnist, read_idx
 from .departures import Setting, departures_list, departures_markdown, paper_vs_run, recipe_rows
 from .evaluation import (
@@ -39,6 +46,7 @@ from .evaluation import (
     tune_baselines_at,
     tune_learning_rate,
     tune_near,
+    tune_near_at,
 )
 from .intervals import Paired, all_of, by_seed, by_seed_groups, combined, lower_than, most_tasks, paired, win_fraction
 from .learned_optimizer import LearnedOptimizer
@@ -132,6 +140,7 @@ __all__ = [
     "evaluate",
     "evaluate_grid",
     "evaluate_rules",
+    "global_average",
     "grid_search",
     "held_out_comparison",
     "held_out_comparisons_at",
@@ -145,6 +154,7 @@ __all__ = [
     "lower_than",
     "make_baseline",
     "make_problem",
+    "memory_write_read",
     "meta_train",
     "meta_train_stack",
     "mlp_model",
@@ -177,6 +187,7 @@ __all__ = [
     "tune_baselines_at",
     "tune_learning_rate",
     "tune_near",
+    "tune_near_at",
     "unroll",
     "unroll_trajectory",
     "win_fraction",

@@ -60,7 +60,7 @@ def optimizer_rows(experiment: str, optimizer: OptimizerConfig) -> list[Setting]
             optimizer.preprocessing == "log_sign" and optimizer.p == 10.0,
         )
         scale_row = _row("output scale", "0.01 (authors' code; the paper does not say)", f"{scale:g}", scale == 0.01)
-    return [
+    rows = [
         _row(
             "optimizer network",
             "2 layers x 20 units, coordinatewise",
@@ -70,6 +70,32 @@ def optimizer_rows(experiment: str, optimizer: OptimizerConfig) -> list[Setting]
         pre_row,
         scale_row,
     ]
+    return rows + _appendix_rows(optimizer)
+
+
+def _appendix_rows(optimizer: OptimizerConfig) -> list[Setting]:
+    """The appendix's information sharing, where a network uses it (notebook 11); the appendix gives no sizes."""
+    rows = []
+    if optimizer.gac_cells:
+        rows.append(
+            _row(
+                "Global Averaging Cells (Appendix)",
+                "a subset of each layer's cells, averaged over coordinates (size not given)",
+                f"{optimizer.gac_cells} of {optimizer.hidden_size} cells per layer",
+                True,
+            )
+        )
+    if optimizer.memory_slots:
+        rows.append(
+            _row(
+                "NTM-BFGS memory (Appendix)",
+                "n x n, every write accumulated; 1 read head, 3 write heads can simulate BFGS",
+                f"the last {optimizer.memory_slots} rank-one writes (first in, first out), {optimizer.write_heads} "
+                "per step; the read M r is the update",
+                False,
+            )
+        )
+    return rows
 
 
 def training_rows(experiment: str, training: MetaTrainConfig) -> list[Setting]:

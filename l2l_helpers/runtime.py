@@ -128,7 +128,17 @@ def setup(seed: int = 0, device: str | torch.device = "auto", verbose: bool = Tr
 
 _BOOL_PARAMS = {"SMOKE", "INTERACTIVE", "RETRAIN"}
 _NON_NEGATIVE_INT_PARAMS = {"SEED", "TASK"}
-_POSITIVE_INT_SUFFIXES = ("EPOCHS", "STEPS", "UNROLL", "TASKS", "TASKS_PER_EPOCH", "LAYERS", "SIZE", "UNITS")
+_POSITIVE_INT_SUFFIXES = (
+    "EPOCHS",
+    "STEPS",
+    "UNROLL",
+    "TASKS",
+    "TASKS_PER_EPOCH",
+    "LAYERS",
+    "SIZE",
+    "UNITS",
+    "REPEATS",
+)
 _POSITIVE_FLOAT_PARAMS = {"LR", "P"}
 
 
@@ -164,5 +174,9 @@ def check_parameters(namespace: Mapping[str, Any]) -> None:
             isinstance(value, (list, tuple)) and value and all(_is_number(v) and v > 0 for v in value)
         ):
             problem = "must be a non-empty list of positive numbers"
+        elif name.endswith("HORIZONS") and not (
+            isinstance(value, (list, tuple)) and value and all(_is_int(v) and v > 0 for v in value)
+        ):
+            problem = "must be a non-empty list of positive integers (numbers of steps)"
         if problem:
             raise ValueError(f"notebook parameter {name}={value!r} {problem}")

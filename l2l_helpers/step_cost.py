@@ -124,3 +124,30 @@ def step_times(
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def cost_markdown(n_coords: int, config: OptimizerConfig, sizes: Sequence[int], batch: int) -> str:
+    """A table of one step's arithmetic and state: the LSTM, the optimizee's own training step, and Adam's."""
+    lstm, mlp = lstm_step_macs(n_coords, config), mlp_step_macs(sizes, batch)
+    lstm_state = n_coords * state_bytes_per_coordinate(config) / 2**20
+    adam_state = n_coords * BASELINE_STATE_FLOATS["Adam"] * 4 / 2**20
+    return (
+        f"| per step, {n_coords:,} coordinates | LSTM | the optimizee's forward and backward | Adam |\n"
+        "|---|---|---|---|\n"
+        f"| multiply-adds | {lstm / 1e6:.1f} M | {mlp / 1e6:.1f} M | none (about 10 elementwise operations each) |\n"
+        f"| state (float32) | {lstm_state:.2f} MiB | | {adam_state:.2f} MiB |\n\n"
+        f"The LSTM does {lstm / mlp:.1f}x the optimizee's own arithmetic per step and keeps "
+        f"{lstm_state / adam_state:.0f}x Adam's state."
+    )
+
+
+def times_markdown(times: Mapping[str, Mapping[str, float]], ours: str = "LSTM", theirs: str = "Adam") -> str:
+    """A table of :func:`step_times`' medians for two optimizers and their ratio."""
+    a, b = times[theirs], times[ours]
+    return (
+        f"| median of the timed steps | {theirs} | {ours} | {ours} / {theirs} |\n|---|---|---|---|\n"
+        f"| `optimizer.step()` alone | {a['step_s'] * 1e3:.3f} ms | {b['step_s'] * 1e3:.3f} ms "
+        f"| {b['step_s'] / a['step_s']:.1f}x |\n"
+        f"| whole training step | {a['whole_s'] * 1e3:.3f} ms | {b['whole_s'] * 1e3:.3f} ms "
+        f"| {b['whole_s'] / a['whole_s']:.1f}x |"
+    )

@@ -396,6 +396,23 @@ def networks_markdown(results: Mapping[str, Mapping[str, EvalResult]], learned: 
     return "\n".join(lines)
 
 
+def horizon_markdown(results: Mapping[str, EvalResult], marks: Sequence[int]) -> str:
+    """Notebook 11: how far past its horizon. One row per optimizer: its mean loss at each step of ``marks`` that
+    its run reaches, the step of its lowest mean loss, and its last mean loss over that lowest (1 = still at its
+    best; above 1 = it went back up)."""
+    if not results:
+        raise ValueError("results is empty: give at least one optimizer's result")
+    header = "| optimizer | " + " | ".join(f"step {m:,}" for m in marks) + " | lowest at step | last / lowest |"
+    lines = [header, "|---" * (len(marks) + 3) + "|"]
+    for name, res in results.items():
+        mean = res.mean.numpy()
+        at = [f"{mean[m]:.3g}" if m < len(mean) else "" for m in marks]
+        best = int(np.nanargmin(mean)) if np.isfinite(mean).any() else 0
+        ratio = mean[-1] / mean[best] if np.isfinite(mean[best]) and mean[best] > 0 else float("nan")
+        lines.append(f"| {name} | " + " | ".join(at) + f" | {best:,} | {ratio:.2f} |")
+    return "\n".join(lines)
+
+
 def beats_baselines_claim(
     text: str,
     results: Mapping[str, EvalResult] | Sequence[Mapping[str, EvalResult]],

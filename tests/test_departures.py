@@ -19,6 +19,17 @@ def test_quadratic_recipes_against_the_paper():
     assert not shipped["initial theta"].departs
 
 
+def test_appendix_rows_only_where_used():
+    """GAC and NTM-BFGS networks get a row each (the limited memory departs); plain networks get none."""
+    plain = [r.name for r in l2l.paper_vs_run("quadratic", l2l.OptimizerConfig(), None, l2l.QuadraticProblem())]
+    assert not [n for n in plain if "Appendix" in n]
+    config = l2l.OptimizerConfig(gac_cells=5, memory_slots=18, write_heads=3)
+    rows = {r.name: r for r in l2l.paper_vs_run("quadratic", config, None, l2l.QuadraticProblem())}
+    gac, memory = rows["Global Averaging Cells (Appendix)"], rows["NTM-BFGS memory (Appendix)"]
+    assert gac.ours == "5 of 20 cells per layer" and not gac.departs
+    assert memory.departs and "last 18 rank-one writes" in memory.ours and "3 per step" in memory.ours
+
+
 def test_rows_follow_the_settings_they_are_given():
     """Change one setting and exactly that row changes; a scaled problem departs from the paper's family."""
     opt = l2l.OptimizerConfig(preprocessing="log_sign", output_scale=0.01)

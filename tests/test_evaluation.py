@@ -31,6 +31,17 @@ def test_tune_near_searches_around_each_best_rate_on_training_tasks():
         l2l.tune_near(problem, {})
 
 
+def test_tune_near_at_scores_each_horizon_as_a_search_of_its_own():
+    """Several horizons from one run per rate: each horizon's result is the one-horizon search's."""
+    problem = l2l.QuadraticProblem()
+    tuned = l2l.tune_baselines(problem, ("NAG",), grid=(1e-2, 1e-1), n_tasks=2, steps=10, progress=False)
+    both = l2l.tune_near_at(problem, tuned, (10, 30), factors=(0.5, 1.0), n_tasks=2, progress=False)
+    for horizon in (10, 30):
+        alone = l2l.tune_near(problem, tuned, factors=(0.5, 1.0), n_tasks=2, steps=horizon, progress=False)
+        assert both[horizon]["NAG"].scores == pytest.approx(alone["NAG"].scores)
+        assert both[horizon]["NAG"].best_lr == alone["NAG"].best_lr
+
+
 def quad_loss(tasks, theta):
     """||W theta - y||^2 per task, written out independently."""
     return ((torch.einsum("bij,bj->bi", tasks.W, theta) - tasks.y) ** 2).sum(-1)

@@ -38,6 +38,9 @@ def test_same_seed_same_results():
         (lambda: l2l.check_parameters({"EPOCHS": 2.5}), "EPOCHS"),
         (lambda: l2l.check_parameters({"DEVICE": "gpu"}), "DEVICE"),
         (lambda: l2l.check_parameters({"SCALES": [1.0, -2.0]}), "SCALES"),
+        (lambda: l2l.check_parameters({"LONG_HORIZONS": [1000, 0]}), "LONG_HORIZONS"),
+        (lambda: l2l.check_parameters({"LONG_HORIZONS": []}), "LONG_HORIZONS"),
+        (lambda: l2l.check_parameters({"TIMING_REPEATS": 0}), "TIMING_REPEATS"),
     ],
 )
 def test_bad_input_is_a_value_error_naming_the_parameter(make, name):
@@ -57,6 +60,7 @@ def test_check_parameters_accepts_the_notebook_defaults():
     """The values in the committed parameters cells pass."""
     l2l.check_parameters({"SEED": 0, "DEVICE": "auto", "SMOKE": False, "INTERACTIVE": True, "EPOCHS": 300})
     l2l.check_parameters({"META_LR": 0.003, "P": 10.0, "SCALES": [0.01, 1], "HIDDEN_SIZE": 20, "TASK": 0})
+    l2l.check_parameters({"LONG_HORIZONS": [1000, 2000], "TIMING_REPEATS": 30})
     l2l.check_parameters({"not_a_parameter": "anything", "In": [], "_": None})
 
 

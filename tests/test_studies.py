@@ -30,6 +30,19 @@ def test_optimizer_inputs_are_the_preprocessed_gradients():
     assert stats["median_log10"] == pytest.approx(-1.0)
 
 
+def test_horizon_markdown_finds_the_lowest_step():
+    """Losses that fall to step 2 and rise after: lowest at step 2, last / lowest = 4 / 1; a short run's cells blank."""
+    long = l2l.EvalResult("L", torch.tensor([[8.0, 2.0, 1.0, 4.0], [8.0, 2.0, 1.0, 4.0]]))
+    short = l2l.EvalResult("B", torch.tensor([[8.0, 4.0]]))
+    table = l2l.studies.horizon_markdown({"L": long, "B": short}, [1, 3])
+    rows = table.splitlines()
+    assert rows[0] == "| optimizer | step 1 | step 3 | lowest at step | last / lowest |"
+    assert rows[2] == "| L | 2 | 4 | 2 | 4.00 |"
+    assert rows[3] == "| B | 4 |  | 1 | 1.00 |"
+    with pytest.raises(ValueError, match="results is empty"):
+        l2l.studies.horizon_markdown({}, [1])
+
+
 def test_ks_distance():
     """0 for equal samples, 1 for separated ones, the largest CDF gap otherwise."""
     a = np.array([1.0, 2.0, 3.0, 4.0])
