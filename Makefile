@@ -49,7 +49,7 @@ bench: setup  ## speed benchmarks: fused vs plain trainer, learned step vs Adam 
 
 WEIGHTS := l2l_helpers/pretrained_weights
 
-pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 3.5 hours)
+pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 3.8 hours)
 	for seed in 0 1 2; do suffix=$$([ $$seed = 0 ] || echo _seed$$seed); \
 	  $(PY) -m l2l_helpers train --problem quadratic --epochs 400 --tasks-per-epoch 64 --lr 0.003 --val-every 20 \
 	    --val-tasks 64 --checkpoint-every 50 --seed $$seed --quiet --out $(WEIGHTS)/quadratic$$suffix.pt || exit 1; \
@@ -59,6 +59,17 @@ pretrained: setup  ## re-make the shipped optimizers and their evaluations from 
 	done
 	$(PY) -m l2l_helpers evaluate --problem quadratic --optimizer quadratic --baselines sgd,nag,rmsprop,adam \
 	  --tasks 100 --tune-tasks 16 --out $(WEIGHTS)/quadratic.eval.json
+	for seed in 0 1 2; do suffix=$$([ $$seed = 0 ] || echo _seed$$seed); \
+	  $(PY) -m l2l_helpers train --problem quadratic --gac-cells 5 --memory-slots 18 --write-heads 3 --grad-clip 1 \
+	    --epochs 400 --tasks-per-epoch 64 --lr 0.003 --val-every 20 --val-tasks 64 --checkpoint-every 50 \
+	    --seed $$seed --quiet --out $(WEIGHTS)/quadratic_ntm$$suffix.pt || exit 1; \
+	  $(PY) -m l2l_helpers train --problem quadratic --grad-clip 1 --epochs 400 --tasks-per-epoch 64 --lr 0.003 \
+	    --val-every 20 --val-tasks 64 --checkpoint-every 50 --seed $$seed --quiet \
+	    --out $(WEIGHTS)/quadratic_clip$$suffix.pt || exit 1; \
+	  $(PY) -m l2l_helpers train --problem quadratic --gac-cells 5 --grad-clip 1 --epochs 400 --tasks-per-epoch 64 \
+	    --lr 0.003 --val-every 20 --val-tasks 64 --checkpoint-every 50 --seed $$seed --quiet \
+	    --out $(WEIGHTS)/quadratic_gac$$suffix.pt || exit 1; \
+	done
 	for seed in 0 1 2; do suffix=$$([ $$seed = 0 ] || echo _seed$$seed); \
 	  $(PY) -m l2l_helpers train --problem mnist --init normal --weights ones --select sum --epochs 2000 --lr 0.003 \
 	    --val-every 50 --val-tasks 16 --checkpoint-every 50 --seed $$seed --quiet --out $(WEIGHTS)/mnist$$suffix.pt \

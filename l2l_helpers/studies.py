@@ -396,19 +396,38 @@ def networks_markdown(results: Mapping[str, Mapping[str, EvalResult]], learned: 
     return "\n".join(lines)
 
 
-def horizon_markdown(results: Mapping[str, EvalResult], marks: Sequence[int]) -> str:
-    """Notebook 11: how far past its horizon. One row per optimizer: its mean loss at each step of ``marks`` that
-    its run reaches, the step of its lowest mean loss, and its last mean loss over that lowest (1 = still at its
-    best; above 1 = it went back up)."""
+def window_mean(result: EvalResult, step: int, window: int = 50) -> float:
+    """Mean loss over the tasks and over the ``window`` steps up to ``step`` (fewer at the start): on minibatch
+    losses (MNIST), a level that one step's noise does not decide (notebook 11)."""
+    levels = _window_levels(result, window)
+    if not 0 <= step < len(levels):
+        raise ValueError(f"step={step} is outside the run's steps 0..{len(levels) - 1}")
+    return float(levels[step])
+
+
+def _window_levels(result: EvalResult, window: int) -> np.ndarray:
+    """:func:`window_mean` at every step 0..T at once (running sums)."""
+    check_positive_int("window", window)
+    mean = result.mean.double().numpy()
+    sums = np.concatenate([[0.0], np.cumsum(mean)])
+    ends = np.arange(1, len(mean) + 1)
+    starts = np.maximum(0, ends - window)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def horizon_markdown(results: Mapping[str, EvalResult], marks: Sequence[int], window: int = 50) -> str:
+    """Notebook 11: how far past its horizon. One row per optimizer: its mean loss over the ``window`` steps up to
+    each step of ``marks`` that its run reaches (:func:`window_mean`), the step where that windowed loss was lowest,
+    and its last value over the lowest (1 = still at its best; above 1 = it went back up)."""
     if not results:
         raise ValueError("results is empty: give at least one optimizer's result")
     header = "| optimizer | " + " | ".join(f"step {m:,}" for m in marks) + " | lowest at step | last / lowest |"
     lines = [header, "|---" * (len(marks) + 3) + "|"]
     for name, res in results.items():
-        mean = res.mean.numpy()
-        at = [f"{mean[m]:.3g}" if m < len(mean) else "" for m in marks]
-        best = int(np.nanargmin(mean)) if np.isfinite(mean).any() else 0
-        ratio = mean[-1] / mean[best] if np.isfinite(mean[best]) and mean[best] > 0 else float("nan")
+        levels = _window_levels(res, window)
+        at = [f"{levels[m]:.3g}" if m < len(levels) else "" for m in marks]
+        best = int(np.nanargmin(levels)) if np.isfinite(levels).any() else 0
+        ratio = levels[-1] / levels[best] if np.isfinite(levels[best]) and levels[best] > 0 else float("nan")
         lines.append(f"| {name} | " + " | ".join(at) + f" | {best:,} | {ratio:.2f} |")
     return "\n".join(lines)
 

@@ -31,16 +31,29 @@ def test_optimizer_inputs_are_the_preprocessed_gradients():
 
 
 def test_horizon_markdown_finds_the_lowest_step():
-    """Losses that fall to step 2 and rise after: lowest at step 2, last / lowest = 4 / 1; a short run's cells blank."""
+    """Window 1 (no smoothing): losses that fall to step 2 and rise after, lowest at step 2, last / lowest = 4 / 1;
+    a short run's cells blank."""
     long = l2l.EvalResult("L", torch.tensor([[8.0, 2.0, 1.0, 4.0], [8.0, 2.0, 1.0, 4.0]]))
     short = l2l.EvalResult("B", torch.tensor([[8.0, 4.0]]))
-    table = l2l.studies.horizon_markdown({"L": long, "B": short}, [1, 3])
+    table = l2l.studies.horizon_markdown({"L": long, "B": short}, [1, 3], window=1)
     rows = table.splitlines()
     assert rows[0] == "| optimizer | step 1 | step 3 | lowest at step | last / lowest |"
     assert rows[2] == "| L | 2 | 4 | 2 | 4.00 |"
     assert rows[3] == "| B | 4 |  | 1 | 1.00 |"
     with pytest.raises(ValueError, match="results is empty"):
         l2l.studies.horizon_markdown({}, [1])
+
+
+def test_window_mean_by_hand():
+    """The mean over tasks, then over the window's steps up to the step (fewer at the start)."""
+    res = l2l.EvalResult("L", torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0], [3.0, 4.0, 5.0, 6.0, 7.0]]))  # means 2..6
+    assert l2l.studies.window_mean(res, 4, window=2) == pytest.approx((5 + 6) / 2)
+    assert l2l.studies.window_mean(res, 1, window=50) == pytest.approx((2 + 3) / 2)
+    assert l2l.studies.window_mean(res, 0, window=1) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="outside"):
+        l2l.studies.window_mean(res, 5)
+    with pytest.raises(ValueError, match="window"):
+        l2l.studies.window_mean(res, 1, window=0)
 
 
 def test_ks_distance():
