@@ -77,8 +77,8 @@ def test_without_writes_it_is_the_controller_alone():
     want, _ = _run(plain, grads)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
-    assert float(state[2, 0, :, :6].abs().max()) == 0  # nothing written
-    assert float(state[2, 1, :, :6].abs().max()) > 0  # b was offered; with a = 0 it adds nothing
+    assert float(state[2, 0, :, :6].detach().abs().max()) == 0  # nothing written
+    assert float(state[2, 1, :, :6].detach().abs().max()) > 0  # b was offered; with a = 0 it adds nothing
 
 
 def test_writes_change_the_updates_and_carry_over_steps():
@@ -89,7 +89,7 @@ def test_writes_change_the_updates_and_carry_over_steps():
     grads = [torch.randn(2, 5) for _ in range(3)]
     _, state = _run(net, grads)
     assert state.shape == (3, 2, 10, 20)
-    assert float(state[2, 0, :, :4].abs().min()) > 0  # both steps' writes are in the 4 slots
+    assert float(state[2, 0, :, :4].detach().abs().min()) > 0  # both steps' writes are in the 4 slots
     update, _ = net(torch.randn(2, 5), state)
     update.square().sum().backward()
     assert net.write_a.weight.grad is not None and float(net.write_a.weight.grad.abs().sum()) > 0
