@@ -143,3 +143,20 @@ def test_cli_trains_and_stores_the_memory(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--problem", "quadratic", "--memory-slots", "4", "--write-heads", "5", "--epochs", "1"]) == 2
     assert "write_heads=5" in capsys.readouterr().err
+
+
+def test_learned_optimizer_runs_an_ntm_network_on_a_model():
+    """As a torch.optim.Optimizer the whole model is one optimizee: its state keeps the memory's row per coordinate."""
+    torch.manual_seed(4)
+    net = CoordinatewiseLSTM(gac_cells=3, memory_slots=4, write_heads=2)
+    with torch.no_grad():
+        net.write_a.weight.normal_(0, 0.5)
+    model = torch.nn.Linear(3, 2)
+    opt = l2l.LearnedOptimizer(model.parameters(), net)
+    before = [p.detach().clone() for p in model.parameters()]
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(5, 3)).square().sum().backward()
+        opt.step()
+    assert opt.state[model.weight]["lstm"].shape == (3, 2, 6, 20)  # layers + memory, 2, coordinates, hidden
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
