@@ -27,6 +27,7 @@ from .coordinatewise_lstm import (
     memory_write_read,
 )
 from .data import MNISTData, check_unseen, load_mnist, read_idx
+from .datasets import ImageData, load_fashion_mnist
 from .departures import Setting, departures_list, departures_markdown, paper_vs_run, recipe_rows
 from .evaluation import (
     BASELINE_NAMES,
@@ -103,6 +104,7 @@ __all__ = [
     "Adam",
     "CoordinatewiseLSTM",
     "EvalResult",
+    "ImageData",
     "LearnedOptimizer",
     "LearnedRule",
     "MNISTData",
@@ -145,6 +147,7 @@ __all__ = [
     "held_out_comparison",
     "held_out_comparisons_at",
     "labelled_seeds",
+    "load_fashion_mnist",
     "load_mnist",
     "load_optimizer",
     "load_pretrained",

@@ -187,10 +187,15 @@ def _check_file(path: Path, md5: str) -> None:
 
 
 def _download(name: str, md5: str, dest: Path, timeout: float) -> None:
-    """Fetch one official file into ``dest`` (its folder made if missing) from the first mirror serving it intact."""
+    """Fetch one official MNIST file into ``dest`` from the first mirror serving it intact."""
+    _download_from(MNIST_MIRRORS, name, md5, dest, timeout)
+
+
+def _download_from(mirrors: tuple[str, ...], name: str, md5: str, dest: Path, timeout: float) -> None:
+    """Fetch ``name`` into ``dest`` (its folder made if missing) from the first of ``mirrors`` serving it intact."""
     dest.parent.mkdir(parents=True, exist_ok=True)  # an installed copy downloads into a cache folder not made yet
     errors = []
-    for mirror in MNIST_MIRRORS:
+    for mirror in mirrors:
         tmp = None
         try:
             with urllib.request.urlopen(mirror + name, timeout=timeout) as response:
