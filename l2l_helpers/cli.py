@@ -100,11 +100,30 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--style", default="starry_night", help="neural_art painting in data/styles")
     g.add_argument("--style-weight", type=_non_negative_float, default=1e5, help="neural_art style weight (1e5)")
     g.add_argument("--tv-weight", type=_non_negative_float, default=0.2, help="neural_art total-variation weight (0.2)")
+    g.add_argument(
+        "--labels",
+        type=_label_list,
+        default=None,
+        metavar="L,L,...",
+        help="conv: keep only these labels, e.g. 0,1,2,3,4 (default: all ten)",
+    )
     g.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available")
     g.add_argument("--seed", type=_non_negative_int, default=0)
 
 
+def _label_list(text: str) -> list[int]:
+    """An argparse type: a comma list of integer labels (the problem checks their range)."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of integer labels, e.g. 0,1,2") from None
+
+
 def _problem_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.labels is not None and args.problem != "conv":
+        raise CLIError(f"--labels picks classes of the conv problem, not of {args.problem}: drop it")
+    if args.problem == "conv":
+        return {"labels": args.labels}
     if args.problem == "neural_art":
         return {"size": args.size, "style": args.style, "style_weight": args.style_weight, "tv_weight": args.tv_weight}
     if args.problem == "mnist":

@@ -342,3 +342,26 @@ def test_init_from_accepts_architecture_flags_that_agree(tmp_path, small_checkpo
     args = ["train", "--problem", "quadratic", "--epochs", "1", *TINY, "--init-from", str(small_checkpoint)]
     assert main([*args, "--lstm-hidden", "10", "--lstm-layers", "1", "--out", str(out), "--quiet"]) == 0
     assert read_checkpoint(out)["config"] == read_checkpoint(small_checkpoint)["config"]
+
+
+def test_conv_problem_trains_and_evaluates_on_a_label_subset(tmp_path, capsys):
+    """`--problem conv --labels` meta-trains on those classes only and stores them in the recipe; bad subsets and
+    --labels on another problem are refused with what to fix."""
+    out = tmp_path / "conv.pt"
+    tiny = ["--steps", "4", "--unroll", "2", "--tasks-per-epoch", "1", "--val-every", "1", "--val-tasks", "1"]
+    assert main(["train", "--problem", "conv", "--labels", "3,7", "--epochs", "1", *tiny, "--out", str(out)]) == 0
+    metadata = read_checkpoint(out)["metadata"]
+    assert metadata["problem_name"] == "conv" and metadata["problem_args"] == {"labels": [3, 7]}
+    assert "labels [3, 7]" in metadata["problem"]
+    capsys.readouterr()
+    args = ["evaluate", "--problem", "conv", "--labels", "3,7", "--optimizer", str(out), "--baselines", "adam"]
+    assert main([*args, "--lr", "adam=0.01", "--steps", "3", "--tasks", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "\nconv " in printed and "Adam" in printed  # the learned optimizer is named after its file
+    assert main(["train", "--problem", "conv", "--labels", "4", "--epochs", "1"]) == 2
+    assert "one label" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # argparse's own error: one line, status 2
+        main(["train", "--problem", "conv", "--labels", "1,x", "--epochs", "1"])
+    assert exited.value.code == 2 and "comma list" in capsys.readouterr().err
+    assert main(["train", "--problem", "mnist", "--labels", "1,2", "--epochs", "1"]) == 2
+    assert "--labels picks classes of the conv problem" in capsys.readouterr().err

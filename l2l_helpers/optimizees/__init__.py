@@ -6,7 +6,7 @@
 * :mod:`.mnist`: MLPs on MNIST, and their ``nn.Sequential`` twin (Section 3.2);
 * :mod:`.neural_art`: an image under a style-transfer loss (Section 3.4), imported on first use;
 * :mod:`.conv`: the convnet of Section 3.3 on Fashion-MNIST, parameter groups for one LSTM per layer type, imported
-  on first use (not in the command line yet).
+  on first use.
 """
 
 from .base import PROBLEMS, SPLIT_OFFSETS, SPLIT_SIZE, Problem, TaskBatch, make_problem, task_seeds

@@ -108,12 +108,13 @@ REGISTRY: dict[str, str] = {
     "quadratic": "quadratic:QuadraticProblem",
     "mnist": "mnist:MNISTProblem",
     "neural_art": "neural_art:NeuralArtProblem",
+    "conv": "conv:ConvProblem",
 }
 PROBLEMS = tuple(REGISTRY)
 
 
 def make_problem(name: str, **kwargs: Any) -> Problem:
-    """Build a problem family by name: ``quadratic``, ``mnist`` or ``neural_art`` (kwargs go to its class)."""
+    """Build a problem family by name: ``quadratic``, ``mnist``, ``neural_art`` or ``conv`` (kwargs go to its class)."""
     if name not in REGISTRY:
         raise ValueError(f"problem={name!r} is unknown; use one of: {', '.join(PROBLEMS)}")
     module, cls = REGISTRY[name].split(":")
