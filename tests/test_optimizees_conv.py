@@ -112,3 +112,9 @@ def test_bad_shapes_are_refused():
         ConvProblem(synthetic(), batch_size=1)
     with pytest.raises(ValueError, match="channels"):
         ConvProblem(synthetic(), channels=0)
+    with pytest.raises(ValueError, match="must be odd"):
+        ConvProblem(synthetic(), kernel=4)
+    flat = synthetic()
+    flat.train_images = flat.train_images.flatten(1)
+    with pytest.raises(ValueError, match="reshape flat images"):
+        ConvProblem(flat)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..datasets import ImageData, load_fashion_mnist
-from .base import Problem, TaskBatch
+from .base import MinibatchTasks, Problem
 
 #: The two parameter groups of the paper's two LSTMs: every tensor belongs to a convolutional or a fully connected
 #: layer (batch normalization's scale and shift belong to the layer they follow).
@@ -65,30 +65,8 @@ def _parameter_kinds(model: nn.Sequential) -> list[tuple[str, str, tuple[int, ..
     return out
 
 
-class ConvTasks(TaskBatch):
+class ConvTasks(MinibatchTasks):
     """Cross-entropy of one convnet per task on its own stream of minibatches (uniform, with replacement)."""
-
-    def __init__(
-        self, problem: ConvProblem, seeds: list[int], images: torch.Tensor, labels: torch.Tensor, device: torch.device
-    ) -> None:
-        self.problem, self.seeds, self.dim, self.device = problem, seeds, problem.dim, device
-        self.images, self.labels = images, labels
-        self._gens = [torch.Generator().manual_seed(seed) for seed in seeds]
-        self._theta0 = torch.stack([problem.sample_theta(gen) for gen in self._gens]).to(device)
-        self._batches: list[torch.Tensor] = []
-
-    def init_theta(self) -> torch.Tensor:
-        return self._theta0.clone()
-
-    def batch_indices(self, step: int) -> torch.Tensor:
-        """Indices of step ``step``'s minibatch for every task: shape (n_tasks, batch_size)."""
-        if step < 0:
-            raise ValueError(f"step={step} must be >= 0")
-        n, size = len(self.labels), self.problem.batch_size
-        while len(self._batches) <= step:  # drawn in order, so any access order gives the same batches
-            rows = [torch.randint(0, n, (size,), generator=gen) for gen in self._gens]
-            self._batches.append(torch.stack(rows).to(self.device))
-        return self._batches[step]
 
     def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
         copies = self.copies(theta)
@@ -117,13 +95,26 @@ class ConvProblem(Problem):
         hidden: int = 32,
         batch_size: int = 128,
     ) -> None:
-        for name, value in (("channels", channels), ("kernel", kernel), ("conv_layers", conv_layers)):
+        for name, value in (
+            ("channels", channels),
+            ("kernel", kernel),
+            ("conv_layers", conv_layers),
+            ("hidden", hidden),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
-        for name, value in (("hidden", hidden), ("batch_size", batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 2:
-                raise ValueError(f"{name}={value!r} must be an integer >= 2 (batch normalization needs 2 examples)")
+        if kernel % 2 == 0:
+            raise ValueError(f"kernel={kernel} must be odd: the convolutions keep the image size (the paper's is 5)")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 2:
+            raise ValueError(
+                f"batch_size={batch_size!r} must be an integer >= 2 (batch normalization needs 2 examples)"
+            )
         data = data if data is not None else load_fashion_mnist()
+        if data.train_images.dim() != 4 or data.test_images.dim() != 4:
+            raise ValueError(
+                f"images of shape {tuple(data.train_images.shape)}: the convnet reads (n, channels, height, width); "
+                "reshape flat images, e.g. MNIST's (n, 784), to (n, 1, 28, 28)"
+            )
         self.data, self.batch_size = data, batch_size
         classes = int(max(int(data.train_labels.max()), int(data.test_labels.max()))) + 1
         self.labels = check_labels(labels, classes)

@@ -14,36 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import MNISTData, load_mnist
-from .base import Problem, TaskBatch
+from .base import MinibatchTasks, Problem
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
 INITS = ("normal", "pytorch", "mixed")
 
 
-class MLPTasks(TaskBatch):
+class MLPTasks(MinibatchTasks):
     """Cross-entropy of one MLP per task on its own stream of minibatches (uniform, with replacement)."""
-
-    def __init__(
-        self, problem: MNISTProblem, seeds: list[int], images: torch.Tensor, labels: torch.Tensor, device: torch.device
-    ) -> None:
-        self.problem, self.seeds, self.dim, self.device = problem, seeds, problem.dim, device
-        self.images, self.labels = images.to(device), labels.to(device)
-        self._gens = [torch.Generator().manual_seed(seed) for seed in seeds]
-        self._theta0 = torch.stack([problem.sample_theta(gen) for gen in self._gens]).to(device)
-        self._batches: list[torch.Tensor] = []  # step -> (B, batch_size) example indices
-
-    def init_theta(self) -> torch.Tensor:
-        return self._theta0.clone()
-
-    def batch_indices(self, step: int) -> torch.Tensor:
-        """Indices of step ``step``'s minibatch for every task: shape (n_tasks, batch_size)."""
-        if step < 0:
-            raise ValueError(f"step={step} must be >= 0")
-        n, size = len(self.labels), self.problem.batch_size
-        while len(self._batches) <= step:  # drawn in order, so any access order gives the same batches
-            rows = [torch.randint(0, n, (size,), generator=gen) for gen in self._gens]
-            self._batches.append(torch.stack(rows).to(self.device))
-        return self._batches[step]
 
     def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
         copies = self.copies(theta)
