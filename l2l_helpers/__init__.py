@@ -27,7 +27,7 @@ from .coordinatewise_lstm import (
     memory_write_read,
 )
 from .data import MNISTData, check_unseen, load_mnist, read_idx
-from .datasets import ImageData, load_fashion_mnist
+from .datasets import ImageData, load_cifar10, load_conv_data, load_fashion_mnist
 from .departures import Setting, departures_list, departures_markdown, paper_vs_run, recipe_rows
 from .evaluation import (
     BASELINE_NAMES,
@@ -49,6 +49,7 @@ from .evaluation import (
     tune_near,
     tune_near_at,
 )
+from .grouped_lstm import GroupedConfig, GroupedLSTM, build_optimizer, config_from_dict
 from .intervals import Paired, all_of, by_seed, by_seed_groups, combined, lower_than, most_tasks, paired, win_fraction
 from .learned_optimizer import LearnedOptimizer
 from .meta_training import MetaTrainConfig, meta_train, unroll, unroll_trajectory
@@ -104,6 +105,8 @@ __all__ = [
     "Adam",
     "CoordinatewiseLSTM",
     "EvalResult",
+    "GroupedConfig",
+    "GroupedLSTM",
     "ImageData",
     "LearnedOptimizer",
     "LearnedRule",
@@ -127,6 +130,7 @@ __all__ = [
     "as_eval_results",
     "available_pretrained",
     "beats",
+    "build_optimizer",
     "by_seed",
     "by_seed_groups",
     "check",
@@ -136,6 +140,7 @@ __all__ = [
     "claims_markdown",
     "combined",
     "comparison_markdown",
+    "config_from_dict",
     "count_parameters",
     "departures_list",
     "departures_markdown",
@@ -147,6 +152,8 @@ __all__ = [
     "held_out_comparison",
     "held_out_comparisons_at",
     "labelled_seeds",
+    "load_cifar10",
+    "load_conv_data",
     "load_fashion_mnist",
     "load_mnist",
     "load_optimizer",

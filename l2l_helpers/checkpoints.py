@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from .coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
+from .coordinatewise_lstm import CoordinatewiseLSTM
+from .grouped_lstm import GroupedConfig, GroupedLSTM, build_optimizer, config_from_dict, describe_config
 
 FORMAT = "l2l-optimizer"
 VERSION = 1
@@ -85,7 +86,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 
 def save_checkpoint(
     path: str | Path,
-    net: CoordinatewiseLSTM,
+    net: CoordinatewiseLSTM | GroupedLSTM,
     metadata: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
 ) -> Path:
@@ -121,15 +122,27 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_state_into(net: CoordinatewiseLSTM, payload: dict[str, Any], source: str = "checkpoint") -> None:
-    """Copy a checkpoint's weights into ``net``; ``ValueError`` naming the differences if architectures differ."""
-    theirs = OptimizerConfig.from_dict(payload["config"])
-    if theirs != net.config:
-        diffs = [
-            f"{k}: checkpoint {v!r} vs network {getattr(net.config, k)!r}"
-            for k, v in theirs.to_dict().items()
-            if getattr(net.config, k) != v
-        ]
+def load_state_into(net: CoordinatewiseLSTM | GroupedLSTM, payload: dict[str, Any], source: str = "checkpoint") -> None:
+    """Copy a checkpoint's weights into ``net``; ``ValueError`` naming the differences if architectures differ
+    (one LSTM against one per parameter group, other groups, or other sizes)."""
+    theirs = config_from_dict(payload["config"])
+    if type(theirs) is not type(net.config) or getattr(theirs, "names", None) != getattr(net.config, "names", None):
+        raise ValueError(
+            f"{source} holds {describe_config(theirs)} but this network has {describe_config(net.config)}; "
+            "build the network with load_optimizer(path) instead, which uses the checkpoint's own config"
+        )
+    pairs = (
+        [(f" (group {name})", dict(theirs.groups)[name], cfg) for name, cfg in net.config.groups]
+        if isinstance(theirs, GroupedConfig)
+        else [("", theirs, net.config)]
+    )
+    diffs = [
+        f"{k}{where}: checkpoint {v!r} vs network {getattr(mine, k)!r}"
+        for where, stored, mine in pairs
+        for k, v in stored.to_dict().items()
+        if getattr(mine, k) != v
+    ]
+    if diffs or theirs != net.config:
         raise ValueError(
             f"{source} holds an optimizer of another architecture ({'; '.join(diffs)}); "
             "build the network with load_optimizer(path) instead, which uses the checkpoint's own config"
@@ -137,9 +150,12 @@ def load_state_into(net: CoordinatewiseLSTM, payload: dict[str, Any], source: st
     net.load_state_dict(payload["state_dict"])
 
 
-def load_optimizer(path: str | Path, device: torch.device | str = "cpu") -> tuple[CoordinatewiseLSTM, dict[str, Any]]:
-    """Rebuild the optimizer network stored in ``path``; returns (net, metadata)."""
+def load_optimizer(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[CoordinatewiseLSTM | GroupedLSTM, dict[str, Any]]:
+    """Rebuild the optimizer network stored in ``path`` (one LSTM, or one per parameter group); returns (net,
+    metadata)."""
     payload = read_checkpoint(path)
-    net = CoordinatewiseLSTM(OptimizerConfig.from_dict(payload["config"]))
+    net = build_optimizer(config_from_dict(payload["config"]))
     load_state_into(net, payload, source=str(path))
     return net.to(device), payload["metadata"]

@@ -20,9 +20,11 @@ import torch
 
 from .baselines import BASELINES, make_baseline
 from .checkpoints import load_optimizer, read_checkpoint
-from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig
+from .coordinatewise_lstm import LearnedRule, OptimizerConfig
 from .data import check_unseen
+from .datasets import CONV_DATASETS
 from .evaluation import EvalResult, evaluate, tune_learning_rate
+from .grouped_lstm import AnyConfig, GroupedConfig, OptimizerNet, build_optimizer, config_from_dict
 from .meta_training import SELECTIONS, WEIGHTINGS, MetaTrainConfig, meta_train
 from .optimizees import ACTIVATIONS, INITS, PROBLEMS, make_problem
 from .optimizees.base import Problem
@@ -107,6 +109,12 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
         metavar="L,L,...",
         help="conv: keep only these labels, e.g. 0,1,2,3,4 (default: all ten)",
     )
+    g.add_argument(
+        "--dataset",
+        choices=CONV_DATASETS,
+        default=None,
+        help="conv: fashion_mnist (default, offline), cifar10 (the paper's) or auto (CIFAR-10 where it is on disk)",
+    )
     g.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available")
     g.add_argument("--seed", type=_non_negative_int, default=0)
 
@@ -120,10 +128,11 @@ def _label_list(text: str) -> list[int]:
 
 
 def _problem_args(args: argparse.Namespace) -> dict[str, Any]:
-    if args.labels is not None and args.problem != "conv":
-        raise CLIError(f"--labels picks classes of the conv problem, not of {args.problem}: drop it")
-    if args.problem == "conv":
-        return {"labels": args.labels}
+    for flag, value in (("--labels", args.labels), ("--dataset", args.dataset)):
+        if value is not None and args.problem != "conv":
+            raise CLIError(f"{flag} belongs to the conv problem, not to {args.problem}: drop it")
+    if args.problem == "conv":  # the dataset only when given: a recipe without one is Fashion-MNIST's
+        return {"labels": args.labels} | ({"dataset": args.dataset} if args.dataset is not None else {})
     if args.problem == "neural_art":
         return {"size": args.size, "style": args.style, "style_weight": args.style_weight, "tv_weight": args.tv_weight}
     if args.problem == "mnist":
@@ -170,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="K",
         help="NTM-BFGS rank-one writes per step (3, the paper's BFGS count; at most --memory-slots)",
+    )
+    o.add_argument(
+        "--one-lstm",
+        action="store_true",
+        help="conv: one LSTM for every parameter (the paper's ablation; default: one per layer type, conv and fc)",
     )
     m = t.add_argument_group("meta-training")
     m.add_argument("--epochs", type=_positive_int, default=None, help="trajectories to train on (100)")
@@ -224,7 +238,7 @@ def _optimizer_path(spec: str, flag: str) -> Path:
     return pretrained_path(spec)
 
 
-def _learned_net(spec: str, device: torch.device) -> tuple[CoordinatewiseLSTM, str, dict[str, Any]]:
+def _learned_net(spec: str, device: torch.device) -> tuple[OptimizerNet, str, dict[str, Any]]:
     """A learned optimizer from a checkpoint path or a pretrained name, with its checkpoint's metadata."""
     path = _optimizer_path(spec, "--optimizer")  # a shipped name's file is <name>.pt: the stem is the label
     net, metadata = load_optimizer(path, device)  # one read: the network and what its file says of it
@@ -305,21 +319,38 @@ _ARCHITECTURE_FLAGS = (
 )
 
 
-def _architecture(args: argparse.Namespace) -> OptimizerConfig:
-    """The OptimizerConfig of a new run: the flags given, OptimizerConfig's defaults for the others."""
-    return OptimizerConfig(
+def _architecture(args: argparse.Namespace) -> AnyConfig:
+    """The config of a new run: the flags given, OptimizerConfig's defaults for the others; on the conv problem one
+    such LSTM per parameter group (the paper's two) unless ``--one-lstm``."""
+    config = OptimizerConfig(
         **{field: getattr(args, dest) for _, dest, field in _ARCHITECTURE_FLAGS if getattr(args, dest) is not None}
     )
+    if args.problem != "conv":
+        if args.one_lstm:
+            raise CLIError(f"--one-lstm chooses between one and two LSTMs on the conv problem, not {args.problem}")
+        return config
+    if args.one_lstm:
+        return config
+    from .optimizees.conv import GROUPS
+
+    return GroupedConfig.same(config, GROUPS)
 
 
-def _check_architecture(args: argparse.Namespace, stored: OptimizerConfig, flag: str, source: object) -> None:
+def _check_architecture(args: argparse.Namespace, stored: AnyConfig, flag: str, source: object) -> None:
     """Refuse architecture flags that contradict the network a run continues (``--resume``) or starts from
     (``--init-from``); flags that agree with it are accepted."""
+    if args.one_lstm and isinstance(stored, GroupedConfig):
+        raise CLIError(
+            f"{flag} {source}: --one-lstm was given but its optimizer has one LSTM per parameter group "
+            f"({', '.join(stored.names)}); drop --one-lstm to keep that network"
+        )
+    members = [cfg for _, cfg in stored.groups] if isinstance(stored, GroupedConfig) else [stored]
     clashes = [
         (name, getattr(args, dest), field)
         for name, dest, field in _ARCHITECTURE_FLAGS
-        if getattr(args, dest) is not None and getattr(args, dest) != getattr(stored, field)
+        if getattr(args, dest) is not None and any(getattr(args, dest) != getattr(cfg, field) for cfg in members)
     ]
+    stored = members[0]
     if clashes:
         given = "; ".join(
             f"{name} {value} was given but its optimizer network has {field}={getattr(stored, field)!r}"
@@ -334,14 +365,14 @@ def _check_architecture(args: argparse.Namespace, stored: OptimizerConfig, flag:
 
 def _resumed(
     args: argparse.Namespace,
-) -> tuple[CoordinatewiseLSTM, MetaTrainConfig, dict[str, Any], dict[str, Any]]:
+) -> tuple[OptimizerNet, MetaTrainConfig, dict[str, Any], dict[str, Any]]:
     """The network, settings, problem arguments and metadata stored in ``--resume``'s checkpoint (only --epochs
     may change)."""
     payload = read_checkpoint(args.resume)
     training = payload.get("training")
     if not training:
         raise CLIError(f"--resume {args.resume}: the file holds weights only, no training state")
-    net_config = OptimizerConfig.from_dict(payload["config"])
+    net_config = config_from_dict(payload["config"])
     _check_architecture(args, net_config, "--resume", args.resume)
     stored = dict(training["config"])
     if args.epochs is not None:
@@ -350,12 +381,12 @@ def _resumed(
     if meta.get("problem_args") is not None and meta.get("problem_name") != args.problem:
         raise CLIError(f"--resume {args.resume} was trained on {meta.get('problem_name')}, not {args.problem}")
     problem_args = meta.get("problem_args", _problem_args(args))
-    return CoordinatewiseLSTM(net_config), MetaTrainConfig(**stored), problem_args, meta
+    return build_optimizer(net_config), MetaTrainConfig(**stored), problem_args, meta
 
 
 def _new_run(
     args: argparse.Namespace,
-) -> tuple[CoordinatewiseLSTM, MetaTrainConfig, dict[str, Any], dict[str, Any]]:
+) -> tuple[OptimizerNet, MetaTrainConfig, dict[str, Any], dict[str, Any]]:
     """A fresh network and settings from the command line's flags (no stored metadata)."""
     config = MetaTrainConfig(
         epochs=args.epochs or 100,
@@ -373,23 +404,23 @@ def _new_run(
         seed=args.seed,
     )
     if args.init_from is None:
-        return CoordinatewiseLSTM(_architecture(args)), config, _problem_args(args), {}
+        return build_optimizer(_architecture(args)), config, _problem_args(args), {}
     net, start = _warm_started(args)
     return net, config, _problem_args(args), {"initialised_from": start}
 
 
-def _warm_started(args: argparse.Namespace) -> tuple[CoordinatewiseLSTM, dict[str, Any]]:
+def _warm_started(args: argparse.Namespace) -> tuple[OptimizerNet, dict[str, Any]]:
     """The network of ``--init-from`` (a checkpoint path or a shipped name), to be meta-trained further with
     this command's recipe: the next stage of a curriculum, recorded as a new run (not a resume). Returns it and
     the record of where it came from (its own earlier stages nested inside)."""
     path = _optimizer_path(args.init_from, "--init-from")
     payload = read_checkpoint(path)
-    net_config = OptimizerConfig.from_dict(payload["config"])
+    net_config = config_from_dict(payload["config"])
     _check_architecture(args, net_config, "--init-from", args.init_from)
     meta = payload.get("metadata", {})
     if meta.get("problem_name") not in (None, args.problem):
         raise CLIError(f"--init-from {args.init_from} was trained on {meta['problem_name']}, not {args.problem}")
-    net = CoordinatewiseLSTM(net_config)
+    net = build_optimizer(net_config)
     net.load_state_dict(payload["state_dict"])
     return net, {
         "source": str(args.init_from),
@@ -421,6 +452,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     if isinstance(problem, MNISTProblem):  # which images it sees, so that no evaluation draws from them
         metadata["meta_training_images"] = problem.data.training_record()
+    elif args.problem == "conv":  # which dataset: its held-out images are the same 2,000 test images in every case
+        metadata["meta_training_images"] = {"source": problem.data.source, "images": problem.data.description}
     if "command" in stored:  # a resumed file keeps the command that started the run; the resumes are listed after it
         resumes = [*stored.get("resumed_with", []), metadata["command"]]
         metadata.update(command=stored["command"], resumed_with=resumes, seed=stored.get("seed", args.seed))

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .baselines import DEFAULT_LR_GRID, UpdateRule, make_baseline
+from .grouped_lstm import route_for
 from .optimizees.base import Problem, TaskBatch
 from .runtime import check_positive_int, denormals_flushed, progress_bar
 
@@ -215,6 +216,8 @@ def evaluate_rules(
         batch_tasks = max(1, budget // len(rules))
     names, chunks = list(rules), _task_chunks(n_tasks, first_index, batch_tasks)
     nets = [net for rule in rules.values() if (net := getattr(rule, "net", None)) is not None]
+    for net in nets:
+        route_for(net, problem)  # a grouped network learns which coordinates are whose
     modes = [net.training for net in nets]
     for net in nets:
         net.eval()

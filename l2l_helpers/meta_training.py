@@ -20,8 +20,9 @@ from typing import Any
 
 import torch
 
-from .coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
+from .coordinatewise_lstm import LearnedRule
 from .evaluation import evaluate
+from .grouped_lstm import OptimizerNet, route_for
 from .optimizees.base import SPLIT_SIZE, Problem, TaskBatch
 from .runtime import check_positive_int, denormals_flushed
 from .training_state import MetaTrainResult, TrainingState
@@ -87,7 +88,7 @@ def training_indices(config: MetaTrainConfig, epoch: int) -> range:
 
 
 def unroll(
-    net: CoordinatewiseLSTM,
+    net: OptimizerNet,
     tasks: TaskBatch,
     theta: torch.Tensor,
     state: torch.Tensor,
@@ -137,7 +138,7 @@ def unroll(
 
 
 def _unroll_second_order(
-    net: CoordinatewiseLSTM,
+    net: OptimizerNet,
     tasks: TaskBatch,
     theta: torch.Tensor,
     state: torch.Tensor,
@@ -162,7 +163,7 @@ def _unroll_second_order(
 
 
 def unroll_trajectory(
-    net: CoordinatewiseLSTM,
+    net: OptimizerNet,
     tasks: TaskBatch,
     config: MetaTrainConfig,
     meta_optimizer: torch.optim.Optimizer,
@@ -207,7 +208,7 @@ def unroll_trajectory(
 
 @denormals_flushed
 def meta_train(
-    net: CoordinatewiseLSTM,
+    net: OptimizerNet,
     problem: Problem,
     config: MetaTrainConfig | None = None,
     *,
@@ -233,6 +234,7 @@ def meta_train(
 
     config = config or MetaTrainConfig()
     device = next(net.parameters()).device
+    route_for(net, problem)  # one LSTM per parameter group: which coordinates are whose
     meta_optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     info = {"problem": problem.describe(), **(metadata or {})}
     run = TrainingState(net, meta_optimizer, config, checkpoint_path, info, progress)

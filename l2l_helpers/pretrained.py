@@ -18,7 +18,7 @@ import torch
 
 from . import settings
 from .checkpoints import load_optimizer, read_checkpoint
-from .coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
+from .grouped_lstm import AnyConfig, OptimizerNet, build_optimizer, config_from_dict
 from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train
 from .optimizees.base import Problem, make_problem
 from .runtime import check_positive_int
@@ -52,7 +52,7 @@ def pretrained_path(name: str) -> Path:
     return path
 
 
-def load_pretrained(name: str, device: torch.device | str = "cpu") -> CoordinatewiseLSTM:
+def load_pretrained(name: str, device: torch.device | str = "cpu") -> OptimizerNet:
     """A shipped trained optimizer network, rebuilt from the architecture stored with its weights."""
     net, _ = load_optimizer(pretrained_path(name), device)
     return net
@@ -79,7 +79,7 @@ def pretrained_info(name: str) -> dict[str, Any]:
 class Recipe:
     """How a shipped optimizer was trained: architecture, meta-training settings and problem."""
 
-    optimizer: OptimizerConfig
+    optimizer: AnyConfig  # one LSTM's, or one per parameter group (conv)
     training: MetaTrainConfig
     problem_name: str
     problem_args: dict[str, Any]
@@ -97,7 +97,7 @@ def recipe_of(name: str) -> Recipe:
     if not training or "problem_name" not in meta:
         raise ValueError(f"pretrained {name!r} stores no training recipe; it cannot be retrained automatically")
     return Recipe(
-        OptimizerConfig.from_dict(payload["config"]),
+        config_from_dict(payload["config"]),
         MetaTrainConfig(**training["config"]),
         meta["problem_name"],
         dict(meta.get("problem_args") or {}),
@@ -113,7 +113,7 @@ def optimizer_for(
     progress: bool = True,
     callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
     problem: Problem | None = None,
-) -> tuple[CoordinatewiseLSTM, str]:
+) -> tuple[OptimizerNet, str]:
     """The shipped optimizer ``name``, or (``retrain=True``) one meta-trained here with its stored recipe.
 
     ``epochs`` overrides the recipe's epoch count (for quick runs); ``problem`` replaces the recipe's
@@ -136,7 +136,7 @@ def optimizer_for(
                 f"validation at epoch {meta.get('best_epoch')} ({shared})"
             )
     torch.manual_seed(config.seed)
-    net = CoordinatewiseLSTM(recipe.optimizer).to(device)
+    net = build_optimizer(recipe.optimizer).to(device)
     resume = shared if shared is not None and shared.is_file() else None  # interrupted earlier: continue it
     result = meta_train(
         net, family, config, checkpoint_path=shared, resume=resume, progress=progress, callback=callback
@@ -155,7 +155,7 @@ def optimizers_for(
     progress: bool = True,
     seeds: int | None = None,
     callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
-) -> list[tuple[str, CoordinatewiseLSTM, str]]:
+) -> list[tuple[str, OptimizerNet, str]]:
     """:func:`optimizer_for` for every shipped seed of ``name`` (:func:`seed_names`), or the first ``seeds`` of
     them: a list of (name, network, where it came from). Claims that rest on a meta-trained optimizer use
     several of them, each meta-trained independently. ``callback`` follows each retraining (``retrain=True``)."""
@@ -172,9 +172,7 @@ def optimizers_for(
     return out
 
 
-def labelled_seeds(
-    trained: Sequence[tuple[str, CoordinatewiseLSTM, str]], label: str = "LSTM"
-) -> dict[str, CoordinatewiseLSTM]:
+def labelled_seeds(trained: Sequence[tuple[str, OptimizerNet, str]], label: str = "LSTM") -> dict[str, OptimizerNet]:
     """The networks of :func:`optimizers_for` under the names the notebooks' tables and figures give them:
     ``{"LSTM s0": net, "LSTM s1": ..., ...}`` in seed order (``label`` replaces ``"LSTM"``)."""
     if not label:
@@ -182,7 +180,7 @@ def labelled_seeds(
     return {f"{label} s{k}": net for k, (_, net, _) in enumerate(trained)}
 
 
-def retrain_path(name: str, optimizer: OptimizerConfig, config: MetaTrainConfig, problem: Problem) -> Path | None:
+def retrain_path(name: str, optimizer: AnyConfig, config: MetaTrainConfig, problem: Problem) -> Path | None:
     """Where a run shares an optimizer retrained with this exact recipe (None outside ``make run``).
 
     With ``PROFILE=paper`` notebooks 06, 07 and 08 all retrain the MNIST optimizer: the first one trains

@@ -193,6 +193,11 @@ def _check_stack(nets: Sequence[CoordinatewiseLSTM], configs: Sequence[MetaTrain
         raise ValueError(f"{len(nets)} networks but {len(configs)} configs: give one config per network")
     if len({id(net) for net in nets}) != len(nets):
         raise ValueError("the same network appears twice: each run needs its own CoordinatewiseLSTM")
+    if grouped := [i for i, net in enumerate(nets) if not isinstance(net, CoordinatewiseLSTM)]:
+        raise ValueError(
+            f"networks {grouped} are not single CoordinatewiseLSTMs (e.g. one LSTM per parameter group), which the "
+            "stacked step does not compute: meta-train them one at a time with meta_train"
+        )
     shape = {(net.config.num_layers, net.config.hidden_size) for net in nets}
     if len(shape) != 1:
         raise ValueError(f"networks differ in (num_layers, hidden_size) {sorted(shape)}: stack only equal shapes")

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .checkpoints import OptimizerConfig, load_state_into, read_checkpoint, save_checkpoint
-from .coordinatewise_lstm import CoordinatewiseLSTM
+from .checkpoints import load_state_into, read_checkpoint, save_checkpoint
 from .evaluation import EvalResult
+from .grouped_lstm import OptimizerNet, build_optimizer
 
 if TYPE_CHECKING:  # meta_training imports this module
     from .meta_training import MetaTrainConfig
@@ -54,9 +54,7 @@ class _Snapshot:
     best: tuple[int | None, float, dict[str, torch.Tensor] | None]
 
     @classmethod
-    def take(
-        cls, epoch: int, net: CoordinatewiseLSTM, opt: torch.optim.Optimizer, result: MetaTrainResult
-    ) -> _Snapshot:
+    def take(cls, epoch: int, net: OptimizerNet, opt: torch.optim.Optimizer, result: MetaTrainResult) -> _Snapshot:
         return cls(
             epoch,
             copy.deepcopy(net.state_dict()),
@@ -66,14 +64,14 @@ class _Snapshot:
             (result.best_epoch, result.best_val, result.best_state),
         )
 
-    def restore(self, net: CoordinatewiseLSTM, opt: torch.optim.Optimizer, result: MetaTrainResult) -> None:
+    def restore(self, net: OptimizerNet, opt: torch.optim.Optimizer, result: MetaTrainResult) -> None:
         net.load_state_dict(self.net_state)
         opt.load_state_dict(copy.deepcopy(self.opt_state))
         del result.history[self.n_history :], result.val_history[self.n_val :]
         result.best_epoch, result.best_val, result.best_state = self.best
 
 
-def _finite(net: CoordinatewiseLSTM) -> bool:
+def _finite(net: OptimizerNet) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in net.parameters())
 
 
@@ -86,7 +84,7 @@ class TrainingState:
 
     def __init__(
         self,
-        net: CoordinatewiseLSTM,
+        net: OptimizerNet,
         meta_optimizer: torch.optim.Optimizer,
         config: MetaTrainConfig,
         checkpoint_path: str | Path | None,
@@ -159,7 +157,7 @@ class TrainingState:
             return
         result, config = self.result, self.config
         best_epoch, best_val, best_state = snap.best
-        snapshot = CoordinatewiseLSTM(OptimizerConfig.from_dict(self.net.config.to_dict()))
+        snapshot = build_optimizer(self.net.config)
         snapshot.load_state_dict(best_state if best_state is not None else snap.net_state)
         training = {
             "config": asdict(config),

@@ -364,4 +364,27 @@ def test_conv_problem_trains_and_evaluates_on_a_label_subset(tmp_path, capsys):
         main(["train", "--problem", "conv", "--labels", "1,x", "--epochs", "1"])
     assert exited.value.code == 2 and "comma list" in capsys.readouterr().err
     assert main(["train", "--problem", "mnist", "--labels", "1,2", "--epochs", "1"]) == 2
-    assert "--labels picks classes of the conv problem" in capsys.readouterr().err
+    assert "--labels belongs to the conv problem" in capsys.readouterr().err
+
+
+def test_conv_trains_two_lstms_by_default_and_one_with_one_lstm(tmp_path, capsys):
+    """The paper's conv optimizer is one LSTM per layer type; --one-lstm is its ablation. A run keeps its kind:
+    --resume with the other kind, --one-lstm or --dataset on another problem are refused with what to do."""
+    tiny = ["--steps", "4", "--unroll", "2", "--val-every", "1", "--val-tasks", "1", "--epochs", "1", "--quiet"]
+    two, one = tmp_path / "two.pt", tmp_path / "one.pt"
+    assert main(["train", "--problem", "conv", "--labels", "0,1", *tiny, "--out", str(two)]) == 0
+    assert main(["train", "--problem", "conv", "--labels", "0,1", "--one-lstm", *tiny, "--out", str(one)]) == 0
+    assert isinstance(l2l.load_optimizer(two)[0], l2l.GroupedLSTM)
+    assert read_checkpoint(two)["config"]["groups"].keys() == {"conv", "fc"}
+    assert type(l2l.load_optimizer(one)[0]) is l2l.CoordinatewiseLSTM
+    assert "--one-lstm was given but its optimizer has one LSTM per parameter group (conv, fc)" in error_line(
+        capsys, ["train", "--problem", "conv", "--labels", "0,1", "--one-lstm", "--resume", str(two), "--epochs", "2"]
+    )
+    assert "--one-lstm chooses between one and two LSTMs on the conv problem" in error_line(
+        capsys, ["train", "--problem", "quadratic", "--one-lstm", "--epochs", "1"]
+    )
+    assert "--dataset belongs to the conv problem" in error_line(
+        capsys, ["evaluate", "--problem", "quadratic", "--dataset", "cifar10", "--baselines", "adam"]
+    )
+    args = ["evaluate", "--problem", "conv", "--labels", "2,3", "--optimizer", str(two), "--baselines", "none"]
+    assert main([*args, "--steps", "2", "--tasks", "1"]) == 0  # another label subset: the routing of its size

@@ -19,8 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..datasets import ImageData, load_fashion_mnist
+from ..datasets import CONV_DATASETS, ImageData, load_conv_data
 from .base import MinibatchTasks, Problem
+
+#: Learning rates the baselines are tuned over (half-decades from 0.001 to 1; the search steps past either end).
+CONV_LR_GRID: tuple[float, ...] = tuple(round(10.0 ** (k / 2), 10) for k in range(-6, 1))
 
 #: The two parameter groups of the paper's two LSTMs: every tensor belongs to a convolutional or a fully connected
 #: layer (batch normalization's scale and shift belong to the layer they follow).
@@ -81,9 +84,15 @@ class ConvProblem(Problem):
     """The paper's convnet (Section 3.3) on images (n, C, H, W) with labels, optionally a subset of the labels.
 
     ``data`` holds ``train_images``, ``train_labels`` (meta-training) and ``test_images``, ``test_labels`` (held
-    out); by default :func:`~l2l_helpers.datasets.load_fashion_mnist`. ``labels`` keeps only those classes (the
+    out); by default ``dataset``'s (:func:`~l2l_helpers.datasets.load_conv_data`: ``"fashion_mnist"``, ``"cifar10"``
+    or ``"auto"``). ``labels`` keeps only those classes (the
     paper's CIFAR-5 and CIFAR-2), renumbered 0..k-1 in the order given, with a k-way output layer.
     """
+
+    lr_grid = CONV_LR_GRID
+    #: The convolutions run one row at a time (:meth:`forward`), so larger passes gain nothing: bound them, and grid
+    #: searches score one rate past an edge at a time.
+    rows_per_pass = 16
 
     def __init__(
         self,
@@ -94,7 +103,10 @@ class ConvProblem(Problem):
         conv_layers: int = 3,
         hidden: int = 32,
         batch_size: int = 128,
+        dataset: str = "fashion_mnist",
     ) -> None:
+        if dataset not in CONV_DATASETS:
+            raise ValueError(f"dataset={dataset!r} is unknown; use one of: {', '.join(CONV_DATASETS)}")
         for name, value in (
             ("channels", channels),
             ("kernel", kernel),
@@ -109,7 +121,7 @@ class ConvProblem(Problem):
             raise ValueError(
                 f"batch_size={batch_size!r} must be an integer >= 2 (batch normalization needs 2 examples)"
             )
-        data = data if data is not None else load_fashion_mnist()
+        data = data if data is not None else load_conv_data(dataset)
         if data.train_images.dim() != 4 or data.test_images.dim() != 4:
             raise ValueError(
                 f"images of shape {tuple(data.train_images.shape)}: the convnet reads (n, channels, height, width); "
