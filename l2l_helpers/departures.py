@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .coordinatewise_lstm import OptimizerConfig
+from .grouped_lstm import AnyConfig, GroupedConfig
 from .meta_training import MetaTrainConfig
 from .optimizees.base import Problem
 
 #: Experiments with paper values: the problem family each one meta-trains on.
-EXPERIMENTS = ("quadratic", "mnist")
+EXPERIMENTS = ("quadratic", "mnist", "conv")
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,20 @@ def _row(name: str, paper: str, ours: Any, same: bool) -> Setting:
     return Setting(name, paper, str(ours), not same)
 
 
-def optimizer_rows(experiment: str, optimizer: OptimizerConfig) -> list[Setting]:
-    """The optimizer network's settings against the paper's (Section 2, Appendix A)."""
+def optimizer_rows(experiment: str, optimizer: AnyConfig) -> list[Setting]:
+    """The optimizer network's settings against the paper's (Section 2, Appendix A; Section 3.3 for the convnet's
+    two LSTMs)."""
     _check(experiment)
+    groups = []
+    if experiment == "conv":
+        grouped = isinstance(optimizer, GroupedConfig)
+        ours = f"one LSTM per group: {', '.join(optimizer.names)}" if grouped else "one LSTM for every parameter"
+        paper = "two LSTMs: one for the convolutional layers, one for the fully connected ones (Section 3.3)"
+        groups.append(_row("LSTMs", paper, ours, grouped and set(optimizer.names) == {"conv", "fc"}))
+    if isinstance(optimizer, GroupedConfig):
+        if len({cfg for _, cfg in optimizer.groups}) > 1:
+            raise ValueError("the table compares one architecture: give every group the same network settings")
+        optimizer = optimizer.groups[0][1]
     arch = f"{optimizer.num_layers} layers x {optimizer.hidden_size} units, coordinatewise"
     pre = (
         optimizer.preprocessing
@@ -59,8 +71,10 @@ def optimizer_rows(experiment: str, optimizer: OptimizerConfig) -> list[Setting]
             pre,
             optimizer.preprocessing == "log_sign" and optimizer.p == 10.0,
         )
-        scale_row = _row("output scale", "0.01 (authors' code; the paper does not say)", f"{scale:g}", scale == 0.01)
+        where = "authors' MNIST code; nothing given for the convnet" if experiment == "conv" else "authors' code"
+        scale_row = _row("output scale", f"0.01 ({where}; the paper does not say)", f"{scale:g}", scale == 0.01)
     rows = [
+        *groups,
         _row(
             "optimizer network",
             "2 layers x 20 units, coordinatewise",
@@ -101,7 +115,7 @@ def _appendix_rows(optimizer: OptimizerConfig) -> list[Setting]:
 def training_rows(experiment: str, training: MetaTrainConfig) -> list[Setting]:
     """Meta-training settings against the paper's (Section 3's training details and the authors' code)."""
     _check(experiment)
-    tasks = 128 if experiment == "quadratic" else 1
+    tasks = 128 if experiment == "quadratic" else 1  # the authors' code has no convnet: its MNIST value
     weights = {"ones": "1 for every t", "final": "1 only at t = T", "linear": "2t / (T + 1): later steps count more"}
     select = {"sum": "lowest validation sum of losses", "final": "lowest validation final loss"}
     rows = [
@@ -171,6 +185,8 @@ def problem_rows(experiment: str, problem: Problem) -> list[Setting]:
             ),
             _row("initial theta", "N(0, 0.01^2) (authors' code)", f"N(0, {init:g}^2)", init == 0.01),
         ]
+    if experiment == "conv":
+        return _conv_rows(problem)
     hidden, act = getattr(problem, "hidden", None), getattr(problem, "activation", None)
     init = getattr(problem, "init", None)
     init_text = f"N(0, {problem.init_scale:g}^2)" if init == "normal" else f"{init} (see the problem's docstring)"
@@ -196,9 +212,43 @@ def problem_rows(experiment: str, problem: Problem) -> list[Setting]:
     ]
 
 
+def _conv_rows(problem: Problem) -> list[Setting]:
+    """Section 3.3's convnet (sizes from the authors' code) against the conv problem."""
+    arch, data = getattr(problem, "arch", {}), getattr(problem, "data", None)
+    c, size = getattr(problem, "shape", (None, None))
+    ours = (
+        f"{arch.get('conv_layers')} conv layers ({arch.get('channels')} channels, {arch.get('kernel')}x"
+        f"{arch.get('kernel')}), batch norm, ReLU, max pooling; fc {arch.get('hidden')}"
+    )
+    paper_arch = {"conv_layers": 3, "channels": 16, "kernel": 5, "hidden": 32}
+    labels = getattr(problem, "labels", ())
+    return [
+        _row(
+            "network",
+            "3 conv layers (16 channels, 5x5), batch norm, ReLU, max pooling; fc 32",
+            ours,
+            arch == paper_arch,
+        ),
+        _row("minibatch", "128", getattr(problem, "batch_size", "?"), getattr(problem, "batch_size", None) == 128),
+        _row("initialisation", "not given", "PyTorch's defaults (batch norm: scale 1, shift 0)", True),
+        _row(
+            "data",
+            "CIFAR-10: 32x32 colour images, 50,000 to meta-train, the test set to evaluate",
+            data.description if data is not None else "?",
+            getattr(data, "source", "") == "cifar10" and (c, size) == (3, 32),
+        ),
+        _row(
+            "labels",
+            "all 10 (CIFAR-10), or a subset of 5 or 2 (CIFAR-5, CIFAR-2)",
+            f"{len(labels)}: {list(labels)}",
+            True,
+        ),
+    ]
+
+
 def paper_vs_run(
     experiment: str,
-    optimizer: OptimizerConfig,
+    optimizer: AnyConfig,
     training: MetaTrainConfig | None,
     problem: Problem,
     extra: Sequence[Setting] = (),

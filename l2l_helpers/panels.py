@@ -264,3 +264,48 @@ def optimizee_panel(
         "activation": w.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
     }
     return Panel(controls, render, "The MNIST-trained optimizer, unchanged, on another network")
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 10: the convnet on a label subset of your choice
+
+
+def label_subset_panel(
+    learned: Mapping[str, Any],
+    data: Any,
+    lrs: Mapping[str, float],
+    labels: tuple[int, ...] = (0, 1),
+    n_tasks: int = 1,
+    steps: int = 100,
+    device: torch.device | str = "cpu",
+) -> Panel:
+    """Pick the labels (two or more of ``data.classes``) -> the learned optimizers (``learned``: name -> network)
+    and the baselines at the rates ``lrs`` (name -> learning rate, tuned by the notebook on all labels) on
+    ``n_tasks`` held-out convnets of that label subset, live."""
+    import ipywidgets as w
+
+    from .baselines import make_baseline
+    from .coordinatewise_lstm import LearnedRule
+    from .evaluation import evaluate_rules
+    from .optimizees.conv import ConvProblem
+
+    check_positive_int("n_tasks", n_tasks)
+    check_positive_int("steps", steps)
+    rules = {name: LearnedRule(net, name) for name, net in learned.items()}
+    rules |= {name: make_baseline(name, lr) for name, lr in lrs.items()}
+
+    def render(chosen: tuple[int, ...]) -> Any:
+        from IPython.display import Markdown
+
+        try:
+            problem = ConvProblem(data, labels=sorted(chosen))
+        except ValueError as exc:
+            return Markdown(f"**Pick again:** {exc}")
+        results = evaluate_rules(rules, problem, n_tasks, steps, "test", device)
+        names = ", ".join(data.classes[k] for k in sorted(chosen))
+        finals = ", ".join(f"{name} {res.mean_final:.3g}" for name, res in results.items())
+        return plot_loss_curves(results, f"{len(chosen)} labels ({names}): final loss {finals}", band="none")
+
+    options = [(f"{k}: {name}", k) for k, name in enumerate(data.classes)]
+    control = w.SelectMultiple(options=options, value=tuple(labels), rows=len(options), description="labels")
+    return Panel({"chosen": control}, render, "The convnet optimizers on a label subset of your choice")

@@ -394,3 +394,36 @@ def plot_quick_training(run: Any) -> go.Figure:
     fig.update_yaxes(type="log", title_text="sum_t f(theta_t)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="mean f(theta_t)", row=1, col=2)
     return fig
+
+
+def plot_panels(
+    panels: Mapping[str, Mapping[str, EvalResult]], title: str = "", log_y: bool = True, height: int = 380
+) -> go.Figure:
+    """Mean loss curves side by side, one panel per setting (notebook 10's Figure 6: all labels, 5, 2), each
+    optimizer in the same colour in every panel and once in the legend."""
+    from plotly.subplots import make_subplots
+
+    if not panels:
+        raise ValueError("panels is empty: give at least one setting's results")
+    names = list(dict.fromkeys(n for res in panels.values() for n in res))
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.06)
+    shown: set[str] = set()
+    for col, res in enumerate(panels.values(), start=1):
+        for name, r in res.items():
+            color = color_of(name, names.index(name))
+            trace = go.Scatter(
+                x=np.arange(r.steps + 1),
+                y=r.mean.numpy(),
+                name=name,
+                legendgroup=name,
+                showlegend=name not in shown,
+                line={"color": color, "width": 2.5 if name.startswith("LSTM") else 1.5},
+            )
+            fig.add_trace(trace, row=1, col=col)
+            shown.add(name)
+    fig.update_layout(title=title, template="plotly_white", height=height)
+    fig.update_xaxes(title_text="step t")
+    fig.update_yaxes(title_text="loss f(theta_t)", row=1, col=1)
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig

@@ -178,5 +178,11 @@ def check_parameters(namespace: Mapping[str, Any]) -> None:
             isinstance(value, (list, tuple)) and value and all(_is_int(v) and v > 0 for v in value)
         ):
             problem = "must be a non-empty list of positive integers (numbers of steps)"
+        elif name.endswith("LABELS") and not (
+            isinstance(value, (list, tuple)) and len(value) >= 2 and all(_is_int(v) and v >= 0 for v in value)
+        ):
+            problem = "must be a list of at least two labels (non-negative integers), e.g. [0, 1]"
+        elif name == "DATASET" and value not in ("auto", "fashion_mnist", "cifar10"):
+            problem = "must be one of auto, fashion_mnist, cifar10"
         if problem:
             raise ValueError(f"notebook parameter {name}={value!r} {problem}")

@@ -659,3 +659,123 @@ def image_gallery(
         for t in at_steps:
             out[f"{name}, step {t}"] = tasks.images(thetas[t].to(device))[0].clamp(0, 1).cpu()
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 10: convnets, label subsets, one LSTM per layer type
+
+
+def class_samples(data: Any, per_class: int = 1, split: str = "test") -> dict[str, torch.Tensor]:
+    """The first ``per_class`` images of every class of ``data`` (an :class:`~l2l_helpers.datasets.ImageData`) as RGB
+    tensors (3, H, W), named "label k: class", for :func:`~l2l_helpers.plotting.plot_images` (notebook 10)."""
+    check_positive_int("per_class", per_class)
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} must be 'train' or 'test'")
+    images, labels = (data.test_images, data.test_labels) if split == "test" else (data.train_images, data.train_labels)
+    out = {}
+    for k, name in enumerate(data.classes):
+        for j, i in enumerate(torch.nonzero(labels == k).flatten()[:per_class].tolist()):
+            image = images[i]
+            out[f"{k}: {name}" + (f" ({j + 1})" if per_class > 1 else "")] = image.expand(3, -1, -1)
+    return out
+
+
+def label_subset_comparisons(
+    problems: Mapping[str, Problem],
+    learned: Mapping[str, Mapping[str, Any]],
+    grid: Sequence[float],
+    tune_tasks: int = 2,
+    eval_tasks: int = 4,
+    steps: int = 100,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> tuple[dict[str, dict[str, EvalResult]], dict[str, dict[str, Any]]]:
+    """Figure 6's panels (notebook 10): for each label set (``problems``, e.g. all labels, 5, 2), the learned
+    optimizers ``learned[label set]`` and the four baselines on the same held-out networks.
+
+    The baselines are tuned on training networks of each label set: on the first over the whole ``grid`` (stepping
+    past its edge), on the others around those rates (:func:`~l2l_helpers.evaluation.tune_near`, a half-decade either
+    side and past the edge), which costs a third of a full grid per set. Returns (results, tuned) by label set.
+    """
+    from .evaluation import tune_near
+
+    if not problems:
+        raise ValueError("problems is empty: give at least one label set")
+    if missing := [k for k in problems if k not in learned]:
+        raise ValueError(f"no learned optimizers for {missing}: give learned[label set] for every label set")
+    results, tuned = {}, {}
+    first = None
+    for key, problem in problems.items():
+        if first is None:
+            tuned[key] = first = tune_baselines(
+                problem, grid=grid, n_tasks=tune_tasks, steps=steps, device=device, progress=progress
+            )
+        else:
+            tuned[key] = tune_near(problem, first, n_tasks=tune_tasks, steps=steps, device=device, progress=progress)
+        results[key] = held_out_comparison(problem, learned[key], tuned[key], eval_tasks, steps, device, progress)
+    return results, tuned
+
+
+def seed_means(results: Mapping[str, EvalResult], kinds: Mapping[str, Sequence[str]]) -> dict[str, EvalResult]:
+    """Each kind of learned optimizer as one curve (notebook 10's Figure 6): its seeds' losses stacked as more tasks,
+    so the mean curve is the mean over seeds and held-out networks; entries in no kind (baselines) are kept."""
+    grouped = {n for names in kinds.values() for n in names}
+    if missing := sorted(grouped - set(results)):
+        raise ValueError(f"{missing} are not among the results: {', '.join(results)}")
+    out = {kind: EvalResult(kind, torch.cat([results[n].losses for n in names])) for kind, names in kinds.items()}
+    return out | {n: r for n, r in results.items() if n not in grouped}
+
+
+def group_gradient_scales(problem: Any, task: int = 0, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Notebook 10: the gradient magnitudes of each parameter group (``problem.groups()``, conv and fc) at held-out
+    network ``task``'s initial theta on its first minibatch: what one LSTM for every parameter would have to serve.
+    Returns ``{"table": {group: {...}}, "markdown": str}``."""
+    tasks = problem.tasks("test", [task], device)
+    theta = tasks.init_theta().requires_grad_(True)
+    (grad,) = torch.autograd.grad(tasks.loss(theta, 0).sum(), theta)
+    magnitude = grad[0].abs().cpu()
+    table = {}
+    for name, idx in problem.groups().items():
+        g = magnitude[idx]
+        table[name] = {
+            "coordinates": int(g.numel()),
+            "median": float(g.median()),
+            "p90": float(torch.quantile(g, 0.9)),
+            "mean": float(g.mean()),
+        }
+    lines = ["| group | coordinates | median abs(g) | 90th percentile | mean |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {name} | {t['coordinates']:,} | {t['median']:.3g} | {t['p90']:.3g} | {t['mean']:.3g} |"
+        for name, t in table.items()
+    ]
+    names = list(table)
+    if len(names) == 2 and table[names[0]]["median"] > 0:
+        ratio = table[names[1]]["median"] / table[names[0]]["median"]
+        lines.append(f"\nMedian gradient magnitude, {names[1]} / {names[0]}: {ratio:.3g}x.")
+    return {"table": table, "markdown": "\n".join(lines)}
+
+
+def relu_bn_markdown(results: Mapping[str, EvalResult], learned: Sequence[str]) -> str:
+    """Notebook 10: one sentence, with this run's numbers, on how the learned optimizers do on a ReLU network with
+    batch normalization: each seed's mean final loss against the best tuned baseline's (notebook 08's contrast)."""
+    if not learned:
+        raise ValueError("learned must name at least one learned optimizer among the results")
+    everyone = [n for n in results if n not in learned and not n.startswith(("LSTM", "one LSTM"))]
+    ranked = _ranked_baselines({n: results[n] for n in [*learned, *everyone]}, learned)
+    if not ranked:
+        raise ValueError("results hold no baseline to compare with")
+    best = results[ranked[0]]
+    ratios = [results[n].mean_final / best.mean_final for n in learned]
+    text = ", ".join(f"{r:.2f}" for r in ratios)
+    if all(r < 1 for r in ratios):
+        verdict = "every seed ends below the best tuned baseline"
+    elif all(r >= 1 for r in ratios):
+        verdict = "no seed ends below the best tuned baseline"
+    else:
+        verdict = "some seeds end below the best tuned baseline and some do not"
+    return (
+        f"On this ReLU convnet with batch normalization, the learned optimizer's mean final loss is {text} times that "
+        f"of the best tuned baseline, {ranked[0]} ({best.mean_final:.3g}), for seeds {', '.join(learned)}: {verdict} "
+        "(the claims table gives the paired intervals). Notebook 08's ReLU MLPs had no batch normalization, and "
+        "their optimizer had been meta-trained on sigmoid networks."
+    )

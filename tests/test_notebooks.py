@@ -70,6 +70,7 @@ PANELS = {
     "04_meta_training": "architecture_training_panel",
     "07_architectures": "optimizee_panel",
     "08_relu_failure": "optimizee_panel",
+    "10_convnets": "label_subset_panel",
 }
 
 
