@@ -49,7 +49,7 @@ bench: setup  ## speed benchmarks: fused vs plain trainer, learned step vs Adam 
 
 WEIGHTS := l2l_helpers/pretrained_weights
 
-pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 3.8 hours)
+pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 6 hours)
 	for seed in 0 1 2; do suffix=$$([ $$seed = 0 ] || echo _seed$$seed); \
 	  $(PY) -m l2l_helpers train --problem quadratic --epochs 400 --tasks-per-epoch 64 --lr 0.003 --val-every 20 \
 	    --val-tasks 64 --checkpoint-every 50 --seed $$seed --quiet --out $(WEIGHTS)/quadratic$$suffix.pt || exit 1; \
@@ -81,6 +81,13 @@ pretrained: setup  ## re-make the shipped optimizers and their evaluations from 
 	  --lr 0.003 --val-every 10 --val-tasks 4 --checkpoint-every 10 --seed 0 --quiet --out $(WEIGHTS)/neural_art.pt
 	$(PY) -m l2l_helpers evaluate --problem neural_art --optimizer neural_art --baselines sgd,nag,rmsprop,adam \
 	  --tasks 8 --tune-tasks 4 --out $(WEIGHTS)/neural_art.eval.json
+	for seed in 0 1 2; do suffix=$$([ $$seed = 0 ] || echo _seed$$seed); \
+	  for kind in conv conv_sub conv_one; do \
+	    extra=$$([ $$kind = conv_sub ] && echo --labels 5,6,7,8,9; [ $$kind = conv_one ] && echo --one-lstm); \
+	    $(PY) -m l2l_helpers train --problem conv $$extra --epochs 100 --lr 0.003 --val-every 20 --val-tasks 4 \
+	      --checkpoint-every 20 --seed $$seed --quiet --out $(WEIGHTS)/$$kind$$suffix.pt || exit 1; \
+	  done; \
+	done
 
 clean:  ## remove build products (keeps .venv, checkpoints/ and runs/)
 	rm -rf build .pytest_cache .ruff_cache

@@ -33,7 +33,9 @@ def test_shipped_with_command_seed_and_metrics(name):
     assert net.config == l2l.recipe_of(name).optimizer
 
 
-@pytest.mark.parametrize("name", ["quadratic", "quadratic_paper", "quadratic_gac", "quadratic_ntm", "mnist"])
+@pytest.mark.parametrize(
+    "name", ["quadratic", "quadratic_paper", "quadratic_gac", "quadratic_ntm", "mnist", "conv", "conv_sub", "conv_one"]
+)
 def test_recipes_ship_three_independent_seeds(name):
     """Three meta-trainings per recipe, by the same command with another --seed (phi's init and the tasks)."""
     names = l2l.seed_names(name)
@@ -49,6 +51,23 @@ def test_recipes_ship_three_independent_seeds(name):
     assert not any(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
     paper = l2l.recipe_of("quadratic_paper").optimizer
     assert (paper.preprocessing, paper.output_scale) == ("none", 1.0)  # the authors' quadratic configuration
+
+
+def test_convnet_optimizers_are_the_papers_two_lstms_their_ablation_and_lstm_sub():
+    """Section 3.3: `conv` and `conv_sub` are one LSTM per layer type, `conv_one` one LSTM for all (the ablation),
+    with the same recipe otherwise; `conv_sub` was meta-trained on labels 5-9 only, so notebook 10's subsets (labels
+    0-4) are labels it never saw; every one of them records which images it was meta-trained on."""
+    recipes = {name: l2l.recipe_of(name) for name in ("conv", "conv_sub", "conv_one")}
+    for name in ("conv", "conv_sub"):
+        net = l2l.load_pretrained(name)
+        assert isinstance(net, l2l.GroupedLSTM) and list(net.nets) == ["conv", "fc"]
+    assert type(l2l.load_pretrained("conv_one")) is l2l.CoordinatewiseLSTM
+    assert recipes["conv_one"].optimizer == recipes["conv"].optimizer.groups[0][1]
+    assert recipes["conv"].problem_args == recipes["conv_one"].problem_args == {"labels": None}
+    assert recipes["conv_sub"].problem_args == {"labels": [5, 6, 7, 8, 9]}
+    assert len({str(r.training) for r in recipes.values()}) == 1  # the same meta-training settings
+    for name in recipes:
+        assert "Fashion-MNIST" in l2l.pretrained_info(name)["meta_training_images"]["images"]
 
 
 def test_optimizers_for_gives_every_seed_or_the_first_ones():
