@@ -648,7 +648,9 @@ def image_gallery(
 ) -> dict[str, torch.Tensor]:
     """Held-out image ``task`` after each of ``at_steps`` steps of each optimizer (neural art, notebook 09).
 
-    Returns ``{"<name>, step <t>": image (3, H, W)}`` in the order optimizer by optimizer.
+    Returns ``{"<name>, step <t>, style <r>": image (3, H, W)}`` in the order optimizer by optimizer, where r is the
+    image's style loss relative to the photo's own (``NeuralArtTasks.style_ratio``: 100% is the photo untouched, a
+    few per cent an image that carries the painting), so that each picture has its number beside it.
     """
     if not at_steps or min(at_steps) < 0:
         raise ValueError(f"at_steps={list(at_steps)!r} must be a non-empty list of step counts >= 0")
@@ -657,7 +659,9 @@ def image_gallery(
     for name, rule in rules.items():
         _, thetas = trajectory(rule, tasks, max(at_steps))
         for t in at_steps:
-            out[f"{name}, step {t}"] = tasks.images(thetas[t].to(device))[0].clamp(0, 1).cpu()
+            theta = thetas[t].to(device)
+            ratio = float(tasks.style_ratio(theta)[0])
+            out[f"{name}, step {t}, style {ratio:.1%}"] = tasks.images(theta)[0].clamp(0, 1).cpu()
     return out
 
 

@@ -193,3 +193,20 @@ def test_quick_meta_training_names_bad_values(kwargs, name):
     """A wrong setting raises ValueError naming it, before any training."""
     with pytest.raises(ValueError, match=name):
         l2l.studies.quick_meta_training(**kwargs)
+
+
+def test_image_gallery_names_each_picture_with_its_style_ratio():
+    """Notebook 09's gallery: one picture per optimizer and step count, each caption with the picture's style loss
+    relative to the photo's; step 0 is the photo itself (100.0%), and Adam's picture after some steps is more styled;
+    negative or missing step counts are refused."""
+    problem = l2l.NeuralArtProblem(size=32, style_weight=1e6)
+    rules = {"Adam": l2l.make_baseline("adam", 0.02)}
+    gallery = l2l.studies.image_gallery(rules, problem, [0, 10], task=2)
+    (first, image0), (second, image10) = gallery.items()
+    assert first == "Adam, step 0, style 100.0%" and second.startswith("Adam, step 10, style ")
+    assert float(second.rsplit(" ", 1)[1].rstrip("%")) < 100.0
+    torch.testing.assert_close(image0, problem.tasks("test", [2]).content[0])
+    assert image10.shape == (3, 32, 32) and 0 <= image10.min() and image10.max() <= 1
+    for bad in ([], [-1]):
+        with pytest.raises(ValueError, match="at_steps"):
+            l2l.studies.image_gallery(rules, problem, bad)

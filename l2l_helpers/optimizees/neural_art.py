@@ -165,6 +165,22 @@ class NeuralArtTasks(TaskBatch):
         """theta (B, 3 * size * size) as images (B, 3, size, size)."""
         return theta.view(-1, 3, self.problem.size, self.problem.size)
 
+    def style_loss(self, theta: torch.Tensor) -> torch.Tensor:
+        """The style term alone, unweighted, per image (B,): the image's Gram matrices against the painting's."""
+        self.copies(theta)  # a clear error for a wrong shape
+        with torch.no_grad():
+            feats = self.problem.features(self.images(theta))
+            return sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, self.style_grams, strict=True))
+
+    def style_ratio(self, theta: torch.Tensor) -> torch.Tensor:
+        """Style loss of each image relative to its content photo's own, per image (B,): 1 is the photo untouched,
+        a few percent is an image that carries the painting's colours and texture (notebook 09 prints it beside
+        every picture; the number says how styled a result is where a faint tint and a painted photo look alike to
+        the loss curves)."""
+        copies = self.copies(theta)
+        own = self.style_loss(self.init_theta())
+        return self.style_loss(theta) / (own if copies == 1 else own.repeat(copies))
+
     def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
         p = self.problem
         copies = self.copies(theta)
