@@ -49,7 +49,7 @@ bench: setup  ## speed benchmarks: fused vs plain trainer, learned step vs Adam 
 
 WEIGHTS := l2l_helpers/pretrained_weights
 
-pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 5.5 hours)
+pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 5 hours)
 	for seed in 0 1 2; do suffix=$$([ $$seed = 0 ] || echo _seed$$seed); \
 	  $(PY) -m l2l_helpers train --problem quadratic --epochs 400 --tasks-per-epoch 64 --lr 0.003 --val-every 20 \
 	    --val-tasks 64 --checkpoint-every 50 --seed $$seed --quiet --out $(WEIGHTS)/quadratic$$suffix.pt || exit 1; \
@@ -77,7 +77,7 @@ pretrained: setup  ## re-make the shipped optimizers and their evaluations from 
 	done
 	$(PY) -m l2l_helpers evaluate --problem mnist --optimizer mnist --baselines sgd,nag,rmsprop,adam \
 	  --tasks 20 --tune-tasks 8 --out $(WEIGHTS)/mnist.eval.json
-	$(PY) -m l2l_helpers train --problem neural_art --weights linear --select final --epochs 150 --tasks-per-epoch 2 \
+	$(PY) -m l2l_helpers train --problem neural_art --style-weight 1e6 --weights ones --select final --epochs 150 --tasks-per-epoch 2 \
 	  --lr 0.003 --val-every 10 --val-tasks 4 --checkpoint-every 10 --seed 0 --quiet --out $(WEIGHTS)/neural_art.pt
 	$(PY) -m l2l_helpers evaluate --problem neural_art --optimizer neural_art --baselines sgd,nag,rmsprop,adam \
 	  --tasks 8 --tune-tasks 4 --out $(WEIGHTS)/neural_art.eval.json

@@ -100,7 +100,7 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init-scale", type=_positive_float, default=0.01, help="std of the normal init (0.01)")
     g.add_argument("--size", type=_int_at_least(16), default=64, help="neural_art image size (paper: 64, test 128)")
     g.add_argument("--style", default="starry_night", help="neural_art painting in data/styles")
-    g.add_argument("--style-weight", type=_non_negative_float, default=1e5, help="neural_art style weight (1e5)")
+    g.add_argument("--style-weight", type=_non_negative_float, default=1e6, help="neural_art style weight (1e6)")
     g.add_argument("--tv-weight", type=_non_negative_float, default=0.2, help="neural_art total-variation weight (0.2)")
     g.add_argument(
         "--labels",

@@ -141,7 +141,7 @@ def test_cli_knows_neural_art(tmp_path, capsys):
     args = ["train", "--problem", "neural_art", "--size", "16", "--epochs", "1", "--steps", "4", "--unroll", "2"]
     assert main([*args, "--val-every", "0", "--out", str(out), "--quiet"]) == 0
     stored = l2l.read_checkpoint(out)["metadata"]["problem_args"]
-    assert stored == {"size": 16, "style": "starry_night", "style_weight": 1e5, "tv_weight": 0.2}
+    assert stored == {"size": 16, "style": "starry_night", "style_weight": 1e6, "tv_weight": 0.2}
     evaluate = ["evaluate", "--problem", "neural_art", "--size", "32", "--optimizer", str(out)]
     assert main([*evaluate, "--baselines", "adam", "--lr", "adam=0.1", "--steps", "3", "--tasks", "1"]) == 0
     assert "neural_art: 32x32" in capsys.readouterr().out

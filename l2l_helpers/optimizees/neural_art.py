@@ -204,7 +204,7 @@ class NeuralArtProblem(Problem):
         size: int = 64,
         style: str = "starry_night",
         content_weight: float = 1.0,
-        style_weight: float = 1e5,
+        style_weight: float = 1e6,
         tv_weight: float = 0.2,
         features: str = "random",
         seed: int = 0,
