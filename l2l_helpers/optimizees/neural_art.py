@@ -155,8 +155,14 @@ class NeuralArtTasks(TaskBatch):
         self.content = torch.stack(contents).to(device)  # (B, 3, size, size)
         feats = problem.features.to(device)
         with torch.no_grad():
-            self.content_feat = feats(self.content)[problem.content_layer]
             self.style_grams = [gram(f) for f in feats(problem.style_image().unsqueeze(0).to(device))]
+            content_feats = feats(self.content)
+            self.content_feat = content_feats[problem.content_layer]
+            self.photo_style = self._style_term(content_feats)  # (B,): the photos' own style loss, for style_ratio
+
+    def _style_term(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Unweighted style loss (B,) of feature maps: their Gram matrices against the painting's over all scales."""
+        return sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, self.style_grams, strict=True))
 
     def init_theta(self) -> torch.Tensor:
         return self.content.reshape(self.n_tasks, -1).clone()  # start from the content photo
@@ -169,8 +175,7 @@ class NeuralArtTasks(TaskBatch):
         """The style term alone, unweighted, per image (B,): the image's Gram matrices against the painting's."""
         self.copies(theta)  # a clear error for a wrong shape
         with torch.no_grad():
-            feats = self.problem.features(self.images(theta))
-            return sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, self.style_grams, strict=True))
+            return self._style_term(self.problem.features(self.images(theta)))
 
     def style_ratio(self, theta: torch.Tensor) -> torch.Tensor:
         """Style loss of each image relative to its content photo's own, per image (B,): 1 is the photo untouched,
@@ -178,8 +183,7 @@ class NeuralArtTasks(TaskBatch):
         every picture; the number says how styled a result is where a faint tint and a painted photo look alike to
         the loss curves)."""
         copies = self.copies(theta)
-        own = self.style_loss(self.init_theta())
-        return self.style_loss(theta) / (own if copies == 1 else own.repeat(copies))
+        return self.style_loss(theta) / self.photo_style.repeat(copies)
 
     def loss(self, theta: torch.Tensor, step: int = 0) -> torch.Tensor:
         p = self.problem
@@ -187,7 +191,7 @@ class NeuralArtTasks(TaskBatch):
         feats = p.features(self.images(theta))
         target = self.content_feat if copies == 1 else self.content_feat.repeat(copies, 1, 1, 1)
         content = ((feats[p.content_layer] - target) ** 2).mean(dim=(1, 2, 3))
-        style = sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, self.style_grams, strict=True))
+        style = self._style_term(feats)
         total = p.content_weight * content + p.style_weight * style
         if p.tv_weight:
             total = total + p.tv_weight * total_variation(self.images(theta))
