@@ -77,10 +77,13 @@ pretrained: setup  ## re-make the shipped optimizers and their evaluations from 
 	done
 	$(PY) -m l2l_helpers evaluate --problem mnist --optimizer mnist --baselines sgd,nag,rmsprop,adam \
 	  --tasks 20 --tune-tasks 8 --out $(WEIGHTS)/mnist.eval.json
-	$(PY) -m l2l_helpers train --problem neural_art --style-weight 1e6 --weights ones --select final --epochs 150 --tasks-per-epoch 2 \
-	  --lr 0.003 --val-every 10 --val-tasks 4 --checkpoint-every 10 --seed 0 --quiet --out $(WEIGHTS)/neural_art.pt
+	for seed in 0 1 2; do suffix=$$([ $$seed = 0 ] || echo _seed$$seed); \
+	  $(PY) -m l2l_helpers train --problem neural_art --style-weight 1e6 --weights ones --select final --epochs 450 \
+	    --tasks-per-epoch 2 --lr 0.003 --val-every 10 --val-tasks 6 --checkpoint-every 10 --seed $$seed --quiet \
+	    --out $(WEIGHTS)/neural_art$$suffix.pt || exit 1; \
+	done
 	$(PY) -m l2l_helpers evaluate --problem neural_art --optimizer neural_art --baselines sgd,nag,rmsprop,adam \
-	  --tasks 8 --tune-tasks 4 --out $(WEIGHTS)/neural_art.eval.json
+	  --tasks 16 --tune-tasks 4 --out $(WEIGHTS)/neural_art.eval.json
 	for seed in 0 1 2; do suffix=$$([ $$seed = 0 ] || echo _seed$$seed); \
 	  for kind in conv conv_sub conv_one; do \
 	    extra=$$([ $$kind = conv_sub ] && echo --labels 5,6,7,8,9; [ $$kind = conv_one ] && echo --one-lstm); \

@@ -21,7 +21,7 @@ from .meta_training import MetaTrainConfig
 from .optimizees.base import Problem
 
 #: Experiments with paper values: the problem family each one meta-trains on.
-EXPERIMENTS = ("quadratic", "mnist", "conv")
+EXPERIMENTS = ("quadratic", "mnist", "conv", "neural_art")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def optimizer_rows(experiment: str, optimizer: AnyConfig) -> list[Setting]:
             pre,
             optimizer.preprocessing == "log_sign" and optimizer.p == 10.0,
         )
-        where = "authors' MNIST code; nothing given for the convnet" if experiment == "conv" else "authors' code"
+        where = {"conv": "authors' MNIST code; nothing given for the convnet", "neural_art": "authors' MNIST code"}
+        where = where.get(experiment, "authors' code")
         scale_row = _row("output scale", f"0.01 ({where}; the paper does not say)", f"{scale:g}", scale == 0.01)
     rows = [
         *groups,
@@ -118,12 +119,13 @@ def training_rows(experiment: str, training: MetaTrainConfig) -> list[Setting]:
     tasks = 128 if experiment == "quadratic" else 1  # the authors' code has no convnet: its MNIST value
     weights = {"ones": "1 for every t", "final": "1 only at t = T", "linear": "2t / (T + 1): later steps count more"}
     select = {"sum": "lowest validation sum of losses", "final": "lowest validation final loss"}
+    horizon = (128, 32) if experiment == "neural_art" else (100, 20)  # Section 3.4: 128 steps, unrolled 32
     rows = [
         _row(
             "horizon T, unroll",
-            "100 steps, unrolls of 20",
+            f"{horizon[0]} steps, unrolls of {horizon[1]}",
             f"{training.steps} steps, unrolls of {training.unroll}",
-            (training.steps, training.unroll) == (100, 20),
+            (training.steps, training.unroll) == horizon,
         ),
         _row(
             "w_t (weights of the losses)",
@@ -187,6 +189,8 @@ def problem_rows(experiment: str, problem: Problem) -> list[Setting]:
         ]
     if experiment == "conv":
         return _conv_rows(problem)
+    if experiment == "neural_art":
+        return _neural_art_rows(problem)
     hidden, act = getattr(problem, "hidden", None), getattr(problem, "activation", None)
     init = getattr(problem, "init", None)
     init_text = f"N(0, {problem.init_scale:g}^2)" if init == "normal" else f"{init} (see the problem's docstring)"
@@ -246,6 +250,48 @@ def _conv_rows(problem: Problem) -> list[Setting]:
     ]
 
 
+def _neural_art_rows(problem: Problem) -> list[Setting]:
+    """Section 3.4's style transfer against the neural-art problem (its losses, images and painting)."""
+    from .optimizees.neural_art import CONTENT_PHOTOS, VGGFeatures
+
+    vgg = isinstance(getattr(problem, "features", None), VGGFeatures)
+    photos = {split: len(names) for split, names in CONTENT_PHOTOS.items()}
+    size = getattr(problem, "size", None)
+    weights = (
+        f"content {problem.content_weight:g}, style {problem.style_weight:g}, total variation {problem.tv_weight:g} "
+        "(chosen here: the smallest style weight at which tuned Adam visibly styles a photo in 100 steps)"
+    )
+    return [
+        _row(
+            "feature network",
+            "ImageNet-trained VGG-19 (Gatys et al.)",
+            "ImageNet VGG-19, relu1_1-relu3_1" if vgg else "seeded random-weight convnet, 3 layers (32-64-128)",
+            vgg,
+        ),
+        _row(
+            "content images",
+            "64x64 ImageNet images: 1,800 to meta-train, 20 to validate, 100 to test",
+            f"random square crops of scikit-image photos: {photos['train']} to meta-train, {photos['val']} to "
+            f"validate, {photos['test']} held out ({', '.join(CONTENT_PHOTOS['test'])})",
+            False,
+        ),
+        _row("loss weights", "not given", weights, True),
+        _row("starting image", "not given", "the content photo", True),
+        _row(
+            "resolution",
+            "64x64 to meta-train; 64x64 and 128x128 to test",
+            f"{size}x{size} here",
+            size in (64, 128),
+        ),
+        _row(
+            "styles",
+            "one painting to meta-train; the same and a new one to test",
+            f"{getattr(problem, 'style', '?')} here",
+            True,
+        ),
+    ]
+
+
 def paper_vs_run(
     experiment: str,
     optimizer: AnyConfig,
@@ -253,7 +299,7 @@ def paper_vs_run(
     problem: Problem,
     extra: Sequence[Setting] = (),
 ) -> list[Setting]:
-    """Every row for ``experiment`` (``quadratic`` or ``mnist``): network, meta-training (when known), problem,
+    """Every row for ``experiment`` (one of :data:`EXPERIMENTS`): network, meta-training (when known), problem,
     then ``extra`` rows a notebook adds for what only it varies (e.g. the baselines' tuning)."""
     rows = optimizer_rows(experiment, optimizer)
     if training is not None:

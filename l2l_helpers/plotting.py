@@ -313,15 +313,22 @@ def plot_trajectories_2d(
     return fig
 
 
-def plot_images(images: Mapping[str, torch.Tensor], cols: int = 4, title: str = "", size: int = 180) -> go.Figure:
-    """A grid of RGB images (each a tensor (3, H, W), values clipped to [0, 1]) with their names as titles."""
+def plot_images(
+    images: Mapping[str, torch.Tensor] | Sequence[tuple[str, torch.Tensor]],
+    cols: int = 4,
+    title: str = "",
+    size: int = 180,
+) -> go.Figure:
+    """A grid of RGB images (each a tensor (3, H, W), values clipped to [0, 1]) with their names as titles, filled
+    row by row; ``images`` is a mapping or (title, image) pairs, so that titles may repeat (Figure 8's rows)."""
     from plotly.subplots import make_subplots
 
-    names = list(images)
+    pairs = list(images.items()) if isinstance(images, Mapping) else list(images)
+    names = [name for name, _ in pairs]
     rows = max(1, math.ceil(len(names) / cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.02, vertical_spacing=0.08)
-    for i, name in enumerate(names):
-        pixels = (images[name].detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    for i, (name, image) in enumerate(pairs):
+        pixels = (image.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
         fig.add_trace(go.Image(z=pixels, name=name), row=i // cols + 1, col=i % cols + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)

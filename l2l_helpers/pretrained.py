@@ -155,10 +155,12 @@ def optimizers_for(
     progress: bool = True,
     seeds: int | None = None,
     callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
+    problem: Problem | None = None,
 ) -> list[tuple[str, OptimizerNet, str]]:
     """:func:`optimizer_for` for every shipped seed of ``name`` (:func:`seed_names`), or the first ``seeds`` of
     them: a list of (name, network, where it came from). Claims that rest on a meta-trained optimizer use
-    several of them, each meta-trained independently. ``callback`` follows each retraining (``retrain=True``)."""
+    several of them, each meta-trained independently. ``callback`` follows each retraining (``retrain=True``);
+    ``problem`` replaces the recipe's problem family when retraining, as in :func:`optimizer_for`."""
     names = seed_names(name)
     if seeds is not None:
         check_positive_int("seeds", seeds)
@@ -167,7 +169,7 @@ def optimizers_for(
         names = names[:seeds]
     out = []
     for seed_name in names:
-        net, source = optimizer_for(seed_name, retrain, device, epochs, progress, callback)
+        net, source = optimizer_for(seed_name, retrain, device, epochs, progress, callback, problem)
         out.append((seed_name, net, source))
     return out
 

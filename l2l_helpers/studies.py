@@ -12,7 +12,8 @@ experiment design of a single notebook, kept in the package so that its cells st
 * notebook 08: :func:`optimizer_inputs`, :func:`input_statistics`, :func:`input_shift`, :func:`ks_distance`,
   :func:`statistics_markdown`, :func:`median_log10_by_step`: what the optimizer reads, along its own
   trajectories or another optimizer's; :func:`edge_lost_verdict`, whether it loses its edge under ReLU;
-* notebook 09: :func:`image_gallery`, styled images after given numbers of steps.
+* notebook 09: :func:`image_gallery`, styled images after given numbers of steps; :func:`figure8_row`, one row of
+  Figure 8 (photo | painting | every optimizer's result).
 """
 
 from __future__ import annotations
@@ -665,6 +666,43 @@ def image_gallery(
     return out
 
 
+def _final_image(rule: Any, tasks: Any, steps: int) -> torch.Tensor:
+    """theta_T of ``rule`` on the one-task batch ``tasks`` (only the last iterate is kept)."""
+    last: list[torch.Tensor] = []
+    optimize(rule, tasks, steps, lambda t, theta, grad: last.append(theta.detach()) if t == steps else None)
+    return last[-1]
+
+
+def figure8_row(
+    rules: Mapping[str, Any],
+    problem: Problem,
+    steps: int,
+    task: int = 0,
+    device: torch.device | str = "cpu",
+    reference: tuple[str, Any, int] | None = None,
+) -> list[tuple[str, torch.Tensor]]:
+    """One row of Figure 8 (notebook 09): held-out photo ``task`` | the painting | each optimizer's image after
+    ``steps`` steps, every result captioned "name: style r" with its style ratio (``NeuralArtTasks.style_ratio``:
+    100% is the photo untouched). ``reference`` = (name, rule, steps) adds a last picture run longer, captioned with
+    its step count, e.g. Adam for 300 steps: what a well-styled image of this problem looks like.
+
+    Returns ``[(caption, image (3, H, W)), ...]`` for :func:`~l2l_helpers.plotting.plot_images`.
+    """
+    check_positive_int("steps", steps)
+    tasks = problem.tasks("test", [task], device)
+    row = [("photo (held out)", tasks.content[0].cpu()), (f"style: {problem.style}", problem.style_image())]
+    runs = [(name, rule, steps) for name, rule in rules.items()]
+    if reference is not None:
+        name, rule, longer = reference
+        check_positive_int("reference steps", longer)
+        runs.append((f"{name}, {longer} steps", rule, longer))
+    for name, rule, n_steps in runs:
+        theta = _final_image(rule, tasks, n_steps)
+        ratio = float(tasks.style_ratio(theta)[0])
+        row.append((f"{name}: style {ratio:.1%}", tasks.images(theta)[0].clamp(0, 1).cpu()))
+    return row
+
+
 # --------------------------------------------------------------------------------------------
 # Notebook 10: convnets, label subsets, one LSTM per layer type
 
@@ -684,7 +722,7 @@ def class_samples(data: Any, per_class: int = 1, split: str = "test") -> dict[st
     return out
 
 
-def label_subset_comparisons(
+def comparisons_by_condition(
     problems: Mapping[str, Problem],
     learned: Mapping[str, Mapping[str, Any]],
     grid: Sequence[float],
@@ -694,19 +732,20 @@ def label_subset_comparisons(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> tuple[dict[str, dict[str, EvalResult]], dict[str, dict[str, Any]]]:
-    """Figure 6's panels (notebook 10): for each label set (``problems``, e.g. all labels, 5, 2), the learned
-    optimizers ``learned[label set]`` and the four baselines on the same held-out networks.
+    """Figure 6's panels (notebook 10) and Figure 7's (notebook 09): for each condition (``problems``, e.g. all
+    labels, 5, 2; or a painting at a resolution), the learned optimizers ``learned[condition]`` and the four baselines
+    on the same held-out tasks of that condition.
 
-    The baselines are tuned on training networks of each label set: on the first over the whole ``grid`` (stepping
-    past its edge), on the others around those rates (:func:`~l2l_helpers.evaluation.tune_near`, a half-decade either
-    side and past the edge), which costs a third of a full grid per set. Returns (results, tuned) by label set.
+    The baselines are tuned on training tasks of each condition: on the first over the whole ``grid`` (stepping past
+    its edge), on the others around those rates (:func:`~l2l_helpers.evaluation.tune_near`, a half-decade either side
+    and past the edge), which costs a third of a full grid per condition. Returns (results, tuned) by condition.
     """
     from .evaluation import tune_near
 
     if not problems:
-        raise ValueError("problems is empty: give at least one label set")
+        raise ValueError("problems is empty: give at least one condition (e.g. a label set)")
     if missing := [k for k in problems if k not in learned]:
-        raise ValueError(f"no learned optimizers for {missing}: give learned[label set] for every label set")
+        raise ValueError(f"no learned optimizers for {missing}: give learned[condition] for every condition")
     results, tuned = {}, {}
     first = None
     for key, problem in problems.items():

@@ -52,6 +52,18 @@ def test_rows_follow_the_settings_they_are_given():
         l2l.paper_vs_run("cifar", opt, None, l2l.QuadraticProblem())
 
 
+def test_neural_art_rows_name_the_feature_network_photos_and_horizon():
+    """Section 3.4 against the shipped neural-art recipe: random features instead of VGG-19, scikit-image crops
+    instead of ImageNet images and 100 steps instead of 128 depart; the resolution follows the problem given."""
+    rows = {r.name: r for r in l2l.recipe_rows("neural_art")}
+    assert rows["feature network"].departs and "random" in rows["feature network"].ours
+    assert rows["content images"].departs and "chelsea" in rows["content images"].ours
+    assert rows["horizon T, unroll"].departs and rows["horizon T, unroll"].paper.startswith("128 steps")
+    assert not rows["resolution"].departs and "style 1e+06" in rows["loss weights"].ours
+    odd = {r.name: r for r in l2l.recipe_rows("neural_art", problem=l2l.NeuralArtProblem(size=48, style="shipwreck"))}
+    assert odd["resolution"].departs and odd["styles"].ours == "shipwreck here"
+
+
 def test_markdown_marks_departures_and_escapes_pipes():
     rows = l2l.recipe_rows("quadratic")
     text = l2l.departures_markdown(rows, "recipe")

@@ -13,6 +13,7 @@ from l2l_helpers.optimizees.neural_art import (
     NeuralArtProblem,
     RandomFeatures,
     gram,
+    load_photo,
     load_style,
     make_features,
     total_variation,
@@ -26,9 +27,14 @@ def problem():
 
 
 def test_content_photos_are_split():
-    """Training, validation and test content photos do not overlap."""
+    """Training, validation and test content photos do not overlap; validation and test use several photos, and
+    every one of them loads as an RGB image (stereo_motorcycle: the left view of the stereo pair)."""
     splits = [set(v) for v in CONTENT_PHOTOS.values()]
     assert all(a.isdisjoint(b) for i, a in enumerate(splits) for b in splits[i + 1 :])
+    assert len(CONTENT_PHOTOS["val"]) > 1 and len(CONTENT_PHOTOS["test"]) > 1
+    for name in sorted(set().union(*splits)):
+        photo = load_photo(name)
+        assert photo.shape[0] == 3 and min(photo.shape[1:]) >= 256 and 0 <= photo.min() < photo.max() <= 1, name
 
 
 def test_gram_matches_a_loop():

@@ -59,3 +59,6 @@ def test_image_grid():
     assert [t.name for t in fig.data] == ["a", "b"]
     assert np.asarray(fig.data[0].z).max() == 255 and np.asarray(fig.data[1].z).max() == 0
     assert [a.text for a in fig.layout.annotations] == ["a", "b"]
+    rows = plot_images([("photo", torch.zeros(3, 4, 5)), ("x", torch.ones(3, 4, 5))] * 2, cols=2)
+    assert [a.text for a in rows.layout.annotations] == ["photo", "x", "photo", "x"]  # titles may repeat, row by row
+    assert [(t.xaxis, t.yaxis) for t in rows.data][2] == ("x3", "y3")

@@ -70,6 +70,15 @@ def test_convnet_optimizers_are_the_papers_two_lstms_their_ablation_and_lstm_sub
         assert "Fashion-MNIST" in l2l.pretrained_info(name)["meta_training_images"]["images"]
 
 
+def test_optimizers_for_hands_the_problem_to_each_retraining(monkeypatch):
+    """Notebook 09 retrains on its own problem (e.g. VGG-19 features): optimizers_for passes it to every seed."""
+    seen = []
+    monkeypatch.setattr(l2l.pretrained, "optimizer_for", lambda name, *args: seen.append((name, args[-1])) or (0, ""))
+    marker = object()
+    l2l.optimizers_for("quadratic", True, seeds=2, progress=False, problem=marker)
+    assert seen == [("quadratic", marker), ("quadratic_seed1", marker)]
+
+
 def test_optimizers_for_gives_every_seed_or_the_first_ones():
     out = l2l.optimizers_for("quadratic", seeds=2, progress=False)
     assert [name for name, _, _ in out] == ["quadratic", "quadratic_seed1"]

@@ -210,3 +210,29 @@ def test_image_gallery_names_each_picture_with_its_style_ratio():
     for bad in ([], [-1]):
         with pytest.raises(ValueError, match="at_steps"):
             l2l.studies.image_gallery(rules, problem, bad)
+
+
+def test_figure8_row_is_photo_painting_then_each_result_with_its_style_ratio():
+    """Figure 8's row: the held-out photo, the painting, each optimizer after the same steps, and a longer reference
+    run, every result captioned with its style ratio; the reference is the same rule run longer, so it is further
+    styled; a step count below 1 is refused."""
+    problem = l2l.NeuralArtProblem(size=32, style="the_scream")
+    adam = l2l.make_baseline("adam", 0.02)
+    row = l2l.studies.figure8_row(
+        {"Adam": adam, "SGD": l2l.make_baseline("sgd", 1.0)}, problem, 5, task=1, reference=("Adam", adam, 20)
+    )
+    captions = [c for c, _ in row]
+    assert captions[:2] == ["photo (held out)", "style: the_scream"]
+    assert captions[2].startswith("Adam: style ") and captions[3].startswith("SGD: style ")
+    assert captions[4].startswith("Adam, 20 steps: style ")
+    torch.testing.assert_close(row[0][1], problem.tasks("test", [1]).content[0])
+    torch.testing.assert_close(row[1][1], problem.style_image())
+    ratio = [float(c.rsplit(" ", 1)[1].rstrip("%")) for c in captions[2:]]
+    assert ratio[2] < ratio[0] < 100.0, captions
+    alone = l2l.studies.image_gallery({"Adam": adam}, problem, [5], task=1)
+    torch.testing.assert_close(row[2][1], next(iter(alone.values())))
+    assert all(image.shape == (3, 32, 32) for _, image in row)
+    with pytest.raises(ValueError, match="steps"):
+        l2l.studies.figure8_row({"Adam": adam}, problem, 0)
+    with pytest.raises(ValueError, match="reference steps"):
+        l2l.studies.figure8_row({"Adam": adam}, problem, 5, reference=("Adam", adam, 0))

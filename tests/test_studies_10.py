@@ -35,14 +35,14 @@ def test_class_samples_give_one_rgb_image_per_label():
         studies.class_samples(data, split="val")
 
 
-def test_label_subset_comparisons_run_everyone_on_the_same_held_out_networks():
+def test_comparisons_by_condition_run_everyone_on_the_same_held_out_networks():
     """Baselines tuned per label set (whole grid on the first, around its rates on the others); the learned
     optimizers of each set run beside them on the same tasks: a baseline's curve equals running it alone."""
     torch.manual_seed(0)
     net = GroupedLSTM(GroupedConfig.same(l2l.OptimizerConfig(), ("conv", "fc")))
     problems = {"all": _tiny(), "two": _tiny([0, 1])}
     learned = {"all": {"LSTM s0": net}, "two": {"LSTM s0": net}}
-    results, tuned = studies.label_subset_comparisons(problems, learned, [0.01, 0.1], 1, 2, 4, progress=False)
+    results, tuned = studies.comparisons_by_condition(problems, learned, [0.01, 0.1], 1, 2, 4, progress=False)
     assert set(results["two"]) == {"LSTM s0", "SGD", "NAG", "RMSprop", "Adam"}
     for key, problem in problems.items():
         nag = tuned[key]["NAG"].best_lr
@@ -51,7 +51,7 @@ def test_label_subset_comparisons_run_everyone_on_the_same_held_out_networks():
     near = tuned["two"]["Adam"].scores
     assert tuned["all"]["Adam"].best_lr in near  # the subsets' search is centred on the first set's rate
     with pytest.raises(ValueError, match="no learned optimizers for"):
-        studies.label_subset_comparisons(problems, {"all": {}}, [0.1], progress=False)
+        studies.comparisons_by_condition(problems, {"all": {}}, [0.1], progress=False)
 
 
 def test_seed_means_stack_each_kinds_seeds():
