@@ -259,7 +259,7 @@ def _neural_art_rows(problem: Problem) -> list[Setting]:
     size = getattr(problem, "size", None)
     weights = (
         f"content {problem.content_weight:g}, style {problem.style_weight:g}, total variation {problem.tv_weight:g} "
-        "(chosen here: the smallest style weight at which tuned Adam visibly styles a photo in 100 steps)"
+        "(style weight chosen here: at 1e5 tuned Adam leaves a tinted photo after 100 steps, at 1e6 it styles it)"
     )
     return [
         _row(

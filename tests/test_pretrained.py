@@ -138,19 +138,26 @@ def test_mnist_seeds_beat_every_tuned_baseline_at_100_and_200_steps(mnist_seeds)
 
 
 @pytest.mark.slow
-def test_neural_art_beats_tuned_adam_and_rmsprop():
-    """Figure 7, left: on 8 held-out 64x64 photo crops, a lower mean final loss than Adam and RMSprop.
+def test_neural_art_seeds_beat_tuned_adam_and_rmsprop():
+    """Figure 7, left, at CI size: on 8 held-out 64x64 crops of photos no optimizer saw, every shipped neural-art seed
+    is ahead of tuned Adam and RMSprop over the whole trajectory (sum of losses), and seed 0 also ends lower
+    (final loss), by paired 95% intervals.
 
-    The two strongest baselines (NAG and SGD end far behind, see neural_art.eval.json), each tuned on
-    neural art's grid on training crops; notebook 09 compares all four, also at 128x128.
-    """
+    Adam and RMSprop are the two strongest baselines (SGD and NAG end far behind, see neural_art.eval.json), each
+    tuned on neural art's grid on 4 training crops; notebook 09 compares all four in three conditions, also at
+    128x128 and with a painting the optimizers never saw."""
     from l2l_helpers.optimizees.neural_art import NeuralArtProblem
 
     problem = NeuralArtProblem(size=64)
+    trained = l2l.optimizers_for("neural_art", progress=False)
+    nets = l2l.labelled_seeds(trained)
     tuned = l2l.tune_baselines(problem, ("Adam", "RMSprop"), problem.lr_grid, n_tasks=4, progress=False)
-    results = l2l.held_out_comparison(problem, {"LSTM": l2l.load_pretrained("neural_art")}, tuned, 8, progress=False)
-    holds, text = l2l.beats(results, "LSTM", list(tuned))
-    assert holds, text
+    results = l2l.held_out_comparison(problem, nets, tuned, 8, progress=False)
+    runs = l2l.by_seed(results, list(nets), "LSTM")
+    whole = l2l.lower_than(runs, "LSTM", list(tuned), metric="sum")
+    assert whole["verdict"] == "reproduced" and whole["seeds"] == len(trained) >= 2, whole["ours"]
+    final = l2l.lower_than(runs[0], "LSTM", list(tuned))
+    assert final["verdict"] == "reproduced", final["ours"]
 
 
 def result(name: str, finals: list[float], lr: float | None = None) -> l2l.EvalResult:
