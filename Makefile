@@ -49,7 +49,7 @@ bench: setup  ## speed benchmarks: fused vs plain trainer, learned step vs Adam 
 
 WEIGHTS := l2l_helpers/pretrained_weights
 
-pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 5 hours)
+pretrained: setup  ## re-make the shipped optimizers and their evaluations from scratch (2-core CPU: about 6.5 hours)
 	for seed in 0 1 2; do suffix=$$([ $$seed = 0 ] || echo _seed$$seed); \
 	  $(PY) -m l2l_helpers train --problem quadratic --epochs 400 --tasks-per-epoch 64 --lr 0.003 --val-every 20 \
 	    --val-tasks 64 --checkpoint-every 50 --seed $$seed --quiet --out $(WEIGHTS)/quadratic$$suffix.pt || exit 1; \
