@@ -658,19 +658,22 @@ def image_gallery(
     tasks = problem.tasks("test", [task], device)
     out = {}
     for name, rule in rules.items():
-        _, thetas = trajectory(rule, tasks, max(at_steps))
-        for t in at_steps:
-            theta = thetas[t].to(device)
-            ratio = float(tasks.style_ratio(theta)[0])
-            out[f"{name}, step {t}, style {ratio:.1%}"] = tasks.images(theta)[0].clamp(0, 1).cpu()
+        for t, (ratio, image) in _styled_images(rule, tasks, at_steps).items():
+            out[f"{name}, step {t}, style {ratio:.1%}"] = image
     return out
 
 
-def _final_image(rule: Any, tasks: Any, steps: int) -> torch.Tensor:
-    """theta_T of ``rule`` on the one-task batch ``tasks`` (only the last iterate is kept)."""
-    last: list[torch.Tensor] = []
-    optimize(rule, tasks, steps, lambda t, theta, grad: last.append(theta.detach()) if t == steps else None)
-    return last[-1]
+def _styled_images(rule: Any, tasks: Any, at_steps: Sequence[int]) -> dict[int, tuple[float, torch.Tensor]]:
+    """``{t: (style ratio, image (3, H, W))}`` of the one-image batch ``tasks`` after each of ``at_steps`` steps of
+    ``rule``: one run to the last of them, keeping only those iterates (:func:`image_gallery`, :func:`figure8_row`)."""
+    wanted, out = set(at_steps), {}
+
+    def keep(t: int, theta: torch.Tensor, grad: torch.Tensor | None) -> None:
+        if t in wanted:
+            out[t] = (float(tasks.style_ratio(theta)[0]), tasks.images(theta)[0].clamp(0, 1).cpu())
+
+    optimize(rule, tasks, max(at_steps), keep)
+    return {t: out[t] for t in at_steps}
 
 
 def figure8_row(
@@ -697,9 +700,8 @@ def figure8_row(
         check_positive_int("reference steps", longer)
         runs.append((f"{name}, {longer} steps", rule, longer))
     for name, rule, n_steps in runs:
-        theta = _final_image(rule, tasks, n_steps)
-        ratio = float(tasks.style_ratio(theta)[0])
-        row.append((f"{name}: style {ratio:.1%}", tasks.images(theta)[0].clamp(0, 1).cpu()))
+        ratio, image = _styled_images(rule, tasks, [n_steps])[n_steps]
+        row.append((f"{name}: style {ratio:.1%}", image))
     return row
 
 
