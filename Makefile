@@ -23,15 +23,19 @@ run: setup  ## the main job: execute every notebook into runs/<timestamp>/ with 
 	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
 
 NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
+# pytest workers, one torch thread each (a test module's tests, and a notebook's cells, stay on one worker): the
+# cores, at most 4; TEST_JOBS=0 runs everything in this one process
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 NBVAL_DIR := build/nbval
 
-test: setup lint  ## the whole test suite: unit tests, then every notebook executed at SMOKE size under nbval
+test: setup lint  ## the whole test suite: every notebook at SMOKE size under nbval and the unit tests, on TEST_JOBS workers
 	rm -rf $(NBVAL_DIR) && mkdir -p $(NBVAL_DIR)/results
 	for nb in $(NOTEBOOKS); do \
 	  $(VENV)/bin/papermill --prepare-only -k python3 -p SMOKE True -p INTERACTIVE False \
 	    "$$nb" "$(NBVAL_DIR)/$$(basename $$nb)" 2>/dev/null || exit 1; \
 	done
-	L2L_RESULTS_DIR=$(CURDIR)/$(NBVAL_DIR)/results $(PY) -m pytest tests $(NBVAL_DIR) --nbval-lax --nbval-current-env --durations=15
+	OMP_NUM_THREADS=1 L2L_RESULTS_DIR=$(CURDIR)/$(NBVAL_DIR)/results $(PY) -m pytest $(NBVAL_DIR) tests \
+	  --nbval-lax --nbval-current-env -n $(TEST_JOBS) --dist loadscope --durations=15
 
 test-fast: setup  ## unit tests without the slow ones
 	$(PY) -m pytest -m "not slow"
