@@ -23,7 +23,8 @@ run: setup  ## the main job: execute every notebook into runs/<timestamp>/ with 
 	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
 
 NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
-# pytest workers, one torch thread each (a test module's tests, and a notebook's cells, stay on one worker): the
+# pytest workers, one torch thread each, taking a test module or a notebook at a time in the order of
+# tests/conftest.py (modules with slow tests first): the
 # cores, at most 4; TEST_JOBS=0 runs everything in this one process
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 NBVAL_DIR := build/nbval
@@ -35,7 +36,7 @@ test: setup lint  ## the whole test suite: every notebook at SMOKE size under nb
 	    "$$nb" "$(NBVAL_DIR)/$$(basename $$nb)" 2>/dev/null || exit 1; \
 	done
 	OMP_NUM_THREADS=1 L2L_RESULTS_DIR=$(CURDIR)/$(NBVAL_DIR)/results $(PY) -m pytest $(NBVAL_DIR) tests \
-	  --nbval-lax --nbval-current-env -n $(TEST_JOBS) --dist loadscope --durations=15
+	  --nbval-lax --nbval-current-env -n $(TEST_JOBS) --dist loadscope --no-loadscope-reorder --durations=15
 
 test-fast: setup  ## unit tests without the slow ones
 	$(PY) -m pytest -m "not slow"

@@ -4,4 +4,18 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 os.environ["L2L_OFFLINE"] = "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest first: ``make test`` runs on pytest-xdist workers that take a module (or a notebook) at a time, in
+    this order, so the modules with slow tests start first and the quick ones fill in around them. The order is
+    stable otherwise: a module's tests and a notebook's cells keep theirs."""
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow") is not None}
+
+    def rank(item: pytest.Item) -> int:
+        return 0 if item.path in slow_modules else 1 if item.path.suffix == ".ipynb" else 2
+
+    items.sort(key=rank)
