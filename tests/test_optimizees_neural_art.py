@@ -48,6 +48,20 @@ def test_gram_matches_a_loop():
                 torch.testing.assert_close(g[b, i, j], want)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_gradient_is_autograds_of_the_plain_formula(layout):
+    """The one-product backward of ``gram`` against autograd through ``F F^T / n`` written plainly (float64, both
+    memory layouts), and finite differences for the first and second derivatives (meta-training may differentiate
+    through the optimizee's gradient), with a non-symmetric upstream gradient."""
+    feat = torch.randn(2, 4, 6, 5, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    upstream = torch.randn(2, 4, 4, dtype=torch.float64)  # not symmetric: dG + dG^T is what the backward must use
+    (ours,) = torch.autograd.grad((gram(feat) * upstream).sum(), feat)
+    flat = feat.reshape(2, 4, 30)
+    (plain,) = torch.autograd.grad(((flat @ flat.transpose(1, 2) / (4 * 30)) * upstream).sum(), feat)
+    torch.testing.assert_close(ours, plain)
+    assert torch.autograd.gradcheck(gram, (feat,)) and torch.autograd.gradgradcheck(gram, (feat,))  # second order too
+
+
 def test_random_features_are_seeded_and_multiscale():
     """The same seed gives the same network; scales halve; no trainable parameters."""
     x = torch.rand(1, 3, 32, 32)
