@@ -1,0 +1,35 @@
+"""benchmarks/bench_neural_art.py compares like with like: its plain Gram is the textbook formula, and it puts the
+package's back when it is done."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+
+from l2l_helpers.optimizees import neural_art
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_neural_art.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_neural_art", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_neural_art"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plain_gram_is_the_formula_and_the_run_restores_the_package(monkeypatch, capsys):
+    bench = load_script()
+    feat = torch.randn(2, 3, 4, 5)
+    flat = feat.reshape(2, 3, 20)
+    torch.testing.assert_close(bench.plain_gram(feat), torch.einsum("bcp,bdp->bcd", flat, flat) / 60)
+    package = neural_art.gram
+    monkeypatch.setattr(sys, "argv", ["bench", "--sizes", "16", "--images", "1", "--rounds", "1", "--repeats", "1"])
+    bench.main()
+    assert neural_art.gram is package
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 16x16 |")]
+    assert len(rows) == 1 and rows[0].endswith("|"), rows
