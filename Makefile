@@ -23,18 +23,21 @@ run: setup  ## the main job: execute every notebook into runs/<timestamp>/ with 
 	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
 
 NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
-# pytest workers, one torch thread each, taking a test module or a notebook at a time in the order of
-# tests/conftest.py (modules with slow tests first): the
-# cores, at most 4; TEST_JOBS=0 runs everything in this one process
+# pytest workers: one per core, at most 4 (TEST_JOBS=0: one process), one torch thread each, each taking a test
+# module or a notebook at a time in the order of tests/conftest.py (modules with slow tests first)
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 NBVAL_DIR := build/nbval
 
 test: setup lint  ## the whole test suite: every notebook at SMOKE size under nbval and the unit tests, on TEST_JOBS workers
 	rm -rf $(NBVAL_DIR) && mkdir -p $(NBVAL_DIR)/results
+	# the native LSTM steps (this CPU's and the AVX2 build the tests compare) compile while the notebooks are
+	# prepared, instead of holding up every worker's collection (cached after the first time)
+	$(PY) -c "from l2l_helpers.kernels import native; native.load()" >/dev/null 2>&1 & built=$$!; \
+	(L2L_NATIVE_MARCH=haswell $(PY) -c "from l2l_helpers.kernels import native; native.load()" >/dev/null 2>&1 &); \
 	for nb in $(NOTEBOOKS); do \
 	  $(VENV)/bin/papermill --prepare-only -k python3 -p SMOKE True -p INTERACTIVE False \
 	    "$$nb" "$(NBVAL_DIR)/$$(basename $$nb)" 2>/dev/null || exit 1; \
-	done
+	done; wait $$built
 	OMP_NUM_THREADS=1 L2L_RESULTS_DIR=$(CURDIR)/$(NBVAL_DIR)/results $(PY) -m pytest $(NBVAL_DIR) tests \
 	  --nbval-lax --nbval-current-env -n $(TEST_JOBS) --dist loadscope --no-loadscope-reorder --durations=15
 

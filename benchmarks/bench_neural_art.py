@@ -10,7 +10,8 @@ content and total-variation terms). Two ways of computing the Gram matrices, tim
   the backward).
 
 Both give the same losses and gradients (printed: the largest relative difference). Usage:
-``python benchmarks/bench_neural_art.py [--sizes 64 128] [--images 8] [--rounds 3] [--repeats 5] [--threads 2]``.
+``python benchmarks/bench_neural_art.py [--sizes 64 128] [--images 8] [--rounds 3] [--repeats 5] [--threads 2]
+[--no-reference]``.
 CPU timings are noisy: read the ratio of the medians. Never run it beside another torch job on a 2-core machine.
 """
 
@@ -60,11 +61,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-reference", action="store_true", help="skip timing the reference epoch (tests)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     package = neural_art.gram
-    reference_s = ReferenceClock(torch.device("cpu"))()
-    print(f"{args.threads} threads; plain reference epoch {reference_s:.2f} s in this run")
+    if not args.no_reference:
+        reference_s = ReferenceClock(torch.device("cpu"))()
+        print(f"{args.threads} threads; plain reference epoch {reference_s:.2f} s in this run")
     print("| size | plain Gram (ms per image-step) | package (ms per image-step) | speed-up | largest difference |")
     print("|---|---|---|---|---|")
     try:

@@ -149,6 +149,7 @@ def stop_lab(server: subprocess.Popen, base: str, token: str) -> list:
     return left
 
 
+@pytest.mark.slow  # 25-50 s: sent to a worker first in make test
 def test_browser_panel_updates(tmp_path):
     """Run all cells of notebook 02 in JupyterLab; figures render; a slider move re-trains and redraws the panel."""
     chromium = chromium_path()

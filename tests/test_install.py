@@ -55,6 +55,7 @@ def test_the_installed_copy_finds_its_data(installed, tmp_path):
     assert "installed copy OK" in done.stdout
 
 
+@pytest.mark.slow  # 25-50 s: sent to a worker first in make test
 def test_notebook_06_runs_from_another_folder(installed, tmp_path):
     """What a reader does after ``pip install .``: open a notebook anywhere and run it (SMOKE size here)."""
     notebook = tmp_path / "06_mnist.ipynb"

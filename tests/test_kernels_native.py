@@ -28,6 +28,7 @@ def build(request, monkeypatch):
     return request.param
 
 
+@pytest.mark.slow  # 25-50 s: sent to a worker first in make test
 def test_builds_have_the_lanes_of_their_vectors(build):
     """16 coordinates per block with 512-bit vectors, 8 with 256-bit ones (the AVX2 build on any x86 CPU)."""
     bits = native.vector_bits() if build == "native" else 256
