@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,3 +22,18 @@ def pytest_collection_modifyitems(config, items):
         return 0 if item.path in slow_modules else 1 if item.path.suffix == ".ipynb" else 2
 
     items.sort(key=rank)
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """Import a script of ``benchmarks/`` by name as a module (they are scripts, not a package)."""
+    return _load_benchmark
+
+
+def _load_benchmark(name: str):
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -3,27 +3,15 @@ package's back when it is done."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import torch
 
 from l2l_helpers.optimizees import neural_art
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_neural_art.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_neural_art", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_neural_art"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_plain_gram_is_the_formula_and_the_run_restores_the_package(monkeypatch, capsys):
-    bench = load_script()
+def test_plain_gram_is_the_formula_and_the_run_restores_the_package(load_benchmark, monkeypatch, capsys):
+    bench = load_benchmark("bench_neural_art")
     feat = torch.randn(2, 3, 4, 5)
     flat = feat.reshape(2, 3, 20)
     torch.testing.assert_close(bench.plain_gram(feat), torch.einsum("bcp,bdp->bcd", flat, flat) / 60)
