@@ -135,8 +135,13 @@ class CoordinatewiseLSTM(nn.Module):
             dtype=ref.dtype if dtype is None else dtype,
         )
 
-    def forward(self, grad: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, grad: torch.Tensor, state: torch.Tensor, in_place: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Map gradients (any shape, N elements) and state to (update of grad's shape, new state).
+
+        ``in_place=True`` lets the step write the new state over ``state`` (the native step does, where it records
+        no graph): for a caller that drops the old state, as evaluation does (:meth:`LearnedRule.step_`).
 
         The step is computed by the backend :func:`l2l_helpers.kernels.backend_for` picks: on CPUs the native
         C++ step where it is measured faster, else the fused PyTorch step (both with a hand-written backward),
@@ -157,7 +162,11 @@ class CoordinatewiseLSTM(nn.Module):
         if backend == "cells":
             update, new_state = self._cells_step(x, state)
         else:
-            update, new_state = kernels.STEPS[backend](x, state, self._flat_parameters(), self.config.output_scale)
+            params, scale = self._flat_parameters(), self.config.output_scale
+            if backend == "native":
+                update, new_state = kernels.native_step(x, state, params, scale, in_place=in_place)
+            else:
+                update, new_state = kernels.STEPS[backend](x, state, params, scale)
         return update.reshape(grad.shape), new_state
 
     def _check_state(self, grad: torch.Tensor, state: torch.Tensor) -> None:
@@ -281,4 +290,12 @@ class LearnedRule:
 
     def step(self, grad: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (update, new state); the caller sets theta = theta + update."""
+        return self.net(grad, state)
+
+    def step_(self, grad: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`step` for a caller that drops ``state`` afterwards (evaluation's loop): the new state may be
+        written over it. The same numbers; on the native CPU step no new state (80 floats per coordinate) is
+        allocated, whose page faults cost as much as the step itself at 40 MNIST networks."""
+        if isinstance(self.net, CoordinatewiseLSTM):
+            return self.net(grad, state, in_place=True)
         return self.net(grad, state)

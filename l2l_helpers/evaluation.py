@@ -54,6 +54,12 @@ class RuleStack:
         steps = [rule.step(g, s) for rule, g, s in zip(self.rules, self._rows(grad), state, strict=True)]
         return torch.cat([update for update, _ in steps]), [s for _, s in steps]
 
+    def step_(self, grad: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        """:meth:`step` for a caller that drops ``state``: each rule's own ``step_`` where it has one."""
+        rows = zip(self.rules, self._rows(grad), state, strict=True)
+        steps = [getattr(rule, "step_", rule.step)(g, s) for rule, g, s in rows]
+        return torch.cat([update for update, _ in steps]), [s for _, s in steps]
+
 
 @denormals_flushed
 def optimize(
@@ -79,6 +85,7 @@ def optimize(
     if copies > 1:
         theta = theta.repeat(copies, 1)  # (copies * n_tasks, dim)
     state = rule.init_state(theta)
+    step = getattr(rule, "step_", rule.step)  # the old state is dropped: a rule may write the new one over it
     losses = []
     for t in progress_bar(range(steps), progress, desc):
         theta.requires_grad_(True)
@@ -89,7 +96,7 @@ def optimize(
         if on_step is not None:
             on_step(t, theta.detach(), grad)
         with torch.no_grad():
-            update, state = rule.step(grad, state)
+            update, state = step(grad, state)
             theta = (theta + update).detach()
     with torch.no_grad():
         losses.append(tasks.loss(theta, steps))

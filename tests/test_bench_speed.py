@@ -35,7 +35,7 @@ def test_native_step_keeps_the_gates_the_count_assumes(bench):
     if not native.shape_supported(x, state) or native.load() is None:
         pytest.skip("the native step is not built here")
     wt, (w_out, b_out) = native._matrices(list(net.parameters())), native._output(list(net.parameters()))
-    _, new_state, saved = native.load().forward(x, state, wt, w_out, b_out, 0.1, True)
+    _, new_state, saved = native.load().forward(x, state, wt, w_out, b_out, 0.1, True, False)
     count = bench.native_step_bytes(64, net.config)
     assert count == 5.5 * state.numel() * 4 + 2 * saved.numel() * 4
     assert new_state.shape == state.shape

@@ -61,6 +61,40 @@ def test_optimizers_side_by_side_equal_each_alone(family):
     assert together["LSTM"].lr is None and together["SGD"].lr == rates[1]
 
 
+class Functional:
+    """A rule with ``step`` only: evaluation's loop cannot write its state in place."""
+
+    def __init__(self, rule) -> None:
+        self.rule, self.name = rule, rule.name
+
+    def init_state(self, theta):
+        return self.rule.init_state(theta)
+
+    def step(self, grad, state):
+        return self.rule.step(grad, state)
+
+
+def test_evaluation_writes_the_lstm_state_in_place_with_the_same_losses(monkeypatch):
+    """optimize() drops each old state, so a learned rule's ``step_`` may write the new one over it (the native step
+    does): the losses are those of the functional ``step``, bit for bit, alone and side by side with a baseline."""
+    from l2l_helpers import kernels
+
+    calls = []
+    real = kernels.native_step
+    monkeypatch.setattr(kernels, "native_step", lambda *a, **k: calls.append(k.get("in_place")) or real(*a, **k))
+    problem = l2l.MNISTProblem(hidden=(6,), batch_size=16)
+    net = lively_net(3, hidden=20)  # paper-sized cells: the native step where this CPU has it
+    tasks = problem.tasks("test", range(2))
+    alone = optimize(LearnedRule(net), tasks, STEPS)
+    assert torch.equal(alone, optimize(Functional(LearnedRule(net)), tasks, STEPS)) and torch.isfinite(alone).all()
+    adam = make_baseline("adam", 1e-2)
+    side = optimize(RuleStack([LearnedRule(net), adam], 2), tasks, STEPS, copies=2)
+    assert torch.equal(side, optimize(RuleStack([Functional(LearnedRule(net)), adam], 2), tasks, STEPS, copies=2))
+    torch.testing.assert_close(side[:2], alone, rtol=1e-4, atol=1e-6)
+    if kernels.native.load() is not None and kernels.backend_for(torch.zeros(1, 2), net.init_state(1)) == "native":
+        assert True in calls and False in calls  # both paths really ran the native step
+
+
 def test_a_column_of_rates_follows_each_rates_arithmetic_exactly():
     """Row k of a baseline with a column of rates is bit for bit the baseline with rate k (every baseline)."""
     gen = torch.Generator().manual_seed(0)

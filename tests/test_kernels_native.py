@@ -129,17 +129,39 @@ def test_meta_training_unroll_on_mnist_within_float32_noise(monkeypatch, build):
         assert ((a - b).abs().max() / scale).item() <= 10 * noise + 1e-6
 
 
+@pytest.mark.parametrize("n", [16 * 9, 203, 5], ids=["full-blocks", "ragged", "under-one-block"])
+def test_in_place_step_writes_the_same_state_over_the_old_one(n, monkeypatch, build):
+    """``in_place``: the same update and new state as a fresh one, bit for bit, written into the old state's memory;
+    with a graph (meta-training) the old state is kept for the backward."""
+    monkeypatch.setenv("L2L_NATIVE", "1")
+    net = lively(OptimizerConfig(output_scale=0.3))
+    gen = torch.Generator().manual_seed(2)
+    grad = torch.randn(n, generator=gen) * 10.0 ** torch.randint(-7, 2, (n,), generator=gen).float()
+    state = torch.randn(2, 2, n, 20, generator=gen)
+    with torch.no_grad():
+        update, fresh = net(grad, state)
+        old = state.clone()
+        again, written = net(grad, state, in_place=True)
+    assert torch.equal(again, update) and torch.equal(written, fresh)
+    assert written.data_ptr() == state.data_ptr() and torch.equal(state, fresh) and not torch.equal(state, old)
+    update, new_state = net(grad, old, in_place=True)  # phi needs a gradient: recorded, nothing overwritten
+    assert new_state.data_ptr() != old.data_ptr() and new_state.grad_fn is not None
+    with pytest.raises(RuntimeError, match="save and in_place exclude each other"):
+        wt = [torch.zeros(23, 80), torch.zeros(41, 80)]
+        native.load().forward(torch.zeros(n, 2), old, wt, torch.zeros(20), 0.0, 1.0, True, True)
+
+
 def test_bad_shapes_are_refused_by_the_module():
     """The C++ code checks what it is given instead of reading past the end of a tensor."""
     module = native.load()
     x, state = torch.randn(8, 2), torch.zeros(2, 2, 8, 20)
     wt = [torch.zeros(23, 80), torch.zeros(41, 80)]
     with pytest.raises(RuntimeError, match="wt\\[1\\] must have shape"):
-        module.forward(x, state, [wt[0], wt[0]], torch.zeros(20), 0.0, 1.0, False)
+        module.forward(x, state, [wt[0], wt[0]], torch.zeros(20), 0.0, 1.0, False, False)
     with pytest.raises(RuntimeError, match="state must have shape"):
-        module.forward(x, torch.zeros(2, 2, 9, 20), wt, torch.zeros(20), 0.0, 1.0, False)
+        module.forward(x, torch.zeros(2, 2, 9, 20), wt, torch.zeros(20), 0.0, 1.0, False, False)
     with pytest.raises(RuntimeError, match="20 hidden units"):
-        module.forward(x, torch.zeros(2, 2, 8, 5), wt, torch.zeros(5), 0.0, 1.0, False)
+        module.forward(x, torch.zeros(2, 2, 8, 5), wt, torch.zeros(5), 0.0, 1.0, False, False)
 
 
 def test_unbuildable_module_falls_back_with_one_warning(monkeypatch):

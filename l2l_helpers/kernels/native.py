@@ -208,7 +208,7 @@ class NativeLSTMStep(torch.autograd.Function):
         assert module is not None  # checked by kernels.backend_for
         wt = _matrices(params)
         w_out, b_out = _output(params)
-        update, new_state, saved = module.forward(x, state, wt, w_out, b_out, output_scale, True)
+        update, new_state, saved = module.forward(x, state, wt, w_out, b_out, output_scale, True, False)
         ctx.output_scale = output_scale
         ctx.n_layers = len(wt)
         ctx.input_size = x.shape[1]
@@ -245,14 +245,22 @@ class NativeLSTMStep(torch.autograd.Function):
 
 
 def native_step(
-    x: torch.Tensor, state: torch.Tensor, params: Sequence[torch.Tensor], output_scale: float
+    x: torch.Tensor,
+    state: torch.Tensor,
+    params: Sequence[torch.Tensor],
+    output_scale: float,
+    in_place: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step by the C++ module; call only where :func:`shape_supported` and :func:`load` allow it."""
+    """One optimizer step by the C++ module; call only where :func:`shape_supported` and :func:`load` allow it.
+
+    ``in_place``: where no graph is recorded, the new state is written over ``state`` and returned (the caller
+    drops the old one, as evaluation's loop does), instead of into a fresh tensor of the same size.
+    """
     x, state = x.contiguous(), state.contiguous()
     if needs_graph(state, params):
         return NativeLSTMStep.apply(x, state, output_scale, *params)
     module = load()
     assert module is not None
     w_out, b_out = _output(params)
-    update, new_state, _ = module.forward(x, state, _matrices(params), w_out, b_out, output_scale, False)
+    update, new_state, _ = module.forward(x, state, _matrices(params), w_out, b_out, output_scale, False, in_place)
     return update, new_state
