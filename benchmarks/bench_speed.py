@@ -17,12 +17,15 @@ c. time to quality (``--quality``): meta-train with the shipped MNIST recipe unt
 d. one baseline's whole learning-rate grid search on the same MNIST task (the default grid of 11 rates, 8
    training tasks, 100 steps, every baseline): the batched evaluator (one pass per grid,
    ``l2l.tune_learning_rate``) against running the rates one at a time (``l2l.evaluate`` per rate), timed
-   interleaved, with the reference epoch timed beside them.
+   interleaved, with the reference epoch timed beside them;
+e. evaluation's LSTM step on the coordinates of ``--eval-networks`` MNIST networks at once (no graph, as
+   ``l2l.evaluate`` runs it): the new state in a fresh tensor (``net(grad, state)``) against written over the old
+   one (``in_place=True``, what evaluation's loop does), interleaved, with the same update and state both ways.
 
 Usage: ``python benchmarks/bench_speed.py [--threads 2] [--epochs 4] [--cli 2 8] [--cli-repeats 3]
-[--march native|haswell] [--quality --budget-min 10] [--grid-repeats 2]``. ``--march haswell`` times the 8-lane
-AVX2 build of the native step (what a CPU without AVX-512 gets) on any x86 CPU with AVX2, in this process and
-the CLI runs.
+[--march native|haswell] [--quality --budget-min 10] [--grid-repeats 2] [--eval-repeats 10]``.
+``--march haswell`` times the 8-lane AVX2 build of the native step (what a CPU without AVX-512 gets) on any x86
+CPU with AVX2, in this process and the CLI runs.
 The header says the CPU, its vector width and the step the auto-selection picked (what users get by default).
 Prints a table and writes ``benchmarks/results/speed.json``. CPU timings are noisy: read the ratios.
 """
@@ -363,6 +366,38 @@ def grid_search_times(repeats: int, device: torch.device) -> dict[str, object]:
     return {"grid_search_s": medians, "grid_reference_s": statistics.median(references), "grid_same_best": agree}
 
 
+def eval_state_times(repeats: int, networks: int, device: torch.device) -> dict[str, object]:
+    """(e) Seconds of one LSTM step on ``networks`` MNIST networks' coordinates without a graph, the new state in a
+    fresh tensor vs written over the old one, interleaved; medians of ``repeats`` each, and whether both agree."""
+    torch.manual_seed(0)
+    net = l2l.CoordinatewiseLSTM().to(device).eval()
+    n = networks * l2l.MNISTProblem().dim
+    grad = torch.randn(n, device=device) * 10.0 ** torch.randint(-6, 0, (n,), device=device).float()
+    state = torch.randn(net.config.num_layers, 2, n, net.config.hidden_size, device=device)
+    times: dict[str, list[float]] = {"fresh": [], "in_place": []}
+    with torch.no_grad():
+        fresh_update, fresh_state = net(grad, state)
+        spare = state.clone()
+        update, written = net(grad, spare, in_place=True)
+        same = bool(torch.equal(update, fresh_update) and torch.equal(written, fresh_state))
+        del fresh_update, fresh_state, update, written
+        for _ in range(repeats):
+            for name in times:
+                spare.copy_(state)  # both time a step from the same state
+                sync(device)
+                start = time.perf_counter()
+                net(grad, spare, in_place=name == "in_place")
+                sync(device)
+                times[name].append(time.perf_counter() - start)
+    return {
+        "eval_networks": networks,
+        "eval_coordinates": n,
+        "eval_step_s": {name: statistics.median(t) for name, t in times.items()},
+        "eval_step_same": same,
+        "eval_step_backend": kernels.backend_for(torch.zeros(1, 2, device=device), state[:, :, :1]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -377,6 +412,8 @@ def main() -> None:
     parser.add_argument("--eval-tasks", type=int, default=20, help="(c) held-out networks per evaluation")
     parser.add_argument("--march", choices=list(native.TARGETS), help="the native step's build (L2L_NATIVE_MARCH)")
     parser.add_argument("--grid-repeats", type=int, default=2, help="(d) rounds of grid searches; 0 skips (d)")
+    parser.add_argument("--eval-repeats", type=int, default=10, help="(e) timed steps each way; 0 skips (e)")
+    parser.add_argument("--eval-networks", type=int, default=40, help="(e) MNIST networks' coordinates per step")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.json")
     args = parser.parse_args()
     if args.march:
@@ -441,6 +478,15 @@ def main() -> None:
             batched, single = t["batched"], t["one_at_a_time"]
             print(f"    {name:<54}{batched:>9.2f}{single:>11.2f}{single / batched:>9.2f}x")
         print(f"    same best rate both ways: {grids['grid_same_best']}")
+    if args.eval_repeats > 0:
+        ev = eval_state_times(args.eval_repeats, args.eval_networks, device)
+        results |= ev
+        head = f"(e) evaluation's LSTM step, {ev['eval_networks']} MNIST networks ({ev['eval_coordinates']:,} coords)"
+        print(f"{head:<58}{'seconds':>9}{'speed-up':>10}")
+        fresh, in_place = ev["eval_step_s"]["fresh"], ev["eval_step_s"]["in_place"]
+        print(f"    {'new state in a fresh tensor, ' + ev['eval_step_backend'] + ' step':<54}{fresh:>9.4f}")
+        print(f"    {'new state written over the old one (evaluation)':<54}{in_place:>9.4f}{fresh / in_place:>9.2f}x")
+        print(f"    same update and state both ways: {ev['eval_step_same']}")
     if args.quality:
         print(f"(c) time to beat every tuned baseline on held-out MNIST networks (budget {args.budget_min:g} min)")
         quality = time_to_quality(args.budget_min, args.every, args.eval_tasks, device)

@@ -39,3 +39,11 @@ def test_native_step_keeps_the_gates_the_count_assumes(bench):
     count = bench.native_step_bytes(64, net.config)
     assert count == 5.5 * state.numel() * 4 + 2 * saved.numel() * 4
     assert new_state.shape == state.shape
+
+
+def test_evaluation_step_row_times_both_ways_from_the_same_state(bench):
+    """(e) times the fresh-state and in-place steps from the same state and finds them equal, whatever the backend."""
+    row = bench.eval_state_times(2, 1, torch.device("cpu"))
+    assert row["eval_coordinates"] == l2l.MNISTProblem().dim and row["eval_step_same"] is True
+    assert set(row["eval_step_s"]) == {"fresh", "in_place"} and all(t > 0 for t in row["eval_step_s"].values())
+    assert row["eval_step_backend"] in ("native", "fused")
