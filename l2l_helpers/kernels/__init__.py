@@ -9,6 +9,10 @@ rounding:
   coordinates held in vector lanes; used where it is measured faster than the fused step.
 
 :func:`backend_for` picks one for a step; :func:`forced` pins one for a block of code (tests, benchmarks).
+
+One more kernel is not the LSTM's: :mod:`.conv_block` (``csrc/conv_block.cpp``) fuses batch normalization, ReLU
+and max pooling at the end of each block of notebook 10's convnet (an optimizee), with PyTorch's operators as
+its plain path.
 """
 
 from __future__ import annotations

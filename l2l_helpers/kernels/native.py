@@ -88,20 +88,23 @@ def missing_instructions(name: str, flags: str | None = None) -> list[str]:
     return [flag for flag in TARGETS[name] if flag not in have]
 
 
-def build_name(name: str) -> str:
-    """The extension's name in torch's cache: a hash of everything that makes the binary what it is."""
-    parts = [SOURCE.read_bytes(), " ".join(_FLAGS).encode(), name.encode(), torch.__version__.encode()]
+def build_name(name: str, source: Path | None = None) -> str:
+    """The extension's name in torch's cache: a hash of everything that makes the binary what it is. ``source``:
+    another C++ file of ``csrc/`` built the same way (default: the LSTM step's)."""
+    source = SOURCE if source is None else source
+    parts = [source.read_bytes(), " ".join(_FLAGS).encode(), name.encode(), torch.__version__.encode()]
     parts.append(platform.python_version().encode())
     if name == "native":  # -march=native: the binary is this CPU's
         parts.append(cpu_flags().encode())
-    return "l2l_lstm_step_" + hashlib.sha1(b"\0".join(parts)).hexdigest()[:12]
+    stem = "lstm_step" if source == SOURCE else source.stem
+    return f"l2l_{stem}_" + hashlib.sha1(b"\0".join(parts)).hexdigest()[:12]
 
 
-def build_dir(name: str) -> Path:
+def build_dir(name: str, source: Path | None = None) -> Path:
     """Where the build of target ``name`` lives (its source copy, objects, module and ``selection.json``)."""
     from torch.utils.cpp_extension import get_default_build_root
 
-    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / build_name(name)
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / build_name(name, source)
 
 
 def _put_ninja_on_path() -> None:
@@ -115,23 +118,24 @@ def _put_ninja_on_path() -> None:
     os.environ["PATH"] = str(ninja.BIN_DIR) + os.pathsep + os.environ.get("PATH", "")
 
 
-def _build(name: str, verbose: bool) -> ModuleType:
-    """Compile (or reuse) the build of target ``name``: the source is copied into the build's folder first,
-    so that the build does not depend on where this package lives."""
+def _build(name: str, verbose: bool, original: Path | None = None, what: str = "the native LSTM step") -> ModuleType:
+    """Compile (or reuse) the build of target ``name``: the source (``original``, default the LSTM step's) is
+    copied into the build's folder first, so that the build does not depend on where this package lives."""
     from torch.utils.cpp_extension import load as load_extension
 
+    original = SOURCE if original is None else original
     missing = missing_instructions(name)
     if missing:
         raise RuntimeError(f"this CPU lacks {', '.join(missing)}, which the {name} build needs")
-    folder = build_dir(name)
+    folder = build_dir(name, original)
     folder.mkdir(parents=True, exist_ok=True)
-    source = folder / SOURCE.name
-    if not source.exists() or source.read_bytes() != SOURCE.read_bytes():
+    source = folder / original.name
+    if not source.exists() or source.read_bytes() != original.read_bytes():
         partial = source.with_suffix(".tmp")
-        shutil.copyfile(SOURCE, partial)
+        shutil.copyfile(original, partial)
         os.replace(partial, source)
     if not (folder / f"{folder.name}.so").exists():
-        print(f"l2l_helpers: building the native LSTM step (once per machine, 30-90 s) in {folder}", file=sys.stderr)
+        print(f"l2l_helpers: building {what} (once per machine, 30-90 s) in {folder}", file=sys.stderr)
     _put_ninja_on_path()
     flags = [*_FLAGS, f"-march={name}"]
     return load_extension(
@@ -158,6 +162,28 @@ def load(verbose: bool = False) -> ModuleType | None:
         )
         _modules[name] = None
     return _modules[name]
+
+
+_others: dict[tuple[str, str], ModuleType | None] = {}  # (source, target): another csrc/ module, or None
+
+
+def load_source(source: Path, what: str) -> ModuleType | None:
+    """Another C++ file of ``csrc/`` (e.g. the convnet's fused block), built like the LSTM step for the current
+    :func:`target` on first use; None, after one warning naming ``what``, where it cannot be built."""
+    key = (str(source), target())
+    if key in _others:
+        return _others[key]
+    try:
+        _others[key] = _build(key[1], False, source, what)
+    except Exception as err:
+        warnings.warn(
+            f"{what} could not be built ({type(err).__name__}: {str(err)[:300]}); PyTorch's operators run instead, "
+            "with the same results more slowly. Install a C++ compiler and `pip install ninja` to get it.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        _others[key] = None
+    return _others[key]
 
 
 def shape_supported(x: torch.Tensor, state: torch.Tensor) -> bool:

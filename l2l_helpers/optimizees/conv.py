@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..datasets import CONV_DATASETS, ImageData, load_conv_data
+from ..kernels.conv_block import bn_relu_pool
 from .base import MinibatchTasks, Problem
 
 #: Learning rates the baselines are tuned over (half-decades from 0.003 to 0.3; the search steps past either end, so
@@ -202,8 +203,7 @@ class ConvProblem(Problem):
             for layer in range(a["conv_layers"]):
                 w, b, scale, shift = (params[4 * layer + j][r] for j in range(4))
                 h = F.conv2d(h, w.view(a["channels"], -1, a["kernel"], a["kernel"]), b, padding=a["kernel"] // 2)
-                h = F.batch_norm(h, None, None, scale, shift, training=True, eps=eps)
-                h = F.max_pool2d(F.relu(h), 2)
+                h = bn_relu_pool(h, scale, shift, eps)  # batch norm, ReLU, 2x2 max pooling (fused on CPUs)
             features.append(h.flatten(1))  # (batch, C * H * W), as nn.Flatten
         h = torch.stack(features)  # (rows, batch, features)
         w, b, scale, shift, w_out, b_out = params[n_conv:]

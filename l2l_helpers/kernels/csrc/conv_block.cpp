@@ -1,0 +1,160 @@
+// The end of one block of the paper's convnet (Section 3.3): batch normalization in training mode, ReLU and 2x2
+// max pooling (stride 2, floor), forward and backward, fused. PyTorch runs them as five passes over the block's
+// maps forward and five backward (statistics, normalization, ReLU, pooling with int64 indices, then each
+// backward); here the forward reads the maps twice and writes only the pooled quarter and one byte per
+// pooled value, the backward reads the pooled grid and the maps once and writes the maps' gradient.
+// Same formulas as F.batch_norm / F.relu / F.max_pool2d (tests compare them); l2l_helpers/kernels/conv_block.py.
+//
+// Layouts (float32, contiguous, NCHW): y (B, C, S, S) the convolution's output; out (B, C, S/2, S/2) the pooled
+// ReLU of the normalized maps; idx (B, C, S/2, S/2) uint8, which of the window's four values (0: top left,
+// 1: top right, 2: bottom left, 3: bottom right) is the first maximum. With S odd the last row and column are
+// in the statistics but in no window, as in max_pool2d's floor mode.
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+void check_maps(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK(t.scalar_type() == torch::kFloat32, name, " must be float32");
+  TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous (NCHW)");
+}
+
+// Sum and sum of squares of one map (n floats, at most a few thousand) in float lanes, one pass; the maps' sums
+// are added in double, and the variance is E[(y - shift)^2] - (E[y] - shift)^2 around the first map's first
+// value, so that a large mean does not cancel the variance's digits.
+inline void plane_sums(const float* p, int64_t n, float shift, double& sum, double& squares) {
+  float s = 0.0f, q = 0.0f;
+#pragma omp simd reduction(+ : s, q)
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = p[i] - shift;
+    s += d;
+    q += d * d;
+  }
+  sum += s;
+  squares += q;
+}
+
+}  // namespace
+
+// Returns (out, mean (C,), invstd (C,), idx): invstd = 1 / sqrt(biased variance + eps), as batch_norm saves it.
+std::vector<torch::Tensor> bn_relu_pool_forward(const torch::Tensor& y, const torch::Tensor& gamma,
+                                                const torch::Tensor& beta, double eps) {
+  check_maps(y, "y");
+  check_maps(gamma, "gamma");
+  check_maps(beta, "beta");
+  TORCH_CHECK(y.dim() == 4 && y.size(2) == y.size(3) && y.size(2) >= 2, "y must have shape (B, C, S, S), S >= 2");
+  const int64_t B = y.size(0), C = y.size(1), S = y.size(2), P = S / 2, plane = S * S;
+  TORCH_CHECK(gamma.numel() == C && beta.numel() == C, "gamma and beta must have one value per channel");
+  auto out = torch::empty({B, C, P, P}, y.options());
+  auto idx = torch::empty({B, C, P, P}, y.options().dtype(torch::kUInt8));
+  auto mean = torch::empty({C}, y.options()), invstd = torch::empty({C}, y.options());
+  const float* yp = y.data_ptr<float>();
+  float *mp = mean.data_ptr<float>(), *ip = invstd.data_ptr<float>();
+  const double n = double(B) * plane;
+  at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const float shift = yp[c * plane];
+      double s = 0.0, q = 0.0;
+      for (int64_t b = 0; b < B; ++b) plane_sums(yp + (b * C + c) * plane, plane, shift, s, q);
+      const double centred = s / n, var = std::max(q / n - centred * centred, 0.0);
+      mp[c] = float(shift + centred);
+      ip[c] = float(1.0 / std::sqrt(var + eps));
+    }
+  });
+  const float *gp = gamma.data_ptr<float>(), *bp = beta.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  std::uint8_t* xp = idx.data_ptr<std::uint8_t>();
+  at::parallel_for(0, B * C, 4, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t c = q % C;
+      const float a = ip[c] * gp[c], shift = bp[c] - mp[c] * a;  // z = y * a + shift, as batch_norm computes it
+      const float* src = yp + q * plane;
+      float* dst = op + q * P * P;
+      std::uint8_t* which = xp + q * P * P;
+      for (int64_t oy = 0; oy < P; ++oy) {
+        const float* top = src + 2 * oy * S;
+        const float* bottom = top + S;
+        for (int64_t ox = 0; ox < P; ++ox) {
+          const float z0 = top[2 * ox] * a + shift, z1 = top[2 * ox + 1] * a + shift;
+          const float z2 = bottom[2 * ox] * a + shift, z3 = bottom[2 * ox + 1] * a + shift;
+          float best = z0;
+          std::uint8_t k = 0;
+          if (z1 > best) best = z1, k = 1;
+          if (z2 > best) best = z2, k = 2;
+          if (z3 > best) best = z3, k = 3;
+          dst[oy * P + ox] = best > 0.0f ? best : 0.0f;
+          which[oy * P + ox] = k;
+        }
+      }
+    }
+  });
+  return {out, mean, invstd, idx};
+}
+
+// Returns (dy, dgamma, dbeta). The gradient reaches a map only through its window's maximum, where that is
+// positive (ReLU); batch normalization's backward then spreads it over the whole channel:
+// dy = gamma * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)), xhat = (y - mean) * invstd.
+std::vector<torch::Tensor> bn_relu_pool_backward(const torch::Tensor& dout, const torch::Tensor& y,
+                                                 const torch::Tensor& gamma, const torch::Tensor& mean,
+                                                 const torch::Tensor& invstd, const torch::Tensor& idx,
+                                                 const torch::Tensor& out) {
+  for (const auto* t : {&dout, &y, &gamma, &mean, &invstd, &out}) check_maps(*t, "backward input");
+  TORCH_CHECK(idx.is_contiguous() && idx.scalar_type() == torch::kUInt8, "idx must be contiguous uint8");
+  const int64_t B = y.size(0), C = y.size(1), S = y.size(2), P = S / 2, plane = S * S;
+  TORCH_CHECK(dout.sizes() == out.sizes() && idx.sizes() == out.sizes() && out.size(2) == P,
+              "dout, idx and out must have the pooled shape of y");
+  const float *dp = dout.data_ptr<float>(), *yp = y.data_ptr<float>(), *gp = gamma.data_ptr<float>();
+  const float *mp = mean.data_ptr<float>(), *ip = invstd.data_ptr<float>(), *op = out.data_ptr<float>();
+  const std::uint8_t* xp = idx.data_ptr<std::uint8_t>();
+  const int64_t offset[4] = {0, 1, S, S + 1};  // of each window position from the window's top left
+  auto dgamma = torch::empty({C}, y.options()), dbeta = torch::empty({C}, y.options());
+  float *dgp = dgamma.data_ptr<float>(), *dbp = dbeta.data_ptr<float>();
+  at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double sdz = 0.0, sdzx = 0.0;
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t q = b * C + c;
+        for (int64_t oy = 0; oy < P; ++oy)
+          for (int64_t ox = 0; ox < P; ++ox) {
+            const int64_t k = q * P * P + oy * P + ox;
+            if (!(op[k] > 0.0f)) continue;
+            const float y_at = yp[q * plane + 2 * oy * S + 2 * ox + offset[xp[k]]];
+            sdz += dp[k];
+            sdzx += double(dp[k]) * ((y_at - mp[c]) * ip[c]);
+          }
+      }
+      dbp[c] = float(sdz);
+      dgp[c] = float(sdzx);
+    }
+  });
+  auto dy = torch::empty_like(y);
+  float* dyp = dy.data_ptr<float>();
+  const double n = double(B) * plane;
+  at::parallel_for(0, B * C, 4, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t c = q % C;
+      const float k1 = gp[c] * ip[c], m1 = float(dbp[c] / n), m2 = float(dgp[c] / n), m = mp[c], is = ip[c];
+      const float* src = yp + q * plane;
+      float* dst = dyp + q * plane;
+#pragma omp simd
+      for (int64_t i = 0; i < plane; ++i) dst[i] = k1 * (0.0f - m1 - (src[i] - m) * is * m2);
+      for (int64_t oy = 0; oy < P; ++oy)
+        for (int64_t ox = 0; ox < P; ++ox) {
+          const int64_t k = q * P * P + oy * P + ox;
+          if (op[k] > 0.0f) dst[2 * oy * S + 2 * ox + offset[xp[k]]] += k1 * dp[k];
+        }
+    }
+  });
+  return {dy, dgamma, dbeta};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &bn_relu_pool_forward, "batch norm (training), ReLU and 2x2 max pooling, forward");
+  m.def("backward", &bn_relu_pool_backward, "batch norm (training), ReLU and 2x2 max pooling, backward");
+}
