@@ -30,9 +30,9 @@ NBVAL_DIR := build/nbval
 
 test: setup lint  ## the whole test suite: every notebook at SMOKE size under nbval and the unit tests, on TEST_JOBS workers
 	rm -rf $(NBVAL_DIR) && mkdir -p $(NBVAL_DIR)/results
-	# the native LSTM steps (this CPU's and the AVX2 build the tests compare) compile while the notebooks are
-	# prepared, instead of holding up every worker's collection (cached after the first time)
-	$(PY) -c "from l2l_helpers.kernels import native; native.load()" >/dev/null 2>&1 & built=$$!; \
+	# the native LSTM steps (this CPU's and the AVX2 build the tests compare) and the convnet's block compile while
+	# the notebooks are prepared, instead of holding up a worker's collection or first test (cached after the first time)
+	$(PY) -c "from l2l_helpers.kernels import conv_block, native; native.load(); conv_block.load()" >/dev/null 2>&1 & built=$$!; \
 	(L2L_NATIVE_MARCH=haswell $(PY) -c "from l2l_helpers.kernels import native; native.load()" >/dev/null 2>&1 &); \
 	for nb in $(NOTEBOOKS); do \
 	  $(VENV)/bin/papermill --prepare-only -k python3 -p SMOKE True -p INTERACTIVE False \
