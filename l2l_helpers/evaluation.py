@@ -51,13 +51,15 @@ class RuleStack:
         return [rule.init_state(rows) for rule, rows in zip(self.rules, self._rows(theta), strict=True)]
 
     def step(self, grad: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
-        steps = [rule.step(g, s) for rule, g, s in zip(self.rules, self._rows(grad), state, strict=True)]
-        return torch.cat([update for update, _ in steps]), [s for _, s in steps]
+        return self._each(grad, state, "step")
 
     def step_(self, grad: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
         """:meth:`step` for a caller that drops ``state``: each rule's own ``step_`` where it has one."""
+        return self._each(grad, state, "step_")
+
+    def _each(self, grad: torch.Tensor, state: list[Any], method: str) -> tuple[torch.Tensor, list[Any]]:
         rows = zip(self.rules, self._rows(grad), state, strict=True)
-        steps = [getattr(rule, "step_", rule.step)(g, s) for rule, g, s in rows]
+        steps = [getattr(rule, method, rule.step)(g, s) for rule, g, s in rows]
         return torch.cat([update for update, _ in steps]), [s for _, s in steps]
 
 

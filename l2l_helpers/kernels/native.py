@@ -34,7 +34,7 @@ import platform
 import shutil
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -55,8 +55,9 @@ TARGETS: dict[str, tuple[str, ...]] = {  # the keys are settings.NATIVE_TARGETS
     "skylake-avx512": ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"),  # 512-bit, 16 lanes
 }
 
-_modules: dict[str, ModuleType | None] = {}  # per target: the module, or None when it cannot be built
-_errors: dict[str, str] = {}  # per target: why it could not be built
+#: per target (the LSTM step) or (source stem, target) (another csrc/ file): the module, or None when it cannot be built
+_modules: dict[Any, ModuleType | None] = {}
+_errors: dict[Any, str] = {}  # the same keys: why it could not be built
 
 
 def target() -> str:
@@ -96,8 +97,7 @@ def build_name(name: str, source: Path | None = None) -> str:
     parts.append(platform.python_version().encode())
     if name == "native":  # -march=native: the binary is this CPU's
         parts.append(cpu_flags().encode())
-    stem = "lstm_step" if source == SOURCE else source.stem
-    return f"l2l_{stem}_" + hashlib.sha1(b"\0".join(parts)).hexdigest()[:12]
+    return f"l2l_{source.stem}_" + hashlib.sha1(b"\0".join(parts)).hexdigest()[:12]
 
 
 def build_dir(name: str, source: Path | None = None) -> Path:
@@ -143,47 +143,38 @@ def _build(name: str, verbose: bool, original: Path | None = None, what: str = "
     )
 
 
+def _load_once(cache: dict[Any, ModuleType | None], key: Any, build: Callable[[], ModuleType], what: str, instead: str):
+    """``cache[key]``, built by ``build()`` the first time; where that fails, None and one warning saying why, what
+    runs ``instead`` and how to get the build (the reason is kept in ``_errors[key]`` for the step selection)."""
+    if key in cache:
+        return cache[key]
+    try:
+        cache[key] = build()
+    except Exception as err:  # no compiler, no ninja, an unsupported platform: the PyTorch path still works
+        _errors[key] = f"{type(err).__name__}: {str(err)[:300]}"
+        warnings.warn(
+            f"{what} could not be built ({_errors[key]}); {instead}, which gives the same results more slowly. "
+            "Install a C++ compiler and `pip install ninja` to get it, or set L2L_NATIVE=0 to skip this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        cache[key] = None
+    return cache[key]
+
+
 def load(verbose: bool = False) -> ModuleType | None:
     """The compiled module of the current :func:`target`, building it on first use; None (after one warning)
     when it cannot be built or this CPU cannot run it."""
     name = target()
-    if name in _modules:
-        return _modules[name]
-    try:
-        _modules[name] = _build(name, verbose)
-    except Exception as err:  # no compiler, no ninja, an unsupported platform: the Python step still works
-        _errors[name] = f"{type(err).__name__}: {str(err)[:300]}"
-        warnings.warn(
-            f"the native LSTM step could not be built ({_errors[name]}); "
-            "using the Python step, which gives the same results more slowly. "
-            "Install a C++ compiler and `pip install ninja` to get it, or set L2L_NATIVE=0 to skip this.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        _modules[name] = None
-    return _modules[name]
-
-
-_others: dict[tuple[str, str], ModuleType | None] = {}  # (source, target): another csrc/ module, or None
+    return _load_once(_modules, name, lambda: _build(name, verbose), "the native LSTM step", "using the Python step")
 
 
 def load_source(source: Path, what: str) -> ModuleType | None:
     """Another C++ file of ``csrc/`` (e.g. the convnet's fused block), built like the LSTM step for the current
     :func:`target` on first use; None, after one warning naming ``what``, where it cannot be built."""
-    key = (str(source), target())
-    if key in _others:
-        return _others[key]
-    try:
-        _others[key] = _build(key[1], False, source, what)
-    except Exception as err:
-        warnings.warn(
-            f"{what} could not be built ({type(err).__name__}: {str(err)[:300]}); PyTorch's operators run instead, "
-            "with the same results more slowly. Install a C++ compiler and `pip install ninja` to get it.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        _others[key] = None
-    return _others[key]
+    name = target()
+    key = (source.stem, name)
+    return _load_once(_modules, key, lambda: _build(name, False, source, what), what, "PyTorch's operators run instead")
 
 
 def shape_supported(x: torch.Tensor, state: torch.Tensor) -> bool:
