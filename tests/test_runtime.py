@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from helpers import same_weights, train
 
 import l2l_helpers as l2l
+from l2l_helpers import settings
 
 
 def test_same_seed_same_results():
@@ -93,3 +99,50 @@ def test_denormals_are_flushed_inside_evaluation_and_meta_training_and_nest():
     l2l.meta_train(l2l.CoordinatewiseLSTM(), l2l.QuadraticProblem(), config, progress=False,
                    callback=lambda record, result: records.append(_subnormal_survives()))  # fmt: skip
     assert records == [False] and _subnormal_survives()
+
+
+_MEMORY_PROBE = """
+import ctypes, hashlib, json, sys
+import torch
+from l2l_helpers import runtime
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Mallinfo2
+kept = runtime.keep_freed_memory()
+before = libc.mallinfo2().hblkhd  # bytes in mmapped blocks (torch's import made some)
+big = torch.ones(64 * 2**20)  # 256 MB: above glibc's largest mmap threshold
+mapped = libc.mallinfo2().hblkhd - before
+torch.manual_seed(0)
+w = torch.randn(512, 512)
+for _ in range(3):
+    x = torch.randn(4096, 512) @ w
+    w = w + x[:512].tanh() * 1e-3
+print(json.dumps({"kept": kept, "mapped_mb": mapped / 2**20, "digest": hashlib.sha256(w.numpy().tobytes()).hexdigest()}))
+"""
+
+
+def _memory_probe(keep: str) -> dict:
+    env = {**os.environ, "L2L_KEEP_MEMORY": keep}
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and mallinfo2")
+def test_keep_freed_memory_stops_fresh_maps_and_changes_no_number():
+    default, kept = _memory_probe("0"), _memory_probe("1")
+    assert not default["kept"] and default["mapped_mb"] >= 256  # glibc maps a 256 MB tensor anew
+    assert kept["kept"] and kept["mapped_mb"] < 1  # now it comes from the heap, which keeps it for reuse
+    assert kept["digest"] == default["digest"]
+
+
+def test_keep_memory_setting_rejects_unknown_values(monkeypatch):
+    monkeypatch.setenv("L2L_KEEP_MEMORY", "maybe")
+    with pytest.raises(ValueError, match="L2L_KEEP_MEMORY"):
+        settings.keep_memory()
+    monkeypatch.setenv("L2L_KEEP_MEMORY", "off")
+    assert settings.keep_memory() is False
