@@ -122,7 +122,8 @@ w = torch.randn(512, 512)
 for _ in range(3):
     x = torch.randn(4096, 512) @ w
     w = w + x[:512].tanh() * 1e-3
-print(json.dumps({"kept": kept, "mapped_mb": mapped / 2**20, "digest": hashlib.sha256(w.numpy().tobytes()).hexdigest()}))
+digest = hashlib.sha256(w.numpy().tobytes()).hexdigest()
+print(json.dumps({"kept": kept, "mapped_mb": mapped / 2**20, "digest": digest}))
 """
 
 
