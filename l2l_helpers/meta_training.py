@@ -23,7 +23,7 @@ import torch
 from .coordinatewise_lstm import LearnedRule
 from .evaluation import evaluate
 from .grouped_lstm import OptimizerNet, route_for
-from .kernels import conv_block
+from .kernels.plain import plain_only
 from .optimizees.base import SPLIT_SIZE, Problem, TaskBatch
 from .runtime import check_positive_int, denormals_flushed
 from .training_state import MetaTrainResult, TrainingState
@@ -111,8 +111,8 @@ def unroll(
     losses with the gradient of sum_t w_t <grad f(theta_t), theta_t>, which is the same meta-gradient.
     ``second_order=True`` keeps the optimizee in the graph and differentiates through its gradients.
     """
-    if second_order:  # twice differentiated: the convnet's block in PyTorch's operators, not the native one
-        with conv_block.plain_only():
+    if second_order:  # twice differentiated: the optimizees' hand-written kernels give way to PyTorch's operators
+        with plain_only():
             return _unroll_second_order(net, tasks, theta, state, start, length, weights)
     theta = theta.detach()
     point = theta.requires_grad_(True)

@@ -10,9 +10,10 @@ rounding:
 
 :func:`backend_for` picks one for a step; :func:`forced` pins one for a block of code (tests, benchmarks).
 
-One more kernel is not the LSTM's: :mod:`.conv_block` (``csrc/conv_block.cpp``) fuses batch normalization, ReLU
-and max pooling at the end of each block of notebook 10's convnet (an optimizee), with PyTorch's operators as
-its plain path.
+Two more kernels are optimizees', not the LSTM's: :mod:`.conv_block` (``csrc/conv_block.cpp``) fuses batch
+normalization, ReLU and max pooling at the end of each block of notebook 10's convnet, and :mod:`.style_loss`
+computes neural art's image gradient by hand (notebook 09). PyTorch's operators are their plain path, and
+:func:`.plain.plain_only` pins it for graphs that are differentiated twice.
 """
 
 from __future__ import annotations

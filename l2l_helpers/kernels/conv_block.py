@@ -10,8 +10,6 @@ float64, ``L2L_NATIVE=0``, no compiler, a second-order graph), and what the test
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,26 +20,15 @@ from torch.autograd.function import once_differentiable
 
 from .. import settings
 from . import native
+from .plain import plain_only, plain_wanted
 
+__all__ = ["bn_relu_pool", "load", "plain", "plain_only", "supported"]
 SOURCE = Path(__file__).resolve().parent / "csrc" / "conv_block.cpp"
-_plain_depth = 0
 
 
 def load() -> ModuleType | None:
     """The compiled module (built on first use), or None where it cannot be built."""
     return native.load_source(SOURCE, "the convnet's fused block (batch norm, ReLU, pooling)")
-
-
-@contextlib.contextmanager
-def plain_only() -> Iterator[None]:
-    """Inside, :func:`bn_relu_pool` runs PyTorch's operators: for graphs that are differentiated twice
-    (second-order meta-training), which the native backward does not support."""
-    global _plain_depth
-    _plain_depth += 1
-    try:
-        yield
-    finally:
-        _plain_depth -= 1
 
 
 def plain(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -53,7 +40,7 @@ def plain(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float =
 def supported(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> bool:
     """Whether the native block runs for these tensors: float32 on the CPU, square maps of at least 2 x 2."""
     return (
-        _plain_depth == 0
+        not plain_wanted()  # inside plain_only(): a graph differentiated twice
         and settings.native_mode() != "off"
         and y.device.type == "cpu"
         and all(t.dtype == torch.float32 for t in (y, gamma, beta))
