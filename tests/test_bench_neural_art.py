@@ -20,5 +20,7 @@ def test_plain_gram_is_the_formula_and_the_run_restores_the_package(load_benchma
     monkeypatch.setattr(sys, "argv", ["bench", *args])
     bench.main()
     assert neural_art.gram is package
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 16x16 |")]
-    assert len(rows) == 1 and rows[0].endswith("|"), rows
+    out = capsys.readouterr().out.splitlines()
+    rows = [line for line in out if line.startswith("| 16x16 |")]
+    assert len(rows) == 1 and rows[0].endswith("|") and rows[0].count("|") == len(bench.WAYS) + 4, rows
+    assert any("hand-written" in line for line in out)
