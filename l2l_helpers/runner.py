@@ -3,8 +3,10 @@
 Each run goes to ``runs/<timestamp>/``: the executed notebooks, ``results/*.json`` written by the
 notebooks, and ``report.md`` / ``report.html`` that read without a kernel. The terminal shows one progress bar
 named after the running notebook, one line per notebook (seconds, claims reproduced / not / not tested), and at
-the end the total time in reference epochs (:mod:`~l2l_helpers.kernels.reference`, timed before and after the
-notebooks) and the report's path. Kernels talk to the runner over local IPC sockets, not TCP.
+the end the total time in reference epochs (:mod:`~l2l_helpers.kernels.reference`: one timed before each notebook and
+one after the last, each notebook's seconds divided by the mean of the two around it, so that a machine that
+speeds up or slows down during the run is measured in the unit it had then) and the report's path. Kernels talk
+to the runner over local IPC sockets, not TCP.
 """
 
 from __future__ import annotations
@@ -44,10 +46,18 @@ class NotebookRun:
     parameters: dict[str, Any]
     error: str = ""
     claims: dict[str, int] = field(default_factory=dict)  # "reproduced", "not", "inconclusive", "not tested"
+    #: seconds of the reference epochs timed just before and just after this notebook (None: not timed)
+    reference_s: tuple[float, float] | None = None
+
+    @property
+    def reference_epochs(self) -> float | None:
+        """This notebook's seconds in reference epochs: over the mean of the two timed around it."""
+        return None if self.reference_s is None else self.seconds / (sum(self.reference_s) / 2)
 
     def line(self) -> str:
-        """One line for the terminal: name, seconds, and the claims tally (or the error)."""
-        head = f"{self.name:<26}{self.seconds:6.0f} s  "
+        """One line for the terminal: name, seconds (and reference epochs), and the claims tally (or the error)."""
+        epochs = f" = {self.reference_epochs:4.0f} ref. epochs" if self.reference_epochs is not None else ""
+        head = f"{self.name:<26}{self.seconds:6.0f} s{epochs}  "
         if not self.ok:
             return head + f"FAILED: {self.error}"
         tally = ", ".join(f"{n} {k}" for k, n in self.claims.items() if n or k in ("reproduced", "not"))
@@ -60,8 +70,8 @@ class RunSummary:
 
     out_dir: Path
     runs: list[NotebookRun] = field(default_factory=list)
-    #: seconds of one reference epoch, timed before and after the notebooks (None: not timed)
-    reference_s: tuple[float, float] | None = None
+    #: seconds of the reference epochs: one timed before each notebook and one after the last (None: not timed)
+    reference_s: tuple[float, ...] | None = None
 
     @property
     def seconds(self) -> float:
@@ -70,8 +80,20 @@ class RunSummary:
 
     @property
     def reference_epochs(self) -> float | None:
-        """The notebooks' time in reference epochs (the mean of the two timings), or None if not timed."""
-        return None if self.reference_s is None else self.seconds / (sum(self.reference_s) / 2)
+        """The notebooks' time in reference epochs (each notebook's against the two timed around it), or None if
+        not timed."""
+        epochs = [r.reference_epochs for r in self.runs]
+        return None if self.reference_s is None or None in epochs else sum(epochs)  # type: ignore[arg-type]
+
+    def reference_text(self, what: str) -> str:
+        """`` = N reference epochs (...)``: how the unit was measured, for the terminal and the report."""
+        if self.reference_s is None or self.reference_epochs is None:
+            return ""
+        low, high = min(self.reference_s), max(self.reference_s)
+        return (
+            f" = {self.reference_epochs:.0f} reference epochs ({what} took {low:.2f}-{high:.2f} s, "
+            f"{len(self.reference_s)} timed: before each notebook and after the last)"
+        )
 
     @property
     def report(self) -> Path:
@@ -131,8 +153,8 @@ def run_notebooks(
 ) -> RunSummary:
     """Execute ``notebook_dir/*.ipynb`` in order into ``out_dir`` (default ``runs/<timestamp>``); write the report.
 
-    ``clock`` times one reference epoch before and one after the notebooks (about three epochs with the
-    warm-up), so that the run's time is stated in the unit of :mod:`~l2l_helpers.kernels.reference`. ``echo``
+    ``clock`` times one reference epoch before each notebook and one after the last (one more epoch as warm-up),
+    so that the run's time is stated in the unit of :mod:`~l2l_helpers.kernels.reference`. ``echo``
     gets the terminal lines (default: above the progress bar on stderr).
     """
     import papermill
@@ -150,7 +172,7 @@ def run_notebooks(
     say = echo or (lambda line: tqdm.write(line, file=sys.stderr))
     say(f"l2l: {len(notebooks)} notebooks, profile {profile}, device {device}, into {out}")
     reference = _reference_clock(device) if clock else None
-    before = reference() if reference else None
+    timings = [reference()] if reference else []
     summary = RunSummary(out)
     previous = {name: os.environ.get(name) for name in ("L2L_RESULTS_DIR", RETRAIN_DIR_ENV)}
     os.environ["L2L_RESULTS_DIR"] = str((out / "results").resolve())  # read by the notebooks' record()
@@ -177,6 +199,9 @@ def run_notebooks(
                 error = message[-1] if message else repr(exc)
                 run = NotebookRun(path.stem, False, time.perf_counter() - start, params, error)
             run.claims = _claim_counts(out / "results" / f"{path.stem}.json")
+            if reference:
+                timings.append(reference())
+                run.reference_s = (timings[-2], timings[-1])
             summary.runs.append(run)
             say(run.line())
         bar.close()
@@ -186,8 +211,8 @@ def run_notebooks(
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    if reference and before is not None:
-        summary.reference_s = (before, reference())
+    if reference:
+        summary.reference_s = tuple(timings)
     write_report(summary, profile, device)
     say(_total_line(summary))
     return summary
@@ -205,13 +230,7 @@ def _reference_clock(device: str) -> Callable[[], float]:
 
 def _total_line(summary: RunSummary) -> str:
     failed = f", {len(summary.failed)} FAILED" if summary.failed else ""
-    line = f"{len(summary.runs)} notebooks in {summary.seconds:.0f} s{failed}"
-    if summary.reference_s is not None:
-        before, after = summary.reference_s
-        line += (
-            f" = {summary.reference_epochs:.0f} reference epochs (one took {before:.2f} s before the notebooks, "
-            f"{after:.2f} s after)"
-        )
+    line = f"{len(summary.runs)} notebooks in {summary.seconds:.0f} s{failed}{summary.reference_text('one')}"
     return f"{line}; report: {summary.report}"
 
 
@@ -298,13 +317,7 @@ def _html_page(md: list[str]) -> str:
 def write_report(summary: RunSummary, profile: str, device: str) -> Path:
     """Write ``report.md`` and ``report.html``: notebook status table, then each notebook's recorded results."""
     results = _load_results(summary.out_dir / "results")
-    speed = ""
-    if summary.reference_s is not None:
-        before, after = summary.reference_s
-        speed = (
-            f" = {summary.reference_epochs:.0f} reference epochs (the plain reference epoch took {before:.2f} s "
-            f"before the notebooks and {after:.2f} s after, on this machine)"
-        )
+    speed = summary.reference_text("the plain reference epoch, on this machine,")
     md = [
         "# l2l run report",
         "",
@@ -313,11 +326,12 @@ def write_report(summary: RunSummary, profile: str, device: str) -> Path:
         "",
     ]
     if summary.runs:
-        rows = [["notebook", "status", "seconds", "claims", "parameters"]]
+        rows = [["notebook", "status", "seconds", "reference epochs", "claims", "parameters"]]
         for r in summary.runs:
             status = "ok" if r.ok else f"FAILED: {r.error}"
             tally = ", ".join(f"{n} {k}" for k, n in r.claims.items())
-            rows.append([r.name, status, f"{r.seconds:.0f}", tally, json.dumps(r.parameters)])
+            epochs = "" if r.reference_epochs is None else f"{r.reference_epochs:.0f}"
+            rows.append([r.name, status, f"{r.seconds:.0f}", epochs, tally, json.dumps(r.parameters)])
         md += _markdown_table(rows)
     else:
         md.append("No notebooks were found to run.")

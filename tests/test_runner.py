@@ -50,16 +50,20 @@ def test_run_notebooks_writes_report(tmp_path, monkeypatch, capfd):
     write_notebook(nbs / "02_broken.ipynb", "raise RuntimeError('deliberate failure')")
     write_notebook(nbs / "helper_not_numbered.ipynb", "raise RuntimeError('must not run')")
     monkeypatch.setenv("L2L_RESULTS_DIR", "caller's own")
-    epochs = iter([2.0, 3.0])  # a stand-in clock: the reference epoch "took" 2 s before, 3 s after
+    epochs = iter([2.0, 3.0, 5.0])  # a stand-in clock: the reference epoch "took" 2 s, then 3 s, then 5 s
     monkeypatch.setattr(runner, "_reference_clock", lambda device: lambda: next(epochs))
     lines: list[str] = []
     summary = run_notebooks(nbs, tmp_path / "run", profile="smoke", device="cpu", echo=lines.append)
     assert os.environ["L2L_RESULTS_DIR"] == "caller's own"  # set only for the run's kernels
     assert lines[0] == f"l2l: 2 notebooks, profile smoke, device cpu, into {tmp_path / 'run'}"
-    assert lines[1].startswith("01_ok ") and lines[1].endswith(" s  claims: 1 reproduced, 0 not")
+    first, second = summary.runs
+    assert first.reference_s == (2.0, 3.0) and second.reference_s == (3.0, 5.0)  # the epochs timed around each
+    assert lines[1].startswith("01_ok ") and lines[1].endswith(" ref. epochs  claims: 1 reproduced, 0 not")
+    assert f" s = {first.seconds / 2.5:4.0f} ref. epochs" in lines[1]
     assert lines[2].startswith("02_broken ") and "FAILED: " in lines[2] and "deliberate failure" in lines[2]
-    assert summary.reference_s == (2.0, 3.0) and summary.reference_epochs == pytest.approx(summary.seconds / 2.5)
-    total = f"2 notebooks in {summary.seconds:.0f} s, 1 FAILED = {summary.seconds / 2.5:.0f} reference epochs"
+    expected = first.seconds / 2.5 + second.seconds / 4.0  # each notebook in the unit measured around it
+    assert summary.reference_s == (2.0, 3.0, 5.0) and summary.reference_epochs == pytest.approx(expected)
+    total = f"2 notebooks in {summary.seconds:.0f} s, 1 FAILED = {expected:.0f} reference epochs (one took 2.00-5.00 s"
     assert lines[3].startswith(total) and lines[3].endswith(f"; report: {summary.report}") and len(lines) == 4
     assert "without encryption" not in capfd.readouterr().err  # the kernels ran over IPC, not TCP
     assert [r.name for r in summary.runs] == ["01_ok", "02_broken"]
@@ -72,7 +76,8 @@ def test_run_notebooks_writes_report(tmp_path, monkeypatch, capfd):
     assert results["values"] == {"interactive": False, "device": "cpu"}
     report = summary.report.read_text()
     assert "| 01_ok | ok |" in report and "| 1 reproduced, 0 not, 0 inconclusive, 0 not tested |" in report
-    assert "reference epochs (the plain reference epoch took 2.00 s before the notebooks and 3.00 s after" in report
+    assert f"| {first.seconds:.0f} | {first.seconds / 2.5:.0f} |" in report  # seconds, reference epochs
+    assert "reference epochs (the plain reference epoch, on this machine, took 2.00-5.00 s, 3 timed" in report
     assert "FAILED: " in report and "deliberate failure" in report
     assert "| smoke is on | True | reproduced |  |" in report
     assert "![A curve](results/figures/01_ok-c.png)" in report
