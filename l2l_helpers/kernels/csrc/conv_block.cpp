@@ -80,15 +80,15 @@ void pool_maps(int64_t q0, int64_t q1, const float* yp, const float* mp, const f
       for (int64_t ox = 0; ox < P; ++ox) {
         const float z0 = top[2 * ox] * a + shift, z1 = top[2 * ox + 1] * a + shift;
         const float z2 = bottom[2 * ox] * a + shift, z3 = bottom[2 * ox + 1] * a + shift;
-        const bool g1 = z1 > z0;
+        const int g1 = z1 > z0;
         float best = g1 ? z1 : z0;
-        int k = g1 ? 1 : 0;
-        const bool g2 = z2 > best;
+        int k = g1;
+        const int g2 = z2 > best;
         best = g2 ? z2 : best;
-        k = g2 ? 2 : k;
-        const bool g3 = z3 > best;
+        k += g2 * (2 - k);  // k = g2 ? 2 : k, in arithmetic: the scalar code (maps narrower than the vector
+        const int g3 = z3 > best;  // lanes) otherwise gets a branch here, mispredicted half the time
         best = g3 ? z3 : best;
-        k = g3 ? 3 : k;
+        k += g3 * (3 - k);
         row[ox] = best > 0.0f ? best : 0.0f;
         row_which[ox] = static_cast<std::uint8_t>(k);
       }
