@@ -21,7 +21,7 @@ against autograd over the same loss, 1.4-1.5x at 128 x 128 together with the mem
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -42,14 +42,16 @@ def _tv_terms(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class StyleContentLoss(torch.autograd.Function):
-    """The loss per image (B,) of :func:`style_content_loss`, with the hand-written backward described above."""
+    """``a * content + b * style + c * TV`` per image (B,) of ``images`` (B, 3, H, W), with the hand-written backward
+    described above. ``features`` is a :class:`~l2l_helpers.optimizees.neural_art.RandomFeatures` (its ``weights``:
+    3x3 convolutions, padding 1, ReLU, 2x2 average pooling between them, channels-last maps); ``coefficients`` are
+    (a, b, c). Call it as :data:`style_content_loss`."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
         images: torch.Tensor,
-        features: Callable[[torch.Tensor], list[torch.Tensor]],
-        weights: Sequence[torch.Tensor],
+        features: torch.nn.Module,
         content_target: torch.Tensor,
         style_grams: Sequence[torch.Tensor],
         content_layer: int,
@@ -70,7 +72,7 @@ class StyleContentLoss(torch.autograd.Function):
             total = total + c * ((dx**2).mean(dim=(1, 2, 3)) + (dy**2).mean(dim=(1, 2, 3)))
         ctx.save_for_backward(images, diff, *feats, *residuals)
         ctx.weights, ctx.content_layer, ctx.coefficients, ctx.layers = (
-            list(weights),
+            list(features.weights),
             content_layer,
             coefficients,
             len(feats),
@@ -136,7 +138,7 @@ class StyleContentLoss(torch.autograd.Function):
             d_images[..., :, :-1] -= dx
             d_images[..., 1:, :] += dy
             d_images[..., :-1, :] -= dy
-        return d_images, None, None, None, None, None, None
+        return d_images, None, None, None, None, None
 
 
 def supported(images: torch.Tensor) -> bool:
@@ -145,16 +147,6 @@ def supported(images: torch.Tensor) -> bool:
     return images.requires_grad and torch.is_grad_enabled() and not plain_wanted()
 
 
-def style_content_loss(
-    images: torch.Tensor,
-    features: Callable[[torch.Tensor], list[torch.Tensor]],
-    weights: Sequence[torch.Tensor],
-    content_target: torch.Tensor,
-    style_grams: Sequence[torch.Tensor],
-    content_layer: int,
-    coefficients: tuple[float, float, float],
-) -> torch.Tensor:
-    """``a * content + b * style + c * TV`` per image (B,) of ``images`` (B, 3, H, W), with ``features`` a
-    :class:`~l2l_helpers.optimizees.neural_art.RandomFeatures` (convolutions ``weights``, 3x3, padding 1, ReLU,
-    2x2 average pooling between them, channels-last maps), ``coefficients`` = (a, b, c)."""
-    return StyleContentLoss.apply(images, features, weights, content_target, style_grams, content_layer, coefficients)
+#: ``style_content_loss(images, features, content_target, style_grams, content_layer, coefficients)``: see
+#: :class:`StyleContentLoss`.
+style_content_loss = StyleContentLoss.apply

@@ -224,10 +224,9 @@ class NeuralArtTasks(TaskBatch):
         target = self.content_feat if copies == 1 else self.content_feat.repeat(copies, 1, 1, 1)
         if isinstance(p.features, RandomFeatures) and style_loss.supported(theta):  # same loss, a faster gradient
             coefficients = (p.content_weight, p.style_weight, p.tv_weight)
-            weights = list(p.features.weights)
             images = self.images(theta)
             return style_loss.style_content_loss(
-                images, p.features, weights, target, self.style_grams, p.content_layer, coefficients
+                images, p.features, target, self.style_grams, p.content_layer, coefficients
             )
         feats = p.features(self.images(theta))
         content = ((feats[p.content_layer] - target) ** 2).mean(dim=(1, 2, 3))
