@@ -6,7 +6,7 @@ TORCH_VERSION ?= 2.13.0
 DEVICE ?= auto
 PROFILE ?= default
 
-.PHONY: help setup run test test-fast lint format bench pretrained clean
+.PHONY: help setup lab run test test-fast lint format bench pretrained clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 
 run: setup  ## the main job: execute every notebook into runs/<timestamp>/ with a report (DEVICE=auto|cpu|cuda, PROFILE=default|smoke|paper)
 	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
+
+lab: setup  ## open the course: JupyterLab on notebook 01 (prints the URL; LAB_ARGS="--port 8890 --no-browser")
+	$(PY) -m l2l_helpers.lab $(LAB_ARGS)
 
 NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
 # pytest workers: one per core, at most 4 (TEST_JOBS=0: one process), one torch thread each, each taking a test
