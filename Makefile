@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-TORCH_VERSION ?= 2.13.0
 DEVICE ?= auto
 PROFILE ?= default
 
@@ -11,11 +10,11 @@ PROFILE ?= default
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
 
-setup: $(VENV)/.installed  ## create .venv and install everything (torch first, then the package)
+setup: $(VENV)/.installed  ## create .venv and install everything (torch and torchvision first, then the package)
 
-$(VENV)/.installed: pyproject.toml requirements/constraints.txt
+$(VENV)/.installed: pyproject.toml requirements/torch.txt requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install -q -r requirements/torch.txt -c requirements/constraints.txt
 	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[dev]"
 	touch $@
 
