@@ -26,9 +26,7 @@ SELF = Path(__file__).resolve().relative_to(ROOT).as_posix()
 #: "interactive sessions", ``scope="session"``, "callers issue sfence()", "the reviewers' question".
 PATTERNS: dict[str, str] = {
     r"\bsessions? \d+": "a numbered work session",
-    r"\b(this|that|earlier|previous|later|next|last|one|each|every|the same|an? (earlier|later)) sessions?\b(?![-_(])": (
-        "a work session"
-    ),
+    r"\b(this|that|earlier|previous|later|next|last|one|each|every|the same) sessions?\b(?![-_(])": "a work session",
     r"\bsession's\b": "a work session",
     r"\bissues? #?\d+\b": "a numbered issue",
     r"\(issue\b|\bissue:|\bissue \"": "an issue cited as a source",
