@@ -29,44 +29,72 @@ from .runtime import check_positive_int
 class Panel:
     """Controls (ipywidgets) whose values are passed, by name, to ``render`` whenever one changes.
 
-    ``live`` is True while ``render`` runs inside the panel's output area (interactive sessions), so a
-    slow render may draw its progress there; headless renders see False.
+    While ``render`` runs the controls are disabled and a busy line says so; both come back when it ends, also
+    when it raises (the error is then shown in the busy line's place). ``live`` is True while ``render`` runs
+    inside the panel's output area (interactive sessions), so a slow render may draw its progress there;
+    headless renders see False.
     """
+
+    BUSY = "&#8987; computing&hellip; (the controls wait until it is done)"
 
     def __init__(self, controls: dict[str, Any], render: Callable[..., Any], title: str = "") -> None:
         import ipywidgets as w
 
         self.controls, self.render, self.live = controls, render, False
         self.output = w.Output()
+        self.status = w.HTML("", layout=w.Layout(display="none"))
         for control in controls.values():
             control.observe(lambda _change: self.refresh(), names="value")
         header = [w.HTML(f"<b>{title}</b>")] if title else []
         row = w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap"))
-        self.widget = w.VBox([*header, row, self.output])
+        self.widget = w.VBox([*header, row, self.status, self.output])
 
     def values(self) -> dict[str, Any]:
         """The current value of every control, by name."""
         return {name: control.value for name, control in self.controls.items()}
 
+    def busy(self) -> bool:
+        """True while ``render`` runs (its busy line is shown)."""
+        return self.status.layout.display != "none"
+
+    def _say(self, html: str) -> None:
+        """Show ``html`` in the busy line, or hide the line when it is empty."""
+        self.status.value = html
+        self.status.layout.display = None if html else "none"
+
     def refresh(self) -> None:
-        """Re-render into the output area."""
+        """Re-render into the output area, the controls disabled and the busy line shown meanwhile."""
+        import html
+        import traceback
+
         from IPython.display import clear_output, display
 
+        was_disabled = {name: control.disabled for name, control in self.controls.items()}
+        for control in self.controls.values():
+            control.disabled = True
+        self._say(self.BUSY)
+        failed = ""
         with self.output:
             clear_output(wait=True)
             self.live = True
             try:
                 display(self.render(**self.values()))
+            except Exception as exc:  # shown in the panel: a callback's error would otherwise only reach the log
+                failed = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
             finally:
                 self.live = False
+                for name, control in self.controls.items():
+                    control.disabled = was_disabled[name]
+                self._say(f'<span style="color:#c0392b"><b>Failed:</b> {html.escape(failed)}</span>' if failed else "")
 
     def show(self, interactive: bool = True) -> None:
         """Display the panel (interactive) or, headless, the rendering with the default values once."""
         from IPython.display import display
 
         if interactive:
-            self.refresh()
             display(self.widget)
+            self.refresh()
         else:
             display(self.render(**self.values()))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import l2l_helpers as l2l
 from l2l_helpers.plotting import (
@@ -53,3 +54,81 @@ def test_architecture_training_panel_renders_and_refreshes(monkeypatch):
     assert fig.layout.title.text.startswith("3 x 20 LSTM") and len(figure_data(fig)) == 4
     with pytest.raises(ValueError, match="epochs"):
         l2l.panels.architecture_training_panel(epochs=0)
+
+
+def _recording_panel(render):
+    """A panel of two controls, the second disabled by its builder, around ``render``."""
+    import ipywidgets as w
+
+    controls = {"n": w.IntSlider(value=1, min=1, max=5), "kind": w.Dropdown(options=["a", "b"], disabled=True)}
+    return l2l.panels.Panel(controls, render, "test panel")
+
+
+def test_panel_disables_its_controls_and_says_busy_while_it_renders(monkeypatch):
+    """While render runs every control is disabled and the busy line shows; afterwards both are as before."""
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **_: None)
+    seen = []
+
+    def render(n: int, kind: str) -> str:
+        seen.append((n, {k: c.disabled for k, c in panel.controls.items()}, panel.busy(), panel.status.value))
+        return f"{n} {kind}"
+
+    panel = _recording_panel(render)
+    assert not panel.busy() and panel.status.layout.display == "none"
+    panel.controls["n"].value = 3  # what a reader's slider move does
+    ((n, disabled, busy, status),) = seen
+    assert n == 3 and disabled == {"n": True, "kind": True} and busy and "computing" in status
+    assert {k: c.disabled for k, c in panel.controls.items()} == {"n": False, "kind": True}
+    assert not panel.busy() and panel.status.layout.display == "none" and not panel.live
+
+
+def test_panel_recovers_and_shows_the_error_when_render_raises(monkeypatch):
+    """A failing render leaves the controls enabled and the error in the panel; the next good render clears it."""
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **_: None)
+
+    def render(n: int, kind: str) -> str:
+        if n == 4:
+            raise ValueError("n=4 is not allowed here")
+        return "ok"
+
+    panel = _recording_panel(render)
+    panel.controls["n"].value = 4
+    assert {k: c.disabled for k, c in panel.controls.items()} == {"n": False, "kind": True}
+    assert panel.status.layout.display != "none" and "ValueError: n=4 is not allowed here" in panel.status.value
+    assert not panel.live
+    panel.controls["n"].value = 2
+    assert panel.status.layout.display == "none" and panel.status.value == ""
+
+
+def test_architecture_training_panel_trains_on_the_given_device(monkeypatch):
+    """The notebook's device reaches the baseline's tuning and the meta-training, headless and on a control move."""
+    import types
+
+    import IPython.display
+
+    from l2l_helpers import panels
+
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **_: None)
+    devices = []
+
+    def tune(name, problem, n_tasks, device):
+        devices.append(("tune", device))
+        return types.SimpleNamespace(best_lr=0.1)
+
+    def train(**kwargs):
+        devices.append(("train", kwargs["device"]))
+        return kwargs
+
+    monkeypatch.setattr(panels, "tune_learning_rate", tune)
+    monkeypatch.setattr(panels.studies, "quick_meta_training", train)
+    monkeypatch.setattr(panels, "plot_quick_training", lambda run: run)
+    device = torch.device("meta")  # any device the notebook's l2l.setup returned
+    panel = panels.architecture_training_panel(epochs=2, tasks_per_epoch=2, eval_tasks=2, device=device)
+    run = panel.render(**panel.values())
+    assert run["adam_lr"] == 0.1 and run["epochs"] == 2
+    panel.controls["hidden_size"].value = 8
+    assert devices == [("tune", device), ("train", device), ("train", device)]
