@@ -27,7 +27,6 @@ SELF = Path(__file__).resolve().relative_to(ROOT).as_posix()
 PATTERNS: dict[str, str] = {
     r"\bsessions? \d+": "a numbered work session",
     r"\b(this|that|earlier|previous|later|next|last|one|each|every|the same) sessions?\b(?![-_(])": "a work session",
-    r"\bsession's\b": "a work session",
     r"\bissues? #?\d+\b": "a numbered issue",
     r"\(issue\b|\bissue:|\bissue \"": "an issue cited as a source",
     r"\bthe [a-z][a-z-]* issue('s)?\b": "an issue by name",
