@@ -1,4 +1,4 @@
-"""Global Averaging Cells (paper, Appendix; issue: notebook 11): oracles against the plain coordinatewise LSTM."""
+"""Global Averaging Cells (paper, Appendix; notebook 11): oracles against the plain coordinatewise LSTM."""
 
 from __future__ import annotations
 

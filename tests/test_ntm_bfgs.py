@@ -1,4 +1,4 @@
-"""NTM-BFGS (paper, Appendix; issue: notebook 11): the memory against a dense matrix by hand, and oracles against the
+"""NTM-BFGS (paper, Appendix; notebook 11): the memory against a dense matrix by hand, and oracles against the
 LSTM(+GAC) controller without a memory."""
 
 from __future__ import annotations
