@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEVICE ?= auto
 PROFILE ?= default
 
-.PHONY: help setup lab run test test-fast lint format bench pretrained clean
+.PHONY: help setup lab run site test test-fast lint format bench pretrained clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -18,11 +18,15 @@ $(VENV)/.installed: pyproject.toml requirements/torch.txt requirements/constrain
 	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[dev]"
 	touch $@
 
-run: setup  ## the main job: execute every notebook into runs/<timestamp>/ with a report (DEVICE=auto|cpu|cuda, PROFILE=default|smoke|paper)
-	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
-
 lab: setup  ## open the course: JupyterLab on notebook 01 (prints the URL; LAB_ARGS="--port 8890 --no-browser")
 	$(PY) -m l2l_helpers.lab $(LAB_ARGS)
+
+run: setup  ## every notebook headless into runs/<timestamp>/: executed copies, report, site (DEVICE=auto|cpu|cuda, PROFILE=default|smoke|paper)
+	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
+
+site: setup  ## rebuild the browsable site of an existing run: make site RUN=runs/<timestamp>
+	@test -n "$(RUN)" || { echo "make site: say which run, e.g. make site RUN=runs/20261207-180000" >&2; exit 2; }
+	$(PY) -m l2l_helpers.site $(RUN)
 
 NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
 # pytest workers: one per core, at most 4 (TEST_JOBS=0: one process), one torch thread each, each taking a test
