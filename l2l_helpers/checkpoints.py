@@ -13,6 +13,7 @@ file is written next to its destination and renamed over it, so a crash never le
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -29,6 +30,34 @@ from .grouped_lstm import GroupedConfig, GroupedLSTM, build_optimizer, config_fr
 
 FORMAT = "l2l-optimizer"
 VERSION = 1
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the file it was to replace is intact.
+
+    ``epoch`` is the epoch that was being saved and ``last_epoch`` that of the checkpoint still at ``path`` (None if
+    there is none), when the writer knows them (:meth:`~l2l_helpers.training_state.TrainingState.save`).
+    """
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.path, self.cause = path, cause
+        self.epoch: int | None = None
+        self.last_epoch: int | None = None
+
+    @property
+    def disk_full(self) -> bool:
+        """Whether the write failed for lack of space (or of quota)."""
+        return self.errno in (errno.ENOSPC, errno.EDQUOT)
+
+    def __str__(self) -> str:
+        at = f" (epoch {self.epoch})" if self.epoch is not None else ""
+        text = f"could not write checkpoint {self.path}{at}: {self.cause}"
+        if self.epoch is None:
+            return text
+        if self.last_epoch is None:
+            return f"{text}; no earlier checkpoint is at {self.path}"
+        return f"{text}; the last good checkpoint is {self.path} (epoch {self.last_epoch})"
 
 
 @contextlib.contextmanager
@@ -63,11 +92,13 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
 
     An interrupt that arrives meanwhile is delivered once the file is complete (:func:`_interrupts_deferred`).
+    A failed write (e.g. a full disk) raises :class:`CheckpointWriteError` and leaves ``path`` as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with _interrupts_deferred():
             with os.fdopen(fd, "wb") as fh:
                 torch.save(obj, fh)
@@ -77,9 +108,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
             os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, CheckpointWriteError):
+            raise CheckpointWriteError(path, exc) from exc
         raise
     return path
 

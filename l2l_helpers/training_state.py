@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .checkpoints import load_state_into, read_checkpoint, save_checkpoint
+from .checkpoints import CheckpointWriteError, load_state_into, read_checkpoint, save_checkpoint
 from .evaluation import EvalResult
 from .grouped_lstm import OptimizerNet, build_optimizer
 
@@ -73,6 +73,15 @@ class _Snapshot:
 
 def _finite(net: OptimizerNet) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in net.parameters())
+
+
+def _saved_epoch(path: str | Path) -> int | None:
+    """The epoch of the resumable checkpoint at ``path``, or None if there is none (or it cannot be read)."""
+    try:
+        training = read_checkpoint(path).get("training")
+    except (OSError, ValueError):
+        return None
+    return training.get("epoch") if training else None
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -175,7 +184,11 @@ class TrainingState:
         }
         info = {**self.metadata, "epochs_done": snap.epoch, "best_epoch": best_epoch, "best_val_meta_loss": best_val}
         info["val_criterion"] = "sum of losses" if config.select == "sum" else "mean final loss"
-        save_checkpoint(self.path, snapshot, info, training)
+        try:
+            save_checkpoint(self.path, snapshot, info, training)
+        except CheckpointWriteError as exc:  # e.g. a full disk: say which epoch was lost and which one is kept
+            exc.epoch, exc.last_epoch = snap.epoch, _saved_epoch(self.path)
+            raise
 
     def interrupted(self) -> MetaTrainResult:
         """Keep what was trained: roll back to the last finished epoch, save it, and say how to continue."""

@@ -233,3 +233,38 @@ def test_an_ignored_interrupt_stays_ignored_during_a_write(tmp_path, monkeypatch
         signal.signal(signal.SIGINT, outer)
     monkeypatch.undo()
     assert torch.equal(torch.load(tmp_path / "net.pt")["x"], torch.arange(3))
+
+
+@pytest.mark.parametrize("where", ["torch.save", "mkstemp"])
+def test_full_disk_is_a_checkpoint_write_error_and_keeps_the_old_file(tmp_path, monkeypatch, where):
+    """ENOSPC while writing (or while creating the temporary file) raises CheckpointWriteError naming the file and
+    the cause; the previous checkpoint is intact and no temporary file is left."""
+    import errno
+
+    from l2l_helpers.checkpoints import CheckpointWriteError
+
+    good = make_net(seed=0)
+    path = save_checkpoint(tmp_path / "opt.pt", good, {"which": "good"})
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def failing_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a file")
+        raise full
+
+    def failing_mkstemp(*args, **kwargs):
+        raise full
+
+    if where == "torch.save":
+        monkeypatch.setattr(ckpt_mod.torch, "save", failing_save)
+    else:
+        monkeypatch.setattr(ckpt_mod.tempfile, "mkstemp", failing_mkstemp)
+    with pytest.raises(CheckpointWriteError) as caught:
+        save_checkpoint(path, make_net(seed=1), {"which": "bad"})
+    monkeypatch.undo()
+    error = caught.value
+    assert isinstance(error, OSError) and error.errno == errno.ENOSPC and error.disk_full
+    assert str(error) == f"could not write checkpoint {path}: [Errno 28] No space left on device"
+    assert [p.name for p in tmp_path.iterdir()] == ["opt.pt"]
+    net, meta = load_optimizer(path)
+    assert meta == {"which": "good"}
+    assert torch.equal(outputs(net)[0], outputs(good)[0])

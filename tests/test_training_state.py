@@ -194,3 +194,47 @@ def test_exploding_meta_gradient_is_skipped_and_phi_kept():
     result = l2l.meta_train(net, l2l.QuadraticProblem(), config, progress=False)
     assert result.skipped == 2 and "meta-gradient norm" in result.events[0]
     assert same_weights(net.state_dict(), start)
+
+
+def _disk_full_after(monkeypatch, writes: int) -> None:
+    """Make checkpoint writes fail with ENOSPC after ``writes`` good ones."""
+    import errno
+    import os
+
+    from l2l_helpers import checkpoints
+
+    real_save, done = checkpoints.torch.save, []
+
+    def save(obj, fh, *args, **kwargs):
+        if len(done) >= writes:
+            fh.write(b"PK\x03\x04 half a file")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        done.append(1)
+        return real_save(obj, fh, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints.torch, "save", save)
+
+
+@pytest.mark.parametrize("writes", [2, 0])
+def test_full_disk_names_the_lost_epoch_and_the_kept_checkpoint(tmp_path, monkeypatch, writes):
+    """A checkpoint write that fails (ENOSPC) stops the run with CheckpointWriteError: the epoch it was saving and
+    the epoch of the checkpoint still on disk, which loads and is intact."""
+    from l2l_helpers.checkpoints import CheckpointWriteError
+
+    path = tmp_path / "full.pt"
+    config = MetaTrainConfig(epochs=4, checkpoint_every=1, **TINY)
+    _disk_full_after(monkeypatch, writes)
+    with pytest.raises(CheckpointWriteError) as caught:
+        meta_train(lively_net(seed=5, hidden=4), QuadraticProblem(dim=3), config, checkpoint_path=path, progress=False)
+    monkeypatch.undo()
+    error = caught.value
+    assert (error.epoch, error.last_epoch) == (writes + 1, writes or None)
+    lost = f"could not write checkpoint {path} (epoch {writes + 1}): [Errno 28] No space left on device; "
+    if writes:
+        assert str(error) == f"{lost}the last good checkpoint is {path} (epoch {writes})"
+        assert read_checkpoint(path)["training"]["epoch"] == writes
+        load_optimizer(path)
+        assert [p.name for p in tmp_path.iterdir()] == ["full.pt"]
+    else:
+        assert str(error) == f"{lost}no earlier checkpoint is at {path}"
+        assert list(tmp_path.iterdir()) == []
