@@ -35,7 +35,7 @@ class Panel:
     headless renders see False.
     """
 
-    BUSY = "&#8987; computing&hellip; (the controls wait until it is done)"
+    BUSY = "<i>computing&hellip;</i> (the controls wait until it is done)"
 
     def __init__(self, controls: dict[str, Any], render: Callable[..., Any], title: str = "") -> None:
         import ipywidgets as w

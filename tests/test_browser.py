@@ -1,10 +1,12 @@
 """End to end, as a reader uses the companion: JupyterLab in a real browser (Chromium driven by Playwright).
 
-A temporary copy of notebook 02 runs in a JupyterLab server on 127.0.0.1 (random token, free port);
-the test runs all cells from the Run menu, checks that the plotly figures render, moves a slider of the
-meta-training panel with the keyboard and checks that the panel trains again (live plot) and redraws its
-figure. Screenshots and the server's log go to ``build/browser-artifacts/``. Skipped, with the reason,
-where Chromium (Debian: ``apt-get install chromium``) or the ``playwright`` package is missing; ``.ci/run``
+The JupyterLab server starts the way ``make lab`` starts it (:func:`l2l_helpers.lab.lab_command`), on
+127.0.0.1 with a random token and a free port, serving temporary copies of notebooks 01 and 02. The test
+checks that the server's default URL opens notebook 01 at its title, then runs all cells of notebook 02
+from the Run menu, checks that the plotly figures render, moves a slider of the meta-training panel with
+the keyboard and checks that the panel says it is busy, trains again (live plot) and redraws its figure.
+Screenshots and the server's log go to ``build/browser-artifacts/``. Skipped, with the reason, where
+Chromium (Debian: ``apt-get install chromium``) or the ``playwright`` package is missing; ``.ci/run``
 installs both. Never runs ``playwright install``: it uses the system's Chromium.
 """
 
@@ -12,11 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -24,8 +26,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from l2l_helpers import lab
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "02_coordinatewise_lstm.ipynb"
+FIRST = lab.NOTEBOOK_DIR / lab.FIRST_NOTEBOOK  # the notebook make lab opens
 ARTIFACTS = ROOT / "build" / "browser-artifacts"
 BUDGET_S = 170  # the whole test, server start to shutdown; each wait below gets what is left of it
 CHROMIUM_ARGS = [
@@ -68,6 +73,16 @@ def notebook_copy(folder: Path) -> Path:
     return path
 
 
+def first_notebook_copy(folder: Path) -> str:
+    """Notebook 01, copied unchanged; returns its title (the text of its first heading)."""
+    shutil.copy(FIRST, folder / FIRST.name)
+    nb = nbformat.read(FIRST, as_version=4)
+    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
+    title = next((line[2:].strip() for line in headings if line.startswith("# ")), None)
+    assert title, f"{FIRST.name} has no title heading"
+    return title
+
+
 def api(base: str, token: str, path: str, method: str = "GET") -> object:
     """One call of the Jupyter server's REST API; the JSON answer (None when empty)."""
     request = urllib.request.Request(f"{base}{path}", method=method, headers={"Authorization": f"token {token}"})
@@ -77,7 +92,8 @@ def api(base: str, token: str, path: str, method: str = "GET") -> object:
 
 
 def start_lab(tmp: Path, token: str) -> tuple[subprocess.Popen, str, Path]:
-    """JupyterLab on 127.0.0.1 serving ``tmp/lab``, its settings, runtime and results under ``tmp``."""
+    """JupyterLab as ``make lab`` starts it, on 127.0.0.1 serving ``tmp/lab``, its settings, runtime and results
+    under ``tmp``."""
     for name, values in LAB_SETTINGS.items():
         target = tmp / "settings" / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,18 +110,7 @@ def start_lab(tmp: Path, token: str) -> tuple[subprocess.Popen, str, Path]:
         "TQDM_DISABLE": "1",
     }
     log = tmp / "jupyter.log"
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--allow-root",
-        f"--ServerApp.token={token}",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={tmp / 'lab'}",
-    ]
+    command = lab.lab_command(tmp / "lab", port=port, token=token, open_browser=False)
     with log.open("w") as out:
         server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     return server, f"http://127.0.0.1:{port}", log
@@ -151,7 +156,7 @@ def stop_lab(server: subprocess.Popen, base: str, token: str) -> list:
 
 @pytest.mark.slow  # 25-50 s: sent to a worker first in make test
 def test_browser_panel_updates(tmp_path):
-    """Run all cells of notebook 02 in JupyterLab; figures render; a slider move re-trains and redraws the panel."""
+    """make lab's server opens notebook 01; run all cells of notebook 02: figures render, a slider move re-trains."""
     chromium = chromium_path()
     if chromium is None:
         pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium; .ci/run does this)")
@@ -168,6 +173,7 @@ def test_browser_panel_updates(tmp_path):
     ARTIFACTS.mkdir(parents=True)
     (tmp_path / "lab").mkdir()
     name = notebook_copy(tmp_path / "lab").name
+    first_title = first_notebook_copy(tmp_path / "lab")
     token = secrets.token_hex(16)
     server, base, log = start_lab(tmp_path, token)
     try:
@@ -176,7 +182,20 @@ def test_browser_panel_updates(tmp_path):
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=60_000)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(f"{base}/lab/tree/{name}?token={token}", timeout=left_ms())
+                # the server's default URL, where make lab's printed URL and its browser go: notebook 01, its title
+                page.goto(f"{base}/?token={token}", timeout=left_ms())
+                sync_api.expect(page).to_have_url(re.compile(re.escape(f"{base}/lab/tree/{FIRST.name}")))
+                heading = page.locator(".jp-MarkdownCell h1", has_text=first_title).first
+                sync_api.expect(heading).to_be_visible(timeout=left_ms())
+                tab = page.locator(".lm-TabBar-tab.lm-mod-current", has_text=FIRST.name).first
+                sync_api.expect(tab).to_be_visible(timeout=left_ms())  # the notebook in front is notebook 01
+                page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=left_ms())  # its kernel
+                page.screenshot(path=ARTIFACTS / "default-url-notebook-01.png")
+                for session in api(base, token, "/api/sessions") or []:  # notebook 01's kernel is not needed below
+                    api(base, token, f"/api/sessions/{session['id']}", "DELETE")
+
+                # notebook 02 alone, in a workspace of its own (the default one would reopen notebook 01 in front)
+                page.goto(f"{base}/lab/workspaces/notebook-02/tree/{name}?token={token}", timeout=left_ms())
                 idle = page.locator(".jp-StatusBar-Widget", has_text="| Idle").first
                 idle.wait_for(timeout=left_ms())  # the kernel has started
                 page.get_by_role("menuitem", name="Run", exact=True).click(timeout=left_ms())
@@ -201,10 +220,13 @@ def test_browser_panel_updates(tmp_path):
                 sync_api.expect(panel.locator(".widget-readout").first).to_have_text("3", timeout=left_ms())
                 # while it trains the panel draws the meta-loss live (every 5 epochs), then the final figure
                 panel.get_by_text("Meta-training a 3 x 20 LSTM (live)").first.wait_for(timeout=left_ms())
+                busy = panel.get_by_text("computing")
+                sync_api.expect(busy).to_be_visible(timeout=left_ms())  # and says it is busy meanwhile
                 panel.screenshot(path=ARTIFACTS / "panel-training-live.png")
                 sync_api.expect(title).to_contain_text("3 x 20 LSTM, log_sign", timeout=left_ms())
                 after = title.text_content() or ""
                 assert after != before and after.startswith("3 x 20 LSTM, log_sign"), after
+                sync_api.expect(busy).to_be_hidden(timeout=left_ms())
                 panel.screenshot(path=ARTIFACTS / "panel-after.png")
                 page.screenshot(path=ARTIFACTS / "notebook-after-slider.png")
             finally:
