@@ -17,6 +17,13 @@ on an image it has seen, online or offline. Each optimizer records which images 
 that would draw from them.
 
 ``MNISTData.source`` says which one is in use, and :func:`load_mnist` prints it when it first loads it.
+
+The folder is laid out as ``torchvision.datasets.MNIST`` expects (``<root>/MNIST/raw/*.gz``, the same file names and
+md5s), but the files are read by this module's own IDX reader (:func:`read_idx`): torchvision's class reads the
+uncompressed files and only when all four (training and test) are there, so it cannot read the offline sample, the
+test set shipped alone; and its downloads have no time limit and write in place, where :func:`load_mnist` gives up
+after ``timeout`` seconds and leaves no partial file. A folder holding the full set serves
+``torchvision.datasets.MNIST(root, download=True)`` as it is: torchvision finds its files by md5 and only unpacks them.
 """
 
 from __future__ import annotations

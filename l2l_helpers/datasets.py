@@ -13,19 +13,24 @@ The paper's convnet experiment uses CIFAR-10; this project runs the same experim
 Evaluation images are the same 2,000 in every case (the permutation's held-out test images), so an optimizer
 meta-trained offline is never evaluated on an image it has seen, online or offline.
 
-CIFAR-10, the paper's dataset, is read from the official python tarball (``cifar-10-python.tar.gz``, checked by md5,
-read without torchvision and without unpacking) or its unpacked folder, when it is on disk or can be downloaded
-(:func:`load_cifar10`); :func:`load_conv_data` picks CIFAR-10 where it is on disk and Fashion-MNIST otherwise.
+Fashion-MNIST is read by the IDX reader of :mod:`~l2l_helpers.data`, not by ``torchvision.datasets.FashionMNIST``:
+that class reads the uncompressed files and only when all four (training and test) are in ``FashionMNIST/raw``, so it
+cannot read the shipped test set alone; its md5 table is that of the gzip files on its own mirror, which differ from
+the files shipped here and installed by Debian, so it would discard them and download again; and it does not look in
+Debian's folder, which holds the four files without the ``FashionMNIST/raw`` layout.
+
+CIFAR-10, the paper's dataset, is read by ``torchvision.datasets.CIFAR10`` (every batch checked by md5) from its
+unpacked folder ``cifar-10-batches-py``; the official tarball (``cifar-10-python.tar.gz``), when it is on disk or can be
+downloaded, is unpacked there first (:func:`load_cifar10`). :func:`load_conv_data` picks CIFAR-10 where it is on disk
+and Fashion-MNIST otherwise.
 """
 
 from __future__ import annotations
 
-import hashlib
-import pickle
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import settings
@@ -157,99 +162,87 @@ def _labels(path: Path) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# CIFAR-10 (the paper's dataset for Section 3.3)
+# CIFAR-10 (the paper's dataset for Section 3.3), read by torchvision.datasets.CIFAR10
 
+#: The official python tarball and its md5 (torchvision.datasets.CIFAR10's: ``filename``, ``tgz_md5``, ``url``).
 CIFAR_TARBALL = ("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")
-CIFAR_MIRRORS = ("https://www.cs.toronto.edu/~kriz/",)
-#: The six batches inside the tarball (folder cifar-10-batches-py) and their md5s.
-CIFAR_BATCHES: dict[str, str] = {
-    "data_batch_1": "c99cafc152244af753f735de768cd75f",
-    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-    "data_batch_4": "634d18415352ddfa80567beed471001a",
-    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-    "test_batch": "40351d587109b95175f43aff81a1287e",
-}
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR_HOW = (
-    "download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (163 MB) into {root}, or call "
-    "l2l.load_cifar10(download=True) online; offline, the same experiment runs on Fashion-MNIST "
-    "(dataset='fashion_mnist')"
+    f"download {CIFAR_URL} (163 MB) into {{root}}, or call l2l.load_cifar10(download=True) online; offline, the same "
+    "experiment runs on Fashion-MNIST (dataset='fashion_mnist')"
 )
 
 
-def _unpickle(blob: bytes, name: str, source: object) -> tuple[torch.Tensor, torch.Tensor]:
-    """One CIFAR batch (checked by md5 before it is unpickled) as (images (n, 3, 32, 32) in [0, 1], labels (n,))."""
-    batch = pickle.loads(blob, encoding="bytes")
-    try:
-        data, labels = batch[b"data"], batch[b"labels"]
-        images = torch.from_numpy(data.reshape(-1, 3, 32, 32).astype("float32") / 255.0)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{source}: {name} is not a CIFAR-10 batch ({exc}); download the tarball again") from exc
-    return images, torch.tensor(labels, dtype=torch.long)
-
-
-def read_cifar_tarball(
-    path: str | Path, md5: str | None = CIFAR_TARBALL[1], batches: dict[str, str] | None = None
-) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The batches of the CIFAR-10 python tarball at ``path``, by name, without unpacking it to disk.
-
-    The tarball's md5 is checked first (``md5=None`` skips it, for tests' small tarballs), then each batch's
-    (``batches``: name -> md5, default the official ones); a corrupt or partial file, or one that lacks a batch, is a
-    ``ValueError`` that says to download it again.
-    """
-    path = Path(path)
-    batches = CIFAR_BATCHES if batches is None else batches
-    if md5 is not None and (actual := md5sum(path)) != md5:
-        raise ValueError(
-            f"{path} is corrupt or partial (md5 {actual}, expected {md5}): delete it and download "
-            f"{CIFAR_MIRRORS[0]}{CIFAR_TARBALL[0]} again"
-        )
-    out = {}
-    try:
-        with tarfile.open(path, "r:gz") as tar:
-            members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
-            for name, expected in batches.items():
-                if name not in members:
-                    raise ValueError(f"{path} holds no {name}: it is not CIFAR-10's python tarball; download it again")
-                blob = tar.extractfile(members[name]).read()  # type: ignore[union-attr]
-                if hashlib.md5(blob).hexdigest() != expected:
-                    raise ValueError(f"{path}: {name} is corrupt (md5 mismatch); download the tarball again")
-                out[name] = _unpickle(blob, name, path)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ValueError(f"{path} is not a readable tarball ({exc}): corrupt or partial; download it again") from exc
-    return out
-
-
-def _read_cifar_folder(folder: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    out = {}
-    for name, md5 in CIFAR_BATCHES.items():
-        path = folder / name
-        if not path.is_file():
-            raise ValueError(f"{folder} holds no {name}: unpack the whole tarball there, or delete the folder")
-        _check_file(path, md5)
-        out[name] = _unpickle(path.read_bytes(), name, folder)
-    return out
-
-
 def cifar10_on_disk(root: str | Path | None = None) -> Path | None:
-    """The CIFAR-10 tarball or unpacked folder under ``root`` (default: the data folder), or None."""
+    """The CIFAR-10 unpacked folder or tarball under ``root`` (default: the data folder), or None."""
     root = Path(root) if root is not None else settings.data_dir()
-    for candidate in (root / "cifar-10-batches-py", root / CIFAR_TARBALL[0]):
+    for candidate in (root / CIFAR_FOLDER, root / CIFAR_TARBALL[0]):
         if candidate.exists():
             return candidate
     return None
 
 
-def load_cifar10(
-    root: str | Path | None = None, download: bool | None = None, verbose: bool = True, timeout: float = 60.0
-) -> ImageData:
+def _cifar10_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of the unpacked set, read by torchvision (every batch checked by md5): images (n, 3, 32, 32) in
+    [0, 1], labels (n,); a missing or corrupt file is a ``ValueError`` that names it."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
+
+    try:
+        split = CIFAR10(str(root), train=train)
+    except RuntimeError as exc:  # torchvision says "not found or corrupted" without naming the file
+        folder = root / CIFAR10.base_folder
+        listed = [*CIFAR10.train_list, *CIFAR10.test_list, [CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]
+        for name, md5 in listed:
+            if not (folder / name).is_file():
+                raise ValueError(
+                    f"{folder} holds no {name}: unpack the whole tarball there, or delete the folder"
+                ) from exc
+            if not check_integrity(str(folder / name), md5):
+                raise ValueError(
+                    f"{folder / name} is corrupt (md5 mismatch): delete {folder} and unpack or download "
+                    "the tarball again"
+                ) from exc
+        raise
+    images = np.ascontiguousarray(split.data.transpose(0, 3, 1, 2))  # torchvision's (n, 32, 32, 3) as (n, 3, 32, 32)
+    return torch.from_numpy(images.astype("float32") / 255.0), torch.tensor(split.targets, dtype=torch.long)
+
+
+def _unpack_cifar10(tarball: Path, root: Path) -> None:
+    """Unpack the official tarball into ``root`` with torchvision, after checking its md5."""
+    from torchvision.datasets.utils import check_integrity, extract_archive
+
+    if not check_integrity(str(tarball), CIFAR_TARBALL[1]):
+        raise ValueError(
+            f"{tarball} is corrupt or partial (md5 {md5sum(tarball)}, expected {CIFAR_TARBALL[1]}): delete it and "
+            f"download {CIFAR_URL} again"
+        )
+    extract_archive(str(tarball), str(root))
+
+
+def _download_cifar10(root: Path) -> None:
+    """Download and unpack the tarball into ``root`` through torchvision; a failed download leaves no partial file."""
+    from torchvision.datasets import CIFAR10
+
+    tarball = root / CIFAR_TARBALL[0]
+    try:
+        CIFAR10(str(root), train=False, download=True)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError; a checksum mismatch a RuntimeError
+        if tarball.is_file() and md5sum(tarball) != CIFAR_TARBALL[1]:
+            tarball.unlink()
+        raise FileNotFoundError(f"CIFAR-10 could not be downloaded ({exc}): " + CIFAR_HOW.format(root=root)) from exc
+
+
+def load_cifar10(root: str | Path | None = None, download: bool | None = None, verbose: bool = True) -> ImageData:
     """CIFAR-10 as (n, 3, 32, 32) images: the 50,000 training images for meta-training, and the same 2,000 test images
     as Fashion-MNIST's held-out ones (the offline permutation's) for evaluation; cached in memory.
 
-    Reads ``root/cifar-10-batches-py`` or ``root/cifar-10-python.tar.gz`` (default root: the data folder), else
-    downloads the tarball when ``download`` (None: unless ``L2L_OFFLINE=1``). ``FileNotFoundError`` says how to get it,
-    ``ValueError`` names a corrupt or partial file.
+    torchvision.datasets.CIFAR10 reads ``root/cifar-10-batches-py`` (default root: the data folder); a tarball
+    ``root/cifar-10-python.tar.gz`` is unpacked there first, and with neither torchvision downloads the tarball when
+    ``download`` (None: unless ``L2L_OFFLINE=1``). ``FileNotFoundError`` says how to get it, ``ValueError`` names a
+    corrupt or partial file.
     """
     root = Path(root) if root is not None else settings.data_dir()
     download = not settings.offline() if download is None else download
@@ -262,24 +255,20 @@ def load_cifar10(
             raise FileNotFoundError(f"CIFAR-10 is not in {root}: " + CIFAR_HOW.format(root=root))
         if verbose:
             print(f"CIFAR-10: downloading {CIFAR_TARBALL[0]} (163 MB) ...")
-        try:
-            _download_from(CIFAR_MIRRORS, *CIFAR_TARBALL, root / CIFAR_TARBALL[0], timeout)
-        except OSError as exc:
-            how = CIFAR_HOW.format(root=root)
-            raise FileNotFoundError(f"CIFAR-10 could not be downloaded ({exc}): {how}") from exc
-        found = root / CIFAR_TARBALL[0]
-    batches = _read_cifar_folder(found) if found.is_dir() else read_cifar_tarball(found)
-    train = [batches[f"data_batch_{k}"] for k in range(1, 6)]
-    test_x, test_y = batches["test_batch"]
+        _download_cifar10(root)
+    elif found.name == CIFAR_TARBALL[0]:
+        _unpack_cifar10(found, root)
+    train_x, train_y = _cifar10_split(root, train=True)
+    test_x, test_y = _cifar10_split(root, train=False)
     _, ho = offline_split()
     data = ImageData(
-        torch.cat([x for x, _ in train]),
-        torch.cat([y for _, y in train]),
+        train_x,
+        train_y,
         test_x[ho],
         test_y[ho],
         "cifar10",
-        f"CIFAR-10 from {found}: 50000 training images for meta-training, {len(ho)} held-out test images for "
-        "evaluation",
+        f"CIFAR-10 from {root / CIFAR_FOLDER}: 50000 training images for meta-training, {len(ho)} held-out test "
+        "images for evaluation",
         CIFAR_CLASSES,
     )
     _CACHE[key] = data

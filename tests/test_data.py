@@ -337,7 +337,7 @@ def test_interrupted_download_leaves_no_partial_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-# --- the data leak: no evaluation draws from images an optimizer was meta-trained on (issue 16) ---------------
+# --- no evaluation draws from images an optimizer was meta-trained on ---------------------------------------
 
 
 def _official_test_rows() -> np.ndarray:
@@ -401,3 +401,42 @@ def test_evaluation_on_seen_images_is_refused(no_network):
         data_mod.check_unseen(offline.training_record(), whole_test_set)
     with pytest.raises(ValueError, match="names no known MNIST images"):
         data_mod.check_unseen({"source": "somewhere"}, offline)
+
+
+# --- torchvision: the same files, names and checksums as torchvision.datasets.MNIST, and the same arrays --------------
+
+
+def test_file_table_is_torchvisions():
+    """The four files and their md5s are torchvision.datasets.MNIST's, in its order (training first)."""
+    from torchvision.datasets import MNIST
+
+    assert [tuple(entry) for entry in MNIST.resources] == list(MNIST_FILES.values())
+    assert MNIST_MIRRORS[0] == MNIST.mirrors[0]
+
+
+def test_torchvision_reads_a_full_folder_as_it_is_and_decodes_the_same_arrays(full_root, monkeypatch, no_network):
+    """A folder holding the full set serves torchvision.datasets.MNIST(download=True) with no network access (it finds
+    the files by md5 and unpacks them); its uint8 images and int64 labels are read_idx's, and load_mnist's float
+    images are exactly torchvision's divided by 255, test images at the held-out positions."""
+    from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(MNIST, "resources", list(data_mod.MNIST_FILES.values()))
+    raw = full_root / "MNIST" / "raw"
+    data = load_mnist(full_root, download=False, verbose=False)
+    for train, prefix in ((True, "train"), (False, "t10k")):
+        split = MNIST(str(full_root), train=train, download=True)
+        images, labels = (
+            read_idx(raw / f"{prefix}-images-idx3-ubyte.gz"),
+            read_idx(raw / f"{prefix}-labels-idx1-ubyte.gz"),
+        )
+        assert split.data.dtype == torch.uint8 and torch.equal(split.data, torch.from_numpy(images.copy()))
+        assert split.targets.dtype == torch.int64 and torch.equal(
+            split.targets, torch.from_numpy(labels.astype(np.int64))
+        )
+        as_floats = split.data.reshape(len(split.data), 784).float() / 255
+        if train:
+            assert torch.equal(data.train_images, as_floats) and torch.equal(data.train_labels, split.targets)
+        else:
+            held_out = data.test_ids - data_mod.TEST_ID_OFFSET
+            assert torch.equal(data.test_images, as_floats[held_out])
+            assert torch.equal(data.test_labels, split.targets[held_out])

@@ -1,22 +1,23 @@
-"""Neural art as an optimizee: features, Gram matrices, the style/content loss, tasks and the VGG fallback."""
+"""Neural art as an optimizee: features (random and VGG-19), Gram matrices, the style/content loss, tasks."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
+import torch.nn.functional as F
 
 import l2l_helpers as l2l
 from l2l_helpers.optimizees.neural_art import (
     CONTENT_PHOTOS,
     NeuralArtProblem,
     RandomFeatures,
+    VGGFeatures,
     gram,
     load_photo,
     load_style,
     make_features,
     total_variation,
+    vgg19_weights_file,
 )
 
 
@@ -131,26 +132,72 @@ def test_bad_input():
         load_style("nope")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed here")
-def test_vgg19_falls_back_with_a_reason():
-    """Without torchvision, asking for VGG-19 gives random features and a line saying why."""
-    features, note = make_features("vgg19")
-    assert isinstance(features, RandomFeatures)
-    assert "VGG-19 unavailable" in note and "random features" in note
+def test_vgg19_features_with_random_weights():
+    """torchvision's VGG-19 with random weights (``weights=None``): the taps are relu1_1, relu2_1 and relu3_1 of its
+    own layers (64, 128, 256 channels at full, half, quarter size), frozen; the neural-art loss and its gradient run
+    on them and the problem says it uses VGG-19."""
+    torch.manual_seed(0)
+    features = VGGFeatures(pretrained=False)
+    x = torch.rand(2, 3, 32, 32)
+    feats = features(x)
+    assert [tuple(f.shape[1:]) for f in feats] == [(64, 32, 32), (128, 16, 16), (256, 8, 8)]
+    assert not any(p.requires_grad for p in features.parameters())
+    conv1_1 = features.layers[0]  # relu1_1 written out: ImageNet normalisation, 3x3 convolution, ReLU
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    normalized = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    torch.testing.assert_close(feats[0], torch.relu(F.conv2d(normalized, conv1_1.weight, conv1_1.bias, padding=1)))
+    problem = NeuralArtProblem(size=32)
+    problem.features = features
+    tasks = problem.tasks("test", [0])
+    theta = (tasks.init_theta() + 0.05 * torch.randn(1, 3 * 32 * 32)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(tasks.loss(theta).sum(), theta)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    assert "VGG-19" in problem.describe()
 
 
-def test_vgg19_path_where_torchvision_imports():
-    """Where torchvision imports, VGG-19 is used if its weights load, else the fallback says why."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception as exc:  # the PyPI wheel cannot import with the CPU torch here
-        pytest.skip(f"torchvision does not import here: {type(exc).__name__}")
-    features, note = make_features("vgg19")
-    if "unavailable" in note:
-        assert isinstance(features, RandomFeatures)
-    else:
-        feats = features(torch.rand(1, 3, 32, 32))
-        assert [f.shape[1] for f in feats] == [64, 128, 256]
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """torch hub pointed at an empty folder, and any network access failing the test."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert torch.hub.get_dir() == str(tmp_path / "hub")
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(torch.hub, "urlopen", boom)
+    return tmp_path / "hub" / "checkpoints"
+
+
+def test_vgg19_weights_offline_name_the_file_and_where_it_goes(empty_hub, monkeypatch):
+    """Offline (L2L_OFFLINE=1) without the weights: one line naming vgg19-dcbb9e9d.pth and torch hub's checkpoints
+    folder, and no network access."""
+    monkeypatch.setenv("L2L_OFFLINE", "1")
+    assert vgg19_weights_file() == empty_hub / "vgg19-dcbb9e9d.pth"
+    with pytest.raises(FileNotFoundError) as info:
+        make_features("vgg19")
+    message = str(info.value)
+    assert "\n" not in message and "L2L_OFFLINE=1" in message
+    assert f"put vgg19-dcbb9e9d.pth (https://download.pytorch.org/models/vgg19-dcbb9e9d.pth) in {empty_hub}" in message
+
+
+def test_vgg19_weights_failed_download_or_bad_file_say_what_to_do(empty_hub, monkeypatch):
+    """Online, a download that fails is one line naming the file, the reason and where to put it; a file in the
+    checkpoints folder that torch cannot read is a ValueError saying to delete it."""
+    import urllib.error
+
+    monkeypatch.setenv("L2L_OFFLINE", "0")
+
+    def unreachable(*args, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(torch.hub, "urlopen", unreachable)
+    with pytest.raises(FileNotFoundError, match=r"vgg19-dcbb9e9d.pth could not be downloaded \(.*no route to host"):
+        VGGFeatures()
+    assert not empty_hub.exists() or not list(empty_hub.iterdir())  # torch hub leaves no partial file behind
+    empty_hub.mkdir(parents=True, exist_ok=True)
+    (empty_hub / "vgg19-dcbb9e9d.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"vgg19-dcbb9e9d.pth is not a readable VGG-19 checkpoint .*delete it"):
+        VGGFeatures()
 
 
 def test_cli_knows_neural_art(tmp_path, capsys):
@@ -194,7 +241,7 @@ def test_style_ratio_is_one_at_the_photo_and_the_style_term_of_the_loss(problem)
 
 
 def test_a_stronger_style_weight_styles_the_photo():
-    """Why the style weight matters (the neural-art issue): Adam for 100 steps on a held-out 64x64 crop of a photo
+    """Why the style weight matters: Adam for 100 steps on a held-out 64x64 crop of a photo
     leaves the painting's statistics far off at style weight 1e5 (the photo with a tint) and brings them within a
     few per cent of the photo's own distance at 1e6, where the picture visibly carries the painting."""
     ratios = {}

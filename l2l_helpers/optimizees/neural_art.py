@@ -4,13 +4,16 @@ The loss follows Gatys et al.: the content term compares feature maps of a convo
 the image and on a content photo; the style term compares Gram matrices of feature maps with those of a
 painting. The default feature network is a fixed, seeded, random-weight multi-scale convolutional
 network (random-feature style losses are a published, working alternative to VGG), so everything runs
-offline on a CPU.
+offline on a CPU. ``features="vgg19"`` uses Gatys et al.'s network, torchvision's ImageNet VGG-19, whose weights
+torchvision downloads once into torch hub's checkpoints folder (:func:`vgg19_weights_file`).
 """
 
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,22 +65,56 @@ class RandomFeatures(torch.nn.Module):
         return feats
 
 
+def vgg19_weights_file() -> Path:
+    """Where torchvision keeps VGG-19's ImageNet weights: torch hub's checkpoints folder, ``vgg19-dcbb9e9d.pth``."""
+    from torchvision.models import VGG19_Weights
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(VGG19_Weights.IMAGENET1K_V1.url).name
+
+
+def _pretrained_vgg19() -> torch.nn.Module:
+    """torchvision's VGG-19 with its ImageNet weights, read from torch hub's checkpoints folder or downloaded there by
+    torchvision (never with ``L2L_OFFLINE=1``); a one-line ``FileNotFoundError`` says where to put the file."""
+    from torchvision.models import VGG19_Weights, vgg19
+
+    weights, path = VGG19_Weights.IMAGENET1K_V1, vgg19_weights_file()
+    how = f"put {path.name} ({weights.url}) in {path.parent}, or use features='random'"
+    present = path.is_file()
+    if not present and settings.offline():
+        raise FileNotFoundError(f"VGG-19's ImageNet weights {path.name} are missing and L2L_OFFLINE=1: {how}")
+    try:
+        return vgg19(weights=weights)  # downloads into torch hub's checkpoints folder when the file is not there
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # no network, a bad hash, a bad file
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if present:
+            raise ValueError(f"{path} is not a readable VGG-19 checkpoint ({reason}): delete it; then {how}") from exc
+        raise FileNotFoundError(
+            f"VGG-19's ImageNet weights {path.name} could not be downloaded ({reason}): {how}"
+        ) from exc
+
+
 class VGGFeatures(torch.nn.Module):
-    """relu1_1, relu2_1 and relu3_1 of ImageNet-pretrained VGG-19 (torchvision), frozen."""
+    """relu1_1, relu2_1 and relu3_1 of VGG-19 (torchvision), frozen: Gatys et al.'s feature network (Section 3.4).
 
-    def __init__(self) -> None:
+    ``pretrained=True`` loads the ImageNet weights (:func:`_pretrained_vgg19`); ``False`` keeps torchvision's random
+    initialisation (the same network offline, for tests).
+    """
+
+    def __init__(self, pretrained: bool = True) -> None:
         super().__init__()
-        from torchvision.models import VGG19_Weights, vgg19  # optional extra: imported only here
+        from torchvision.models import vgg19
 
-        layers = vgg19(weights=VGG19_Weights.IMAGENET1K_V1).features[:12].eval()
+        net = _pretrained_vgg19() if pretrained else vgg19(weights=None)
+        layers = net.features[:12].eval()  # conv1_1 .. relu3_1
         for param in layers.parameters():
             param.requires_grad_(False)
-        self.layers, self.taps = layers, (1, 6, 11)
+        self.layers, self.taps, self.pretrained = layers, (1, 6, 11), pretrained
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps at the three taps for images (B, 3, H, W) in [0, 1]."""
+        """Feature maps at the three taps for images (B, 3, H, W) in [0, 1]: (B, 64, H, W), (B, 128, H/2, W/2) and
+        (B, 256, H/4, W/4)."""
         x, feats = (images - self.mean) / self.std, []
         for i, layer in enumerate(self.layers):
             x = layer(x)
@@ -87,17 +124,13 @@ class VGGFeatures(torch.nn.Module):
 
 
 def make_features(kind: str = "random", seed: int = 0) -> tuple[torch.nn.Module, str]:
-    """The feature network and a line saying which one is used (and why, if VGG-19 fell back)."""
+    """The feature network and a line saying which one is used: ``"random"`` (seeded random-weight convnet) or
+    ``"vgg19"`` (ImageNet VGG-19; its weights file must be at hand or downloadable, else a one-line error)."""
     if kind == "random":
         return RandomFeatures(seed=seed), "features: seeded random-weight convolutional network"
     if kind != "vgg19":
         raise ValueError(f"features={kind!r} is unknown; use 'random' or 'vgg19'")
-    try:
-        return VGGFeatures(), "features: ImageNet-pretrained VGG-19 (torchvision)"
-    except Exception as exc:  # torchvision missing or broken, or the weights cannot be downloaded
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        why = f"features: VGG-19 unavailable ({type(exc).__name__}: {reason}); using random features instead"
-        return RandomFeatures(seed=seed), why
+    return VGGFeatures(), "features: ImageNet-pretrained VGG-19 (torchvision)"
 
 
 class _Gram(torch.autograd.Function):
