@@ -1,12 +1,14 @@
 """The main job: execute every notebook headlessly with papermill and write a report (``make run``).
 
 Each run goes to ``runs/<timestamp>/``: the executed notebooks, ``results/*.json`` written by the
-notebooks, and ``report.md`` / ``report.html`` that read without a kernel. The terminal shows one progress bar
-named after the running notebook, one line per notebook (seconds, claims reproduced / not / not tested), and at
-the end the total time in reference epochs (:mod:`~l2l_helpers.kernels.reference`: one timed before each notebook and
-one after the last, each notebook's seconds divided by the mean of the two around it, so that a machine that
-speeds up or slows down during the run is measured in the unit it had then) and the report's path. Kernels talk
-to the runner over local IPC sockets, not TCP.
+notebooks, ``run.json`` (profile, device, machine, each notebook's time and status), ``report.md`` / ``report.html``
+that read without a kernel, and ``site/`` (:mod:`~l2l_helpers.site`: every executed notebook as a page with its
+figures drawn offline, and the claims by paper figure). The terminal shows one progress bar named after the running
+notebook, one line per notebook (seconds, claims reproduced / not / not tested), and at the end the total time in
+reference epochs (:mod:`~l2l_helpers.kernels.reference`: one timed before each notebook and one after the last, each
+notebook's seconds divided by the mean of the two around it, so that a machine that speeds up or slows down during the
+run is measured in the unit it had then), the report's and the site's paths. Kernels talk to the runner over local
+IPC sockets, not TCP.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import html
 import io
 import json
 import os
+import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .claims_table import claims_by_figure, figure_table_markdown, load_results
 from .results import interval_text, verdict_of, verdict_text
 from .settings import RETRAIN_DIR_ENV
 
@@ -143,6 +146,25 @@ def _ipc_kernel_manager() -> type:
     return IPCKernelManager
 
 
+def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None) -> list[Path]:
+    """The notebooks ``only`` names, by number (``"06"`` or ``"6"``) or stem (``"06_mnist"``), in reading order."""
+    if only is None:
+        return list(notebooks)
+    if isinstance(only, str):
+        only = [only]
+
+    def names(name: str, path: Path) -> bool:
+        head = path.stem.split("_", 1)[0]
+        return name == path.stem or (name.isdigit() and head.isdigit() and int(name) == int(head))
+
+    unknown = [name for name in only if not any(names(name, p) for p in notebooks)]
+    if unknown or not only:
+        available = ", ".join(p.stem for p in notebooks) or "none"
+        asked = ", ".join(map(repr, unknown)) if unknown else "nothing"
+        raise ValueError(f"only={asked} names no notebook; use numbers or names of: {available}")
+    return [p for p in notebooks if any(names(name, p) for name in only)]
+
+
 def run_notebooks(
     notebook_dir: str | Path = "notebooks",
     out_dir: str | Path | None = None,
@@ -150,12 +172,15 @@ def run_notebooks(
     device: str = "auto",
     clock: bool = True,
     echo: Callable[[str], None] | None = None,
+    only: Sequence[str] | None = None,
 ) -> RunSummary:
-    """Execute ``notebook_dir/*.ipynb`` in order into ``out_dir`` (default ``runs/<timestamp>``); write the report.
+    """Execute ``notebook_dir/*.ipynb`` in order into ``out_dir`` (default ``runs/<timestamp>``); write the report
+    and the run's site (:func:`~l2l_helpers.site.build_site`).
 
-    ``clock`` times one reference epoch before each notebook and one after the last (one more epoch as warm-up),
-    so that the run's time is stated in the unit of :mod:`~l2l_helpers.kernels.reference`. ``echo``
-    gets the terminal lines (default: above the progress bar on stderr).
+    ``only`` runs just the notebooks it names, by number (``"06"``) or stem (``"06_mnist"``). ``clock`` times one
+    reference epoch before each notebook and one after the last (one more epoch as warm-up), so that the run's time
+    is stated in the unit of :mod:`~l2l_helpers.kernels.reference`. ``echo`` gets the terminal lines (default: above
+    the progress bar on stderr).
     """
     import papermill
     from tqdm.auto import tqdm
@@ -165,10 +190,10 @@ def run_notebooks(
         raise FileNotFoundError(f"notebook folder {notebook_dir} does not exist")
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is unknown; use one of: {', '.join(PROFILES)}")
+    notebooks = select_notebooks(sorted(notebook_dir.glob("[0-9]*.ipynb")), only)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(out_dir) if out_dir is not None else Path("runs") / stamp
     (out / "results").mkdir(parents=True, exist_ok=True)
-    notebooks = sorted(notebook_dir.glob("[0-9]*.ipynb"))
     say = echo or (lambda line: tqdm.write(line, file=sys.stderr))
     say(f"l2l: {len(notebooks)} notebooks, profile {profile}, device {device}, into {out}")
     reference = _reference_clock(device) if clock else None
@@ -214,8 +239,18 @@ def run_notebooks(
     if reference:
         summary.reference_s = tuple(timings)
     write_report(summary, profile, device)
-    say(_total_line(summary))
+    say(_total_line(summary, _site(out)))
     return summary
+
+
+def _site(out: Path) -> str:
+    """Build the run's site; its index page, or why it was not built (the run's results stay either way)."""
+    try:
+        from .site import build_site
+
+        return str(build_site(out) / "index.html")
+    except Exception as exc:  # a run of hours is not lost to a page that would not render
+        return f"not built ({type(exc).__name__}: {exc}; retry: python -m l2l_helpers.site {out})"
 
 
 def _reference_clock(device: str) -> Callable[[], float]:
@@ -228,20 +263,10 @@ def _reference_clock(device: str) -> Callable[[], float]:
     return lambda: clock(1)
 
 
-def _total_line(summary: RunSummary) -> str:
+def _total_line(summary: RunSummary, site: str) -> str:
     failed = f", {len(summary.failed)} FAILED" if summary.failed else ""
     line = f"{len(summary.runs)} notebooks in {summary.seconds:.0f} s{failed}{summary.reference_text('one')}"
-    return f"{line}; report: {summary.report}"
-
-
-def _load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
-    out = {}
-    for path in sorted(results_dir.glob("*.json")):
-        try:
-            out[path.stem] = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            out[path.stem] = {"error": f"unreadable results file: {exc}"}
-    return out
+    return f"{line}; report: {summary.report}; site: {site}"
 
 
 def _short(value: Any, limit: int = 300) -> str:
@@ -273,50 +298,67 @@ def _notebook_section(name: str, data: dict[str, Any]) -> list[str]:
     return md
 
 
-def _html_line(line: str) -> str:
-    """One line of the report's small Markdown subset (no tables) as HTML."""
-    if line.startswith("# "):
-        return f"<h1>{html.escape(line[2:])}</h1>"
-    if line.startswith("## "):
-        return f"<h2>{html.escape(line[3:])}</h2>"
-    if line.startswith("!["):
-        alt, src = line[2:].split("](", 1)
-        return f"<p><img src='{html.escape(src[:-1])}' alt='{html.escape(alt)}' style='max-width:100%'></p>"
-    if line.startswith("[") and "](" in line:
-        text, href = line[1:].split("](", 1)
-        return f"<p><a href='{html.escape(href[:-1])}'>{html.escape(text)}</a></p>"
-    if line.startswith("- "):
-        return f"<li>{html.escape(line[2:])}</li>"
-    return f"<p>{html.escape(line)}</p>" if line else ""
+def machine(device: str = "auto") -> dict[str, Any]:
+    """What the run ran on: CPU model, cores, Python and torch versions, the device ``device`` resolves to, and the
+    GPU's name where one is used."""
+    import torch
+
+    from .runtime import resolve_device
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(terse=True)}
+    info |= {"python": platform.python_version(), "torch": str(torch.__version__)}
+    try:
+        info["device"] = str(resolve_device(device))
+    except ValueError as exc:  # e.g. cuda asked for on a machine without one: the notebooks said so
+        info["device"] = f"{device} ({exc})"
+    if info["device"].startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
 
 
-def _html_page(md: list[str]) -> str:
-    """The report as one standalone HTML page."""
-    body: list[str] = []
-    in_table = False
-    for line in md:
-        if line.startswith("|---"):
-            continue
-        if line.startswith("| ") != in_table:
-            in_table = not in_table
-            body.append("<table>" if in_table else "</table>")
-        if line.startswith("| "):
-            cells = "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("| ").split(" | "))
-            body.append(f"<tr>{cells}</tr>")
-        elif _html_line(line):
-            body.append(_html_line(line))
-    if in_table:
-        body.append("</table>")
-    style = (
-        "body{font-family:sans-serif;max-width:60em;margin:auto}"
-        "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 6px}"
-    )
-    return f"<!doctype html><meta charset='utf-8'><title>l2l run report</title><style>{style}</style>" + "\n".join(body)
+def write_run_info(summary: RunSummary, profile: str, device: str) -> Path:
+    """Write ``run.json``: the run's profile, device, machine, and each notebook's seconds and status (the site and
+    the README's results read it)."""
+    runs = [
+        {
+            "name": r.name,
+            "ok": r.ok,
+            "seconds": r.seconds,
+            "reference_epochs": r.reference_epochs,
+            "error": r.error,
+            "parameters": r.parameters,
+            "claims": r.claims,
+        }
+        for r in summary.runs
+    ]
+    info = {
+        "written": dt.datetime.now().isoformat(timespec="seconds"),
+        "profile": profile,
+        "device": device,
+        "machine": machine(device),
+        "seconds": summary.seconds,
+        "reference_epochs": summary.reference_epochs,
+        "notebooks": runs,
+    }
+    path = summary.out_dir / "run.json"
+    path.write_text(json.dumps(info, indent=2, default=str))
+    return path
 
 
 def write_report(summary: RunSummary, profile: str, device: str) -> Path:
-    """Write ``report.md`` and ``report.html``: notebook status table, then each notebook's recorded results."""
-    results = _load_results(summary.out_dir / "results")
+    """Write ``run.json``, ``report.md`` and ``report.html`` (``report.md`` rendered by
+    :func:`~l2l_helpers.site.markdown_page`): notebook status table, the claims by paper figure, then each
+    notebook's recorded results."""
+    from .site import markdown_page
+
+    write_run_info(summary, profile, device)
+    results = load_results(summary.out_dir / "results")
     speed = summary.reference_text("the plain reference epoch, on this machine,")
     md = [
         "# l2l run report",
@@ -335,10 +377,13 @@ def write_report(summary: RunSummary, profile: str, device: str) -> Path:
         md += _markdown_table(rows)
     else:
         md.append("No notebooks were found to run.")
+    groups = claims_by_figure(results)
+    if groups:
+        md += ["", "## Claims by paper figure", "", figure_table_markdown(groups)]
     for name, data in results.items():
         md += _notebook_section(name, data)
     summary.report.write_text("\n".join(md) + "\n")
-    (summary.out_dir / "report.html").write_text(_html_page(md))
+    (summary.out_dir / "report.html").write_text(markdown_page("\n".join(md), "l2l run report"))
     if summary.failed:
         (summary.out_dir / "FAILED").write_text("\n".join(r.name for r in summary.failed) + "\n")
     return summary.report

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from l2l_helpers import runner
-from l2l_helpers.runner import notebook_parameters, run_notebooks
+from l2l_helpers.runner import notebook_parameters, run_notebooks, select_notebooks
 
 
 def write_notebook(path, body: str, params: str = "SMOKE = False\nINTERACTIVE = True\nDEVICE = 'auto'") -> None:
@@ -40,6 +40,24 @@ def test_parameters_follow_the_profile(tmp_path):
         notebook_parameters(path, "huge", "cpu")
 
 
+def test_only_selects_notebooks_by_number_or_name(tmp_path):
+    """``only`` takes numbers ("06", "6") or stems, keeps the reading order, and names the notebooks on a typo."""
+    paths = [tmp_path / f"{stem}.ipynb" for stem in ("01_problem_framing", "05_quadratics", "06_mnist")]
+    assert select_notebooks(paths, None) == paths
+    assert select_notebooks(paths, ["06", "01_problem_framing"]) == [paths[0], paths[2]]
+    assert select_notebooks(paths, ["5"]) == [paths[1]] and select_notebooks(paths, "06") == [paths[2]]
+    with pytest.raises(ValueError, match=r"'07', 'mnist'.*01_problem_framing, 05_quadratics, 06_mnist"):
+        select_notebooks(paths, ["07", "06", "mnist"])
+    with pytest.raises(ValueError, match="names no notebook"):
+        select_notebooks(paths, [])
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    write_notebook(nbs / "01_ok.ipynb", "pass")
+    with pytest.raises(ValueError, match="01_ok"):  # before anything runs or is written
+        run_notebooks(nbs, tmp_path / "run", only=["02"], clock=False)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_run_notebooks_writes_report(tmp_path, monkeypatch, capfd):
     """An ok and a failing notebook: both executed, the report shows their status and the recorded claims; the
@@ -64,7 +82,10 @@ def test_run_notebooks_writes_report(tmp_path, monkeypatch, capfd):
     expected = first.seconds / 2.5 + second.seconds / 4.0  # each notebook in the unit measured around it
     assert summary.reference_s == (2.0, 3.0, 5.0) and summary.reference_epochs == pytest.approx(expected)
     total = f"2 notebooks in {summary.seconds:.0f} s, 1 FAILED = {expected:.0f} reference epochs (one took 2.00-5.00 s"
-    assert lines[3].startswith(total) and lines[3].endswith(f"; report: {summary.report}") and len(lines) == 4
+    site = tmp_path / "run" / "site" / "index.html"
+    assert lines[3].startswith(total) and lines[3].endswith(f"; report: {summary.report}; site: {site}")
+    assert len(lines) == 4 and site.is_file()
+    assert {p.name for p in site.parent.glob("*.html")} == {"index.html", "report.html", "01_ok.html", "02_broken.html"}
     assert "without encryption" not in capfd.readouterr().err  # the kernels ran over IPC, not TCP
     assert [r.name for r in summary.runs] == ["01_ok", "02_broken"]
     assert [r.name for r in summary.failed] == ["02_broken"]
@@ -82,9 +103,13 @@ def test_run_notebooks_writes_report(tmp_path, monkeypatch, capfd):
     assert "| smoke is on | True | reproduced |  |" in report
     assert "![A curve](results/figures/01_ok-c.png)" in report
     assert "[A curve (interactive)](results/figures/01_ok-c.html)" in report
-    page = (tmp_path / "run" / "report.html").read_text()
-    assert "<table>" in page and "<img src='results/figures/01_ok-c.png'" in page
-    assert "<a href='results/figures/01_ok-c.html'>" in page
+    assert "## Claims by paper figure" in report and "| Method (Section 2, Figures 2 and 3) | smoke is on |" in report
+    page = (tmp_path / "run" / "report.html").read_text()  # report.md rendered by markdown-it-py
+    assert "<table>" in page and '<img src="results/figures/01_ok-c.png" alt="A curve"' in page
+    assert '<a href="results/figures/01_ok-c.html">' in page
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (info["profile"], info["device"], info["machine"]["device"]) == ("smoke", "cpu", "cpu")
+    assert [(r["name"], r["ok"]) for r in info["notebooks"]] == [("01_ok", True), ("02_broken", False)]
     assert (tmp_path / "run" / "FAILED").read_text().split() == ["02_broken"]
 
 

@@ -1,0 +1,556 @@
+"""A run's browsable site: every executed notebook as a page with its plotly figures drawn, offline.
+
+``build_site(run_dir)`` writes ``run_dir/site/``: ``index.html`` (the notebooks with their times and status, the
+claims by paper figure, :mod:`~l2l_helpers.claims_table`), one page per executed notebook (nbconvert's ``lab``
+template), and ``report.html`` (``report.md`` rendered by markdown-it-py). plotly.js is copied once from the plotly
+package into ``site/assets/`` and every page refers to it by a relative path; nothing is loaded from the internet,
+so the folder reads from disk (open ``index.html``) or served. ``make run`` builds it at the end of every run.
+
+Also ``python -m l2l_helpers.site --readme README.md RUN_DIR``: the claims table of a full run, with the run's date,
+profile and machine, written into the README between ``<!-- results:begin -->`` and ``<!-- results:end -->``,
+and one key figure of the run copied (small) to ``docs/images/run_figure.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import html
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .claims_table import claims_by_figure, figure_table_html, figure_table_markdown, load_results, verdict_tally
+
+PAPER_URL = "https://arxiv.org/abs/1606.04474"
+PAPER = "Andrychowicz et al. (2016), Learning to learn by gradient descent by gradient descent"
+PLOTLY_JS = "assets/plotly.min.js"  # relative to the site folder
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+#: Key figures for the README, first found wins: notebook 06's MNIST loss curves, else 05's quadratics.
+README_FIGURES = ("06_mnist-100_steps", "05_quadratics-loss_curves")
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:72em;margin:1em auto;padding:0 1em;
+line-height:1.45;color:#222}
+nav.l2l{font-family:system-ui,sans-serif;font-size:14px;padding:.5em 1em;border-bottom:1px solid #ddd;
+margin-bottom:1em;background:#fafafa}
+nav.l2l a{margin-right:1.2em}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:3px 7px;vertical-align:top;text-align:left}
+td.num{text-align:right}
+tr.figure th{background:#eef2f7;font-size:1.05em}
+td.verdict.reproduced{color:#176117}
+td.verdict.not-reproduced{color:#a01010;font-weight:bold}
+td.verdict.inconclusive{color:#8a5a00}
+td.verdict.not-tested{color:#666}
+td.failed{color:#a01010;font-weight:bold}
+img{max-width:100%}
+code{background:#f4f4f4;padding:0 .2em}
+"""
+
+#: nbconvert's lab template without what it would fetch from a CDN (require.js, MathJax, mermaid, the widgets'
+#: HTML manager): plotly.js from the site's assets, the site's navigation bar at the top.
+NOTEBOOK_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}
+<script src="{{ resources.l2l_plotly_js }}"></script>
+{%- endblock html_head_js_requirejs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}
+<style>{{ resources.l2l_style }}</style>
+{%- endblock html_head_css -%}
+{%- block body_header -%}
+{{ super() }}
+{{ resources.l2l_nav }}
+{%- endblock body_header -%}
+"""
+NOTEBOOK_NAV_STYLE = (
+    "nav.l2l{font-family:system-ui,sans-serif;font-size:14px;padding:.5em 1em;border-bottom:1px solid #ddd;"
+    "background:#fafafa}nav.l2l a{margin-right:1.2em}"
+)
+
+
+def markdown_html(text: str, base: str = "") -> str:
+    """Markdown (CommonMark with tables, raw HTML escaped) as an HTML fragment; ``base`` is put before every
+    relative link and image (e.g. ``"../"`` for a page one folder below the Markdown file)."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+    def rebase(state: Any) -> None:
+        for token in state.tokens:
+            for child in [token, *(token.children or [])]:
+                attr = {"link_open": "href", "image": "src"}.get(child.type)
+                url = str(child.attrGet(attr) or "") if attr else ""
+                if url and not re.match(r"^([a-z][a-z0-9+.-]*:|/|#)", url, re.IGNORECASE):
+                    child.attrSet(attr, base + url)
+
+    if base:
+        md.core.ruler.push("rebase", rebase)
+    return md.render(text)
+
+
+def markdown_page(text: str, title: str, base: str = "", nav: str = "") -> str:
+    """A standalone HTML page of Markdown ``text`` (:func:`markdown_html`), with ``nav`` HTML above it."""
+    return _page(title, nav + markdown_html(text, base))
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f"<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'>\n<title>{html.escape(title)}</title>\n"
+        f"<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def _nav(pages: Sequence[tuple[str, str]]) -> str:
+    """The navigation bar: (text, relative href) pairs; none for fewer than two."""
+    if len(pages) < 2:
+        return ""
+    links = "".join(f"<a href='{html.escape(href)}'>{html.escape(text)}</a>" for text, href in pages)
+    return f"<nav class='l2l'>{links}</nav>\n"
+
+
+# ----------------------------------------------------------------------------------------------- what was run
+
+
+def executed_notebooks(run_dir: Path) -> list[Path]:
+    """The run's executed notebooks (``run_dir/NN_*.ipynb``), in reading order."""
+    return sorted(run_dir.glob("[0-9]*.ipynb"))
+
+
+def run_info(run_dir: Path) -> dict[str, Any]:
+    """The run's ``run.json`` (written by the runner); for a run without one, what the executed notebooks'
+    papermill metadata says (times, status, parameters; the machine is then unknown)."""
+    path = run_dir / "run.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc}); delete it to fall back on the notebooks") from exc
+    import nbformat
+
+    runs, ends = [], []
+    for nb_path in executed_notebooks(run_dir):
+        meta = nbformat.read(nb_path, as_version=4).metadata.get("papermill", {})
+        params = dict(meta.get("parameters", {}))
+        failed = bool(meta.get("exception"))
+        runs.append(
+            {
+                "name": nb_path.stem,
+                "ok": not failed,
+                "seconds": meta.get("duration"),
+                "error": "raised (see the notebook)" if failed else "",
+                "parameters": params,
+            }
+        )
+        ends.append(meta.get("end_time") or "")
+    smoke = any(r["parameters"].get("SMOKE") for r in runs)
+    paper = any(r["parameters"].get("RETRAIN") for r in runs)
+    devices = {str(r["parameters"]["DEVICE"]) for r in runs if "DEVICE" in r["parameters"]}
+    return {
+        "written": max(ends, default="")[:19],
+        "profile": "smoke" if smoke else "paper" if paper else "default",
+        "device": ", ".join(sorted(devices)) or "unknown",
+        "machine": None,
+        "seconds": sum(r["seconds"] or 0 for r in runs),
+        "notebooks": runs,
+    }
+
+
+def duration_text(seconds: float | None) -> str:
+    """``42 s``, ``30 min 27 s``, ``6 h 05 min``."""
+    if seconds is None:
+        return ""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def machine_text(info: Mapping[str, Any]) -> str:
+    """``Intel(R) Xeon(R) ... (2 cores), torch 2.13.0, device cpu``, from ``run.json``'s machine."""
+    m = info.get("machine") or {}
+    if not m:
+        return f"device {info.get('device', 'unknown')} (machine not recorded)"
+    parts = [f"{m.get('cpu', 'unknown CPU')} ({m.get('cores', '?')} cores)", f"torch {m.get('torch', '?')}"]
+    device = m.get("device") or info.get("device", "unknown")
+    parts.append(f"device {device}" + (f" ({m['gpu']})" if m.get("gpu") else ""))
+    return ", ".join(parts)
+
+
+def run_line(info: Mapping[str, Any]) -> str:
+    """One line on the run: date, profile, notebooks and time, machine."""
+    runs = info.get("notebooks", [])
+    failed = [r["name"] for r in runs if not r.get("ok")]
+    status = f"{len(failed)} FAILED: {', '.join(failed)}" if failed else "all ok"
+    date = str(info.get("written", ""))[:16].replace("T", " ") or "unknown date"
+    return (
+        f"Run of {date}, profile `{info.get('profile', '?')}`: {len(runs)} notebooks ({status}) in "
+        f"{duration_text(info.get('seconds'))}, on {machine_text(info)}."
+    )
+
+
+# --------------------------------------------------------------------------------------------- notebook pages
+
+
+def _plotly_html(figure: Mapping[str, Any]) -> str:
+    """A plotly output (``application/vnd.plotly.v1+json``) as a div drawn by the page's plotly.js."""
+    import plotly.io as pio
+
+    spec = {"data": figure.get("data", []), "layout": figure.get("layout", {})}
+    return pio.to_html(
+        spec,
+        config={**(figure.get("config") or {}), "displaylogo": False},  # no link to plotly.com in the toolbar
+        include_plotlyjs=False,
+        full_html=False,
+        default_width="100%",
+        default_height=f"{spec['layout'].get('height') or 525}px",
+        validate=False,
+    )
+
+
+def _widget_html(model_id: str, state: Mapping[str, Any], depth: int = 0) -> str | None:
+    """A widget's last state as static HTML (boxes, HTML and labels, progress bars: what tqdm shows), or None
+    for a widget that needs its kernel."""
+    model = state.get(model_id)
+    if model is None or depth > 8:
+        return None
+    name, values = model.get("model_name", ""), model.get("state", {})
+    if name in ("HBoxModel", "VBoxModel", "BoxModel"):
+        children = [_widget_html(c.removeprefix("IPY_MODEL_"), state, depth + 1) for c in values.get("children", [])]
+        if any(c is None for c in children):
+            return None
+        style = f"display:flex;flex-direction:{'row' if name == 'HBoxModel' else 'column'};gap:.5em"
+        return f"<div style='{style}'>{''.join(children)}</div>"  # type: ignore[arg-type]
+    if name == "HTMLModel":
+        return f"<span>{values.get('value', '')}</span>"
+    if name == "LabelModel":
+        return f"<span>{html.escape(str(values.get('value', '')))}</span>"
+    if name in ("FloatProgressModel", "IntProgressModel"):
+        low, high, value = (float(values.get(k, d)) for k, d in (("min", 0), ("max", 100), ("value", 0)))
+        return f"<progress value='{value - low:g}' max='{max(high - low, 1e-12):g}'></progress>"
+    return None
+
+
+def _notebook_links(text: str, pages: set[str]) -> str:
+    """Links to other notebooks (``06_mnist.ipynb``) point to their pages; a notebook this run did not execute
+    keeps its text without a link."""
+
+    def swap(match: re.Match[str]) -> str:
+        label, stem, anchor = match.group(1), match.group(2), match.group(3) or ""
+        return f"[{label}]({stem}.html{anchor})" if stem in pages else label
+
+    return re.sub(r"\[([^\]]*)\]\(([A-Za-z0-9_.-]+)\.ipynb(#[^)\s]*)?\)", swap, text)
+
+
+def prepare_notebook(nb: Any, pages: set[str]) -> Any:
+    """The executed notebook made ready for a static page: plotly outputs become HTML drawn by the page's
+    plotly.js, widgets their last state (or their text), links between notebooks links between pages."""
+    widgets = nb.metadata.pop("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _notebook_links(cell.source, pages)
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY_MIME in data:
+                output["data"] = {"text/html": _plotly_html(data[PLOTLY_MIME])}
+            elif WIDGET_MIME in data:
+                shown = _widget_html(str(data[WIDGET_MIME].get("model_id", "")), widgets)
+                rest = {k: v for k, v in data.items() if k != WIDGET_MIME}
+                output["data"] = {"text/html": shown} if shown is not None else rest or {"text/plain": ""}
+    return nb
+
+
+def tex_to_mathml(tex: str, display: bool) -> str:
+    """LaTeX as MathML, which browsers draw without a script (no MathJax to fetch); the TeX itself, in ``<code>``,
+    where latex2mathml is missing or cannot read it."""
+    try:
+        from latex2mathml.converter import convert
+
+        return convert(tex, display="block" if display else "inline")
+    except Exception:  # latex2mathml absent, or TeX it does not know: the reader still sees the formula's source
+        delimiter = "$$" if display else "$"
+        return f"<code class='tex'>{html.escape(delimiter + tex + delimiter)}</code>"
+
+
+@functools.cache
+def _exporter_class() -> type:
+    """nbconvert's HTMLExporter whose Markdown renders ``$...$``, ``$$...$$`` and LaTeX environments as MathML."""
+    from jinja2 import pass_context
+    from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class MathMLRenderer(IPythonRenderer):
+        def block_math(self, body: str) -> str:
+            return tex_to_mathml(body, display=True)
+
+        def inline_math(self, body: str) -> str:
+            return tex_to_mathml(body, display=False)
+
+        def latex_environment(self, name: str, body: str) -> str:
+            return tex_to_mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", display=True)
+
+    class SiteExporter(HTMLExporter):
+        @pass_context  # the template's context holds the cell (for its attachments)
+        def markdown2html(self, context: Any, source: str) -> str:
+            cell = context.get("cell", {})
+            renderer = MathMLRenderer(
+                escape=False,
+                attachments=cell.get("attachments", {}),
+                embed_images=self.embed_images,
+                path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+                anchor_link_text=self.anchor_link_text,
+                exclude_anchor_links=self.exclude_anchor_links,
+                **self.lexer_options,
+            )
+            return MarkdownWithMath(renderer=renderer).render(source)
+
+    return SiteExporter
+
+
+def notebook_page(path: Path, pages: set[str], nav: str) -> str:
+    """One executed notebook as a standalone HTML page of the site (nbconvert's ``lab`` template, offline)."""
+    import nbformat
+    from jinja2 import DictLoader
+
+    nb = prepare_notebook(nbformat.read(path, as_version=4), pages)
+    exporter = _exporter_class()(
+        template_name="lab",
+        extra_loaders=[DictLoader({"l2l_site.html.j2": NOTEBOOK_TEMPLATE})],
+        template_file="l2l_site.html.j2",
+    )
+    resources = {"l2l_plotly_js": PLOTLY_JS, "l2l_nav": nav, "l2l_style": NOTEBOOK_NAV_STYLE}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    return body
+
+
+def _copy_plotly_js(target: Path) -> None:
+    """plotly.js of the installed plotly package, once, into the site."""
+    from importlib.resources import files
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    bundled = files("plotly") / "package_data" / "plotly.min.js"
+    if bundled.is_file():
+        with bundled.open("rb") as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    else:  # a plotly without the file in its package data
+        from plotly.offline import get_plotlyjs
+
+        target.write_text(get_plotlyjs(), encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------------- the site
+
+
+def _notebooks_table(info: Mapping[str, Any], pages: set[str]) -> str:
+    """The index's table of notebooks: page, status, time, claims, the executed notebook."""
+    rows = ["<table><thead><tr><th>notebook</th><th>status</th><th>time</th><th>reference epochs</th>"]
+    rows[0] += "<th>claims</th><th>executed notebook</th></tr></thead><tbody>"
+    for run in info.get("notebooks", []):
+        name = str(run["name"])
+        page = f"<a href='{html.escape(name)}.html'>{html.escape(name)}</a>" if name in pages else html.escape(name)
+        if run.get("ok"):
+            status = "<td>ok</td>"
+        else:
+            status = f"<td class='failed'>FAILED: {html.escape(str(run.get('error', '')))}</td>"
+        epochs = run.get("reference_epochs")
+        tally = ", ".join(f"{n} {k}" for k, n in (run.get("claims") or {}).items() if n)
+        source = f"<a href='../{html.escape(name)}.ipynb'>{html.escape(name)}.ipynb</a>" if name in pages else ""
+        rows.append(
+            f"<tr><td>{page}</td>{status}<td class='num'>{duration_text(run.get('seconds'))}</td>"
+            f"<td class='num'>{'' if epochs is None else f'{epochs:.0f}'}</td><td>{html.escape(tally)}</td>"
+            f"<td>{source}</td></tr>"
+        )
+    rows.append("</tbody></table>")
+    return "\n".join(rows)
+
+
+def _index_page(run_dir: Path, info: Mapping[str, Any], results: Mapping[str, Any], pages: set[str]) -> str:
+    groups = claims_by_figure(results)
+    report = "<a href='report.html'>the run's report</a> (every recorded value and key figure)"
+    body = [
+        _nav([("Index", "index.html"), ("Report", "report.html")] if (run_dir / "report.md").is_file() else []),
+        f"<h1>l2l run {html.escape(run_dir.name)}</h1>",
+        markdown_html(run_line(info)),
+        f"<p>Companion to <a href='{PAPER_URL}'>{html.escape(PAPER)}</a>."
+        + (f" See also {report}." if (run_dir / "report.md").is_file() else "")
+        + "</p>",
+        "<h2>Notebooks</h2>",
+        _notebooks_table(info, pages),
+        "<h2>Claims by paper figure</h2>",
+    ]
+    if groups:
+        body.append(f"<p>{html.escape(verdict_tally(groups))}.</p>")
+        body.append(figure_table_html(groups, {name: f"{name}.html" for name in pages}))
+    else:
+        body.append("<p>No claims were recorded in this run.</p>")
+    return _page(f"l2l run {run_dir.name}", "\n".join(body))
+
+
+def build_site(run_dir: str | Path) -> Path:
+    """Write ``run_dir/site/`` (index, a page per executed notebook, the report) and return the folder."""
+    run_dir = Path(run_dir)
+    notebooks = executed_notebooks(run_dir) if run_dir.is_dir() else []
+    results = load_results(run_dir / "results")
+    if not notebooks and not results:
+        raise FileNotFoundError(
+            f"{run_dir} has no executed notebooks (NN_*.ipynb) or results/*.json: give the folder of a run, "
+            "e.g. runs/<timestamp> from make run"
+        )
+    info = run_info(run_dir)
+    site = run_dir / "site"
+    if site.exists():
+        shutil.rmtree(site)  # pages of notebooks that are not in the run any more go too
+    site.mkdir(parents=True)
+    _copy_plotly_js(site / PLOTLY_JS)
+    pages = {path.stem for path in notebooks}
+    has_report = (run_dir / "report.md").is_file()
+    main = [("Index", "index.html")] + ([("Report", "report.html")] if has_report else [])
+    for path in notebooks:
+        nav = _nav([*main, ("Executed notebook (.ipynb)", f"../{path.name}")])
+        (site / f"{path.stem}.html").write_text(notebook_page(path, pages, nav), encoding="utf-8")
+    if has_report:
+        page = markdown_page((run_dir / "report.md").read_text(), "l2l run report", base="../", nav=_nav(main))
+        (site / "report.html").write_text(page, encoding="utf-8")
+    (site / "index.html").write_text(_index_page(run_dir, info, results, pages), encoding="utf-8")
+    return site
+
+
+# --------------------------------------------------------------------------------------------------- README
+
+
+def readme_block(run_dir: Path, figure: str | None = None) -> str:
+    """What goes between the README's markers: the claims by paper figure, the key figure, and the run's line."""
+    groups = claims_by_figure(load_results(run_dir / "results"))
+    if not groups:
+        raise ValueError(f"{run_dir / 'results'} holds no claims: give the folder of a run whose notebooks ran")
+    lines = [f"Claims of this run by paper figure: {verdict_tally(groups)}.", "", figure_table_markdown(groups), ""]
+    if figure:
+        lines += [figure, ""]
+    lines.append(run_line(run_info(run_dir)))
+    return "\n".join(lines)
+
+
+def replace_between_markers(text: str, block: str) -> str:
+    """``text`` with everything between :data:`README_BEGIN` and :data:`README_END` replaced by ``block``."""
+    begin, end = text.count(README_BEGIN), text.count(README_END)
+    if begin != 1 or end != 1 or text.index(README_BEGIN) > text.index(README_END):
+        raise ValueError(
+            f"the README needs {README_BEGIN} and then {README_END}, once each (found {begin} and {end}): "
+            "put them where the results table goes"
+        )
+    head, rest = text.split(README_BEGIN)
+    _, tail = rest.split(README_END)
+    return f"{head}{README_BEGIN}\n{block.strip()}\n{README_END}{tail}"
+
+
+def key_figure_png(run_dir: Path) -> tuple[Path, str] | None:
+    """The run's PNG for the README (:data:`README_FIGURES`, first found) and its title, or None."""
+    entries = {
+        Path(str(f["png"])).stem: (run_dir / "results" / str(f["png"]), str(f.get("title") or f.get("name", "")))
+        for data in load_results(run_dir / "results").values()
+        for f in (data.get("figures") or [])
+        if isinstance(f, dict) and f.get("png")
+    }
+    for stem in README_FIGURES:
+        if stem in entries and entries[stem][0].is_file():
+            return entries[stem]
+    return None
+
+
+def save_small_png(source: Path, target: Path, width: int = 800, limit: int = 150_000) -> Path:
+    """``source`` at most ``width`` pixels wide, as an optimized PNG under ``limit`` bytes (a 256-colour palette
+    where the full colours are larger)."""
+    from PIL import Image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as img:
+        img = img.convert("RGB")
+        if img.width > width:
+            img = img.resize((width, round(img.height * width / img.width)), Image.Resampling.LANCZOS)
+        img.save(target, optimize=True)
+        if target.stat().st_size > limit:
+            img.quantize(256, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+    if target.stat().st_size > limit:
+        raise ValueError(f"{target} is {target.stat().st_size:,} bytes even with 256 colours; give a smaller width")
+    return target
+
+
+def write_readme(
+    readme: str | Path, run_dir: str | Path, allow_smoke: bool = False, figure: str | Path | None = None
+) -> Path:
+    """Write the claims table of ``run_dir`` into ``readme`` between its markers, with the run's date, profile and
+    machine, and copy the run's key figure (small) to ``figure`` (default ``docs/images/run_figure.png`` beside the
+    README); a SMOKE run is refused unless ``allow_smoke``. Returns the README."""
+    readme, run_dir = Path(readme), Path(run_dir)
+    if not readme.is_file():
+        raise FileNotFoundError(f"{readme} does not exist: give the README to write the results into")
+    if not executed_notebooks(run_dir) and not (run_dir / "results").is_dir():
+        raise FileNotFoundError(f"{run_dir} has no executed notebooks or results/: give the folder of a run")
+    info = run_info(run_dir)
+    if info.get("profile") == "smoke" and not allow_smoke:
+        raise ValueError(f"{run_dir} is a SMOKE run: the README shows a full run (make run); --allow-smoke to force")
+    text = readme.read_text()
+    replace_between_markers(text, "")  # the markers are checked before anything is written
+    image = None
+    if (found := key_figure_png(run_dir)) is not None:
+        target = Path(figure) if figure is not None else readme.parent / "docs" / "images" / "run_figure.png"
+        save_small_png(found[0], target)
+        relative = Path(os.path.relpath(target.resolve(), readme.parent.resolve())).as_posix()
+        title = found[1].replace("[", "(").replace("]", ")")
+        image = f"![{title}]({relative})"
+    readme.write_text(replace_between_markers(text, readme_block(run_dir, image)))
+    return readme
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m l2l_helpers.site``: build a run's site, or write its claims into the README."""
+    parser = argparse.ArgumentParser(
+        prog="python -m l2l_helpers.site",
+        description="Build the browsable site of a run (RUN_DIR/site/index.html: every executed notebook with its "
+        "figures drawn offline, the claims by paper figure, the report), or with --readme write the run's claims "
+        "table into a README between <!-- results:begin --> and <!-- results:end -->.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run's folder, e.g. runs/20261208-101500")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        metavar="README",
+        help="instead of the site: write the claims table, a key figure and the run's date, profile and machine "
+        "into this file between its markers",
+    )
+    parser.add_argument("--allow-smoke", action="store_true", help="with --readme: accept a SMOKE-profile run")
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        help="with --readme: where the key figure's PNG goes (default: docs/images/run_figure.png beside the README)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.readme is not None:
+            path = write_readme(args.readme, args.run_dir, allow_smoke=args.allow_smoke, figure=args.figure)
+            print(f"results of {args.run_dir} written into {path}")
+        else:
+            print(f"site: {build_site(args.run_dir) / 'index.html'}")
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"l2l site: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
