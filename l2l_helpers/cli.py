@@ -1,4 +1,4 @@
-"""Command line: ``python -m l2l_helpers`` (or ``l2l``) ``train``, ``evaluate`` and ``run-notebooks``.
+"""Command line: ``python -m l2l_helpers`` (or ``l2l``) ``train``, ``evaluate``, ``list`` and ``run-notebooks``.
 
 Bad input gives one line on stderr and exit status 2, never a traceback.
 """
@@ -6,8 +6,12 @@ Bad input gives one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
+import inspect
 import json
 import math
+import re
 import shlex
 import signal
 import sys
@@ -19,7 +23,7 @@ from typing import Any, NoReturn
 import torch
 
 from .baselines import BASELINES, make_baseline
-from .checkpoints import load_optimizer, read_checkpoint
+from .checkpoints import CheckpointWriteError, load_optimizer, read_checkpoint
 from .coordinatewise_lstm import LearnedRule, OptimizerConfig
 from .data import check_unseen
 from .datasets import CONV_DATASETS
@@ -30,7 +34,7 @@ from .optimizees import ACTIVATIONS, INITS, PROBLEMS, make_problem
 from .optimizees.base import Problem
 from .optimizees.mnist import MNISTProblem
 from .preprocessing import PREPROCESSING_INPUTS
-from .pretrained import available_pretrained, pretrained_path
+from .pretrained import available_pretrained, pretrained_path, seed_names
 from .runtime import DEVICES, resolve_device, seed_everything, versions
 
 
@@ -116,7 +120,12 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
         help="conv: fashion_mnist (default, offline), cifar10 (the paper's) or auto (CIFAR-10 where it is on disk)",
     )
     g.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available")
-    g.add_argument("--seed", type=_non_negative_int, default=0)
+    g.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        help="random seed (0); in train it also picks phi's initialisation and the training tasks",
+    )
 
 
 def _label_list(text: str) -> list[int]:
@@ -148,7 +157,10 @@ def _problem_args(args: argparse.Namespace) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """The ``l2l`` argument parser."""
     parser = _Parser(prog="l2l", description="Learning to learn by gradient descent by gradient descent.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=version_line(), help="print the versions and exit")
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND", help="what to do (see COMMAND --help)"
+    )
 
     t = sub.add_parser("train", help="meta-train an LSTM optimizer", description="Meta-train an LSTM optimizer.")
     _add_problem_args(t)
@@ -156,7 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     o = t.add_argument_group("optimizer network")
     o.add_argument("--lstm-layers", type=_positive_int, default=None, help="LSTM layers (paper: 2)")
     o.add_argument("--lstm-hidden", type=_positive_int, default=None, help="units per LSTM layer (paper: 20)")
-    o.add_argument("--preprocessing", choices=list(PREPROCESSING_INPUTS), default=None)
+    o.add_argument(
+        "--preprocessing",
+        choices=list(PREPROCESSING_INPUTS),
+        default=None,
+        help="how gradients enter the LSTM (paper: log_sign, Appendix A; none = the raw gradient)",
+    )
     o.add_argument("--p", type=_positive_float, default=None, help="preprocessing constant (paper: 10)")
     o.add_argument("--output-scale", type=_positive_float, default=None, help="factor on the LSTM's output")
     o.add_argument(
@@ -221,12 +238,84 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--out", type=Path, default=None, help="also write the JSON (with this command) to a file")
 
-    r = sub.add_parser("run-notebooks", help="execute every notebook into runs/<timestamp>/ with a report")
-    r.add_argument("--notebooks", type=Path, default=Path("notebooks"))
+    li = sub.add_parser(
+        "list",
+        help="the shipped optimizers: problem, seeds, recipe and validation score",
+        description="List the shipped optimizers (read from their files; nothing is trained).",
+    )
+    li.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    r = sub.add_parser(
+        "run-notebooks",
+        help="execute every notebook into runs/<timestamp>/ with a report",
+        description="Execute the notebooks headlessly, in reading order, and write a report.",
+    )
+    r.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of the numbered notebooks")
     r.add_argument("--out", type=Path, default=None, help="output folder (runs/<timestamp>)")
-    r.add_argument("--profile", choices=["default", "smoke", "paper"], default="default")
-    r.add_argument("--device", choices=DEVICES, default="auto")
+    r.add_argument(
+        "--only",
+        type=_name_list,
+        default=None,
+        metavar="N,N,...",
+        help="run only these notebooks, by number or name, e.g. 06,07 (default: all)",
+    )
+    r.add_argument(
+        "--profile",
+        choices=["default", "smoke", "paper"],
+        default="default",
+        help="default (the shipped optimizers), smoke (CI sizes, a few minutes) or paper (every shipped optimizer "
+        "meta-trained from scratch with its stored recipe)",
+    )
+    r.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available")
     return parser
+
+
+def _name_list(text: str) -> list[str]:
+    """An argparse type: a non-empty comma list of notebook numbers or names."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no notebook; give numbers or names, e.g. 06,07")
+    return names
+
+
+def package_version() -> str:
+    """The installed version of ``l2l-helpers``, or the one in pyproject.toml when it is not installed."""
+    try:
+        return importlib.metadata.version("l2l-helpers")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        text = pyproject.read_text()
+    except OSError:
+        return "unknown"
+    found = re.search(r'^\[project\][^\[]*?^version\s*=\s*"([^"]+)"', text, re.M | re.S)
+    return found.group(1) if found else "unknown"
+
+
+def version_line() -> str:
+    """What ``l2l --version`` prints: the package's version and torch's."""
+    return f"l2l-helpers {package_version()} (torch {torch.__version__})"
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parsers of ``parser``'s subcommands, by name."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.update(action.choices)
+    return found
+
+
+def _typed(argv: Sequence[str]) -> set[str]:
+    """The argparse dests of the options the user typed in ``argv`` (not those left at their defaults), however
+    they were spelled (``--lr=0.1``, an abbreviation)."""
+    parser = build_parser()
+    for sub in subcommands(parser).values():
+        for action in sub._actions:
+            action.default = argparse.SUPPRESS  # an option not typed then leaves no attribute
+    typed, _ = parser.parse_known_args(list(argv))
+    return set(vars(typed)) - {"command"}
 
 
 def _optimizer_path(spec: str, flag: str) -> Path:
@@ -363,11 +452,93 @@ def _check_architecture(args: argparse.Namespace, stored: AnyConfig, flag: str, 
         )
 
 
+#: The train flags of the meta-training recipe: (flag, argparse dest = MetaTrainConfig field). --epochs is not one:
+#: it is the target a resumed run trains to.
+_RECIPE_FLAGS = (
+    ("--steps", "steps"),
+    ("--unroll", "unroll"),
+    ("--lr", "lr"),
+    ("--tasks-per-epoch", "tasks_per_epoch"),
+    ("--weights", "weights"),
+    ("--select", "select"),
+    ("--second-order", "second_order"),
+    ("--grad-clip", "grad_clip"),
+    ("--val-every", "val_every"),
+    ("--val-tasks", "val_tasks"),
+    ("--checkpoint-every", "checkpoint_every"),
+    ("--seed", "seed"),
+)
+
+#: The optimizee flags: (flag, argparse dest = the problem's keyword argument).
+_PROBLEM_FLAGS = (
+    ("--hidden", "hidden"),
+    ("--activation", "activation"),
+    ("--init", "init"),
+    ("--init-scale", "init_scale"),
+    ("--size", "size"),
+    ("--style", "style"),
+    ("--style-weight", "style_weight"),
+    ("--tv-weight", "tv_weight"),
+    ("--labels", "labels"),
+    ("--dataset", "dataset"),
+)
+
+
+def _problem_defaults(name: str) -> dict[str, Any]:
+    """The keyword arguments of problem ``name``'s class with their defaults (what a recipe leaves out)."""
+    from .optimizees.base import REGISTRY
+
+    module, cls = REGISTRY[name].split(":")
+    problem_class = getattr(importlib.import_module(f"{__package__}.optimizees.{module}"), cls)
+    return {k: p.default for k, p in inspect.signature(problem_class).parameters.items() if p.default is not p.empty}
+
+
+def _shown(flag: str, value: object) -> str:
+    """A value as the user would type it after ``flag``."""
+    if isinstance(value, (list, tuple)):
+        return ("," if flag == "--labels" else " ").join(map(str, value))
+    return "none" if value is None else str(value)
+
+
+def _check_recipe(args: argparse.Namespace, config: MetaTrainConfig, problem_args: dict[str, Any] | None) -> None:
+    """Refuse recipe and optimizee flags typed with ``--resume`` that differ from the checkpoint's (a resumed run
+    keeps its recipe: they would be ignored); typed flags that agree with it, and --epochs, are accepted."""
+    typed = _typed(args.argv)
+    clashes = []
+    for flag, dest in _RECIPE_FLAGS:
+        if dest in typed and getattr(args, dest) != getattr(config, dest):
+            clashes.append((flag, getattr(args, dest), getattr(config, dest), dest))
+    if problem_args is not None:
+        _problem_args(args)  # --labels / --dataset on another problem: the same error as for a new run
+        defaults = _problem_defaults(args.problem)
+        for flag, dest in _PROBLEM_FLAGS:
+            if dest not in typed or (dest not in problem_args and dest not in defaults):
+                continue  # not typed, or no setting of this problem (ignored, as in a new run)
+            stored = problem_args.get(dest, defaults.get(dest))
+            given = getattr(args, dest)
+            if (list(given) if isinstance(given, tuple) else given) != (
+                list(stored) if isinstance(stored, tuple) else stored
+            ):
+                clashes.append((flag, given, stored, dest))
+    if not clashes:
+        return
+    parts = []
+    for k, (flag, given, stored, dest) in enumerate(clashes):
+        typed_as = flag if isinstance(given, bool) else f"{flag} {_shown(flag, given)}"
+        was = f"{dest}={stored}" if isinstance(given, bool) else _shown(flag, stored)
+        parts.append(f"{typed_as} differs from the checkpoint's {was}" if k == 0 else f"{typed_as} from its {was}")
+    flags = "the flag" if len(clashes) == 1 else "these flags"
+    raise CLIError(
+        f"{', '.join(parts)} ({args.resume}); drop {flags} to continue with the checkpoint's recipe, "
+        "or start a new run without --resume and with another --out"
+    )
+
+
 def _resumed(
     args: argparse.Namespace,
 ) -> tuple[OptimizerNet, MetaTrainConfig, dict[str, Any], dict[str, Any]]:
     """The network, settings, problem arguments and metadata stored in ``--resume``'s checkpoint (only --epochs
-    may change)."""
+    may change; other recipe flags must agree with it)."""
     payload = read_checkpoint(args.resume)
     training = payload.get("training")
     if not training:
@@ -380,8 +551,10 @@ def _resumed(
     meta = payload["metadata"]
     if meta.get("problem_args") is not None and meta.get("problem_name") != args.problem:
         raise CLIError(f"--resume {args.resume} was trained on {meta.get('problem_name')}, not {args.problem}")
+    config = MetaTrainConfig(**stored)
+    _check_recipe(args, config, meta.get("problem_args"))
     problem_args = meta.get("problem_args", _problem_args(args))
-    return build_optimizer(net_config), MetaTrainConfig(**stored), problem_args, meta
+    return build_optimizer(net_config), config, problem_args, meta
 
 
 def _new_run(
@@ -467,9 +640,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         metadata["initialised_from"] = start
     print(f"meta-training on {problem.describe()}; {device}; checkpoints -> {out}")
     start = time.perf_counter()
-    result = meta_train(
-        net, problem, config, checkpoint_path=out, resume=args.resume, metadata=metadata, progress=not args.quiet
-    )
+    try:
+        result = meta_train(
+            net, problem, config, checkpoint_path=out, resume=args.resume, metadata=metadata, progress=not args.quiet
+        )
+    except CheckpointWriteError as exc:  # e.g. a full disk: the last good checkpoint is intact, say how to go on
+        raise CLIError(_write_failed(exc, args, out, config.epochs)) from None
     seconds = time.perf_counter() - start
     done = result.history[-1]["epoch"] if result.history else 0
     if result.interrupted:
@@ -480,11 +656,157 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_failed(exc: CheckpointWriteError, args: argparse.Namespace, out: Path, epochs: int) -> str:
+    """The one line for a checkpoint that could not be written: what failed, what is kept, how to go on."""
+    fix = "free space" if exc.disk_full else "fix that"
+    if exc.last_epoch is None:
+        return f"{exc}; {fix}, then run the command again"
+    command = ["python", "-m", "l2l_helpers", "train", "--problem", args.problem, "--resume", str(out)]
+    if out != Path("checkpoints") / f"{args.problem}.pt":
+        command += ["--out", str(out)]
+    return f"{exc}; {fix}, then resume: {shlex.join([*command, '--epochs', str(epochs)])}"
+
+
+def _validation_of(name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A shipped optimizer's seed, epochs and best validation score, as its checkpoint stores them."""
+    meta, training = payload.get("metadata", {}), payload.get("training") or {}
+    best = meta.get("best_val_meta_loss", training.get("best_val"))
+    if best is None and training.get("val_history"):
+        best = min(v["val_meta_loss"] for v in training["val_history"])
+    return {
+        "name": name,
+        "seed": meta.get("seed", (training.get("config") or {}).get("seed")),
+        "epochs_done": meta.get("epochs_done", training.get("epoch")),
+        "best_epoch": meta.get("best_epoch", training.get("best_epoch")),
+        "best_val_meta_loss": best if best is not None and math.isfinite(best) else None,
+    }
+
+
+def shipped_optimizers() -> list[dict[str, Any]]:
+    """One record per shipped optimizer (its seeds together): problem, seeds, recipe, validation scores. Reads the
+    files only; nothing is trained."""
+    names = available_pretrained()
+    seed_of = re.compile(r"(.+)_seed\d+")
+    rows = []
+    for name in names:
+        base = seed_of.fullmatch(name)
+        if base is not None and base.group(1) in names:
+            continue  # listed with its first seed
+        seeds = seed_names(name)
+        payloads = [read_checkpoint(pretrained_path(n)) for n in seeds]
+        first = payloads[0]
+        meta, training = first.get("metadata", {}), first.get("training")
+        config = MetaTrainConfig(**training["config"]) if training else None
+        net = config_from_dict(first["config"])
+        member = net.groups[0][1] if isinstance(net, GroupedConfig) else net
+        recipe = None
+        if config is not None:
+            recipe = {
+                "epochs": config.epochs,
+                "lr": config.lr,
+                "steps": config.steps,
+                "unroll": config.unroll,
+                "tasks_per_epoch": config.tasks_per_epoch,
+                "preprocessing": member.preprocessing,
+                "weights": config.weights,
+                "select": config.select,
+                "second_order": config.second_order,
+                "grad_clip": config.grad_clip,
+            }
+        criterion = meta.get("val_criterion") or (
+            None if config is None else "sum of losses" if config.select == "sum" else "mean final loss"
+        )
+        rows.append(
+            {
+                "name": name,
+                "seeds": seeds,
+                "problem": meta.get("problem_name"),
+                "problem_args": meta.get("problem_args"),
+                "network": first["config"],
+                "recipe": recipe,
+                "command": meta.get("command"),
+                "validation": {
+                    "criterion": criterion,
+                    "seeds": [_validation_of(n, p) for n, p in zip(seeds, payloads, strict=True)],
+                },
+            }
+        )
+    return rows
+
+
+def _network_text(stored: dict[str, Any]) -> str:
+    """A shipped network in a few words: layers x units, its appendix extensions, its parameter groups."""
+    config = config_from_dict(stored)
+    member = config.groups[0][1] if isinstance(config, GroupedConfig) else config
+    words = [f"{member.num_layers}x{member.hidden_size}"]
+    if member.output_scale != OptimizerConfig.output_scale:
+        words.append(f"scale {member.output_scale:g}")
+    if member.gac_cells:
+        words.append(f"GAC {member.gac_cells}")
+    if member.memory_slots:
+        words.append(f"NTM {member.memory_slots}x{member.write_heads}")
+    if isinstance(config, GroupedConfig):
+        words.append("+".join(config.names))
+    return " ".join(words)
+
+
+def _problem_text(row: dict[str, Any]) -> str:
+    """The problem, with the settings that differ from the train command's defaults."""
+    if row["problem"] not in PROBLEMS:  # a file that does not say which
+        return str(row["problem"] or "-")
+    defaults = vars(build_parser().parse_args(["train", "--problem", row["problem"]]))
+    args = row["problem_args"] or {}
+    other = [f"{k} {_shown('--' + k, v)}" for k, v in args.items() if v is not None and defaults.get(k) != v]
+    return f"{row['problem']} ({', '.join(other)})" if other else str(row["problem"])
+
+
+def _table_line(row: dict[str, Any]) -> tuple[str, ...]:
+    """One row of ``l2l list``'s table."""
+    n, recipe, validation = len(row["seeds"]), row["recipe"], row["validation"]
+    scores = " / ".join(
+        "-" if s["best_val_meta_loss"] is None else f"{s['best_val_meta_loss']:.4g}" for s in validation["seeds"]
+    )
+    head = (row["name"], f"{n} seed{'s' if n > 1 else ''}", _problem_text(row), _network_text(row["network"]))
+    if recipe is None:
+        return (*head, "-", "-", "-", "-", "-", "-", "-", "-")
+    extra = [f"clip {recipe['grad_clip']:g}"] if recipe["grad_clip"] is not None else []
+    extra += ["second order"] if recipe["second_order"] else []
+    return (
+        *head,
+        str(recipe["epochs"]),
+        f"{recipe['lr']:g}",
+        f"{recipe['steps']}/{recipe['unroll']}",
+        str(recipe["tasks_per_epoch"]),
+        recipe["preprocessing"],
+        f"{recipe['weights']}/{recipe['select']}",
+        ", ".join(extra) or "-",
+        scores,
+    )
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List the shipped optimizers from their files (nothing is trained)."""
+    rows = shipped_optimizers()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("name", "seeds", "problem", "network", "epochs", "lr", "T/unroll", "tasks", "input", "w/select")
+    table = [(*header, "other", "best validation"), *map(_table_line, rows)]
+    widths = [max(len(line[k]) for line in table) for k in range(len(header) + 2)]
+    for line in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    print("network: LSTM layers x units (scale: the factor on its output); tasks: optimizees per epoch;")
+    print("input: preprocessing; w/select: the weights w_t / what validation keeps (sum of losses or final loss);")
+    print("other: meta-gradient clipping, second derivatives; best validation: that score, per seed")
+    print("(python -m l2l_helpers list --json gives everything the files store)")
+    return 0
+
+
 def cmd_run_notebooks(args: argparse.Namespace) -> int:
-    """Execute every notebook headlessly and write the report."""
+    """Execute every notebook (or those of ``--only``) headlessly and write the report."""
     from .runner import run_notebooks
 
-    summary = run_notebooks(args.notebooks, args.out, profile=args.profile, device=args.device)
+    summary = run_notebooks(args.notebooks, args.out, profile=args.profile, device=args.device, only=args.only)
     for run in summary.failed:  # its last line already named the report
         print(f"failed: {run.name}: {run.error}", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -500,7 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "run-notebooks": cmd_run_notebooks}
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "list": cmd_list, "run-notebooks": cmd_run_notebooks}
     if args.command == "train":
         signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM saves a checkpoint like Ctrl-C
     try:

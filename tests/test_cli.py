@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from helpers import same_weights
 import l2l_helpers as l2l
 from l2l_helpers import read_checkpoint
 from l2l_helpers.cli import main
+from l2l_helpers.pretrained import pretrained_path
 
 TINY = ["--steps", "10", "--unroll", "5", "--tasks-per-epoch", "2", "--val-every", "1", "--val-tasks", "2"]
 
@@ -388,3 +390,122 @@ def test_conv_trains_two_lstms_by_default_and_one_with_one_lstm(tmp_path, capsys
     )
     args = ["evaluate", "--problem", "conv", "--labels", "2,3", "--optimizer", str(two), "--baselines", "none"]
     assert main([*args, "--steps", "2", "--tasks", "1"]) == 0  # another label subset: the routing of its size
+
+
+def test_version_names_the_package_and_torch(capsys):
+    """--version prints the package's version and torch's, and exits 0."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    from importlib.metadata import version
+
+    assert capsys.readouterr().out.strip() == f"l2l-helpers {version('l2l-helpers')} (torch {torch.__version__})"
+
+
+def test_version_without_the_installed_package_reads_pyproject(monkeypatch):
+    """Run from a checkout that is not installed, the version is pyproject.toml's."""
+    import importlib.metadata
+
+    tomllib = pytest.importorskip("tomllib")
+    from l2l_helpers import cli
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    pyproject = Path(cli.__file__).resolve().parent.parent / "pyproject.toml"
+    assert cli.package_version() == tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
+def _without_help(parser, where: str) -> list[str]:
+    """Every action of ``parser`` and of its subcommands' parsers (but -h) that has no help text."""
+    import argparse
+
+    from l2l_helpers.cli import subcommands
+
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if not action.help or action.help == argparse.SUPPRESS:
+            missing.append(f"{where} {'/'.join(action.option_strings) or action.dest}")
+        if isinstance(action, argparse._SubParsersAction):
+            described = {a.dest for a in action._choices_actions if a.help}
+            missing += [f"{where} {name} (the command)" for name in action.choices if name not in described]
+    for name, sub in subcommands(parser).items():
+        missing += _without_help(sub, f"{where} {name}")
+    return missing
+
+
+def test_every_flag_of_every_command_has_a_help_text():
+    """--help explains each option of each command (and each command) in the list."""
+    from l2l_helpers.cli import build_parser
+
+    assert _without_help(build_parser(), "l2l") == []
+
+
+def test_list_reads_every_shipped_optimizer_and_trains_nothing(capsys, monkeypatch):
+    """`list --json`: one record per shipped optimizer with its seeds grouped, its problem, recipe and each seed's
+    best validation score as stored in its file; nothing is meta-trained."""
+    from l2l_helpers import cli, pretrained
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("list must not train")
+
+    monkeypatch.setattr(cli, "meta_train", no_training)
+    monkeypatch.setattr(pretrained, "meta_train", no_training)
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    listed = [name for row in rows for name in row["seeds"]]
+    assert sorted(listed) == l2l.available_pretrained()  # each shipped file once
+    quadratic = next(row for row in rows if row["name"] == "quadratic")
+    assert quadratic["seeds"] == ["quadratic", "quadratic_seed1", "quadratic_seed2"]
+    assert quadratic["problem"] == "quadratic"
+    recipe = l2l.recipe_of("quadratic").training
+    assert quadratic["recipe"]["epochs"] == recipe.epochs and quadratic["recipe"]["lr"] == recipe.lr
+    assert quadratic["recipe"]["unroll"] == recipe.unroll and quadratic["recipe"]["preprocessing"] == "log_sign"
+    for entry in quadratic["validation"]["seeds"]:
+        stored = read_checkpoint(pretrained_path(entry["name"]))
+        assert entry["best_val_meta_loss"] == stored["metadata"]["best_val_meta_loss"]
+        assert entry["best_val_meta_loss"] == min(v["val_meta_loss"] for v in stored["training"]["val_history"])
+    art = next(row for row in rows if row["name"] == "neural_art")
+    assert art["recipe"]["select"] == "final" and art["validation"]["criterion"] == "mean final loss"
+
+
+def test_list_table(capsys):
+    """The default output is a table: one row per shipped optimizer, its seeds counted."""
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["name", "seeds", "problem", "network"]
+    row = next(line.split() for line in lines if line.startswith("mnist "))
+    assert row[:4] == ["mnist", "3", "seeds", "mnist"] and "2000" in row and "0.003" in row
+    firsts = [name for name in l2l.available_pretrained() if not re.fullmatch(r".+_seed\d+", name)]
+    assert [line.split()[0] for line in lines[1 : 1 + len(firsts)]] == firsts  # seeds share their first one's row
+
+
+def test_run_notebooks_only_is_passed_as_a_list(monkeypatch, tmp_path):
+    """--only 06,07 reaches run_notebooks as only=["06", "07"], beside the other options as they were."""
+    from l2l_helpers import runner
+
+    calls = []
+
+    def fake_run(notebook_dir, out_dir, **kwargs):
+        calls.append((notebook_dir, out_dir, kwargs))
+        return runner.RunSummary(tmp_path)
+
+    monkeypatch.setattr(runner, "run_notebooks", fake_run)
+    assert main(["run-notebooks", "--only", "06, 07_ablation", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    assert main(["run-notebooks"]) == 0
+    assert calls == [
+        (Path("notebooks"), tmp_path, {"profile": "smoke", "device": "auto", "only": ["06", "07_ablation"]}),
+        (Path("notebooks"), None, {"profile": "default", "device": "auto", "only": None}),
+    ]
+
+
+@pytest.mark.parametrize(("only", "fragment"), [(",", "names no notebook"), ("99", "'99' names no notebook")])
+def test_run_notebooks_only_that_names_nothing(capsys, tmp_path, only, fragment):
+    """An empty --only, or one that matches no notebook, is one line naming it; nothing runs."""
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    err = error_line(capsys, ["run-notebooks", "--notebooks", str(notebooks), "--only", only, "--out", str(tmp_path)])
+    assert fragment in err
+    assert not list(tmp_path.iterdir())
