@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEVICE ?= auto
 PROFILE ?= default
 
-.PHONY: help setup lab run site test test-fast lint format bench pretrained clean
+.PHONY: help setup lab run site readme test test-fast lint format bench pretrained clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -24,9 +24,14 @@ lab: setup  ## open the course: JupyterLab on notebook 01 (prints the URL; LAB_A
 run: setup  ## every notebook headless into runs/<timestamp>/: executed copies, report, site (DEVICE=auto|cpu|cuda, PROFILE=default|smoke|paper)
 	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
 
-site: setup  ## rebuild the browsable site of an existing run: make site RUN=runs/<timestamp>
-	@test -n "$(RUN)" || { echo "make site: say which run, e.g. make site RUN=runs/20261207-180000" >&2; exit 2; }
+RUN ?= $(lastword $(sort $(wildcard runs/2*)))
+site: setup  ## rebuild the browsable site of a run: make site RUN=runs/<timestamp> (default: the latest run)
+	@test -n "$(RUN)" || { echo "make site: no run in runs/; make run first, or give RUN=runs/<timestamp>" >&2; exit 2; }
 	$(PY) -m l2l_helpers.site $(RUN)
+
+readme: setup  ## write a full run's claims by paper figure and its figure into README.md (RUN=runs/<timestamp>)
+	@test -n "$(RUN)" || { echo "make readme: no run in runs/; make run first" >&2; exit 2; }
+	$(PY) -m l2l_helpers.site --readme README.md $(RUN)
 
 NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
 # pytest workers: one per core, at most 4 (TEST_JOBS=0: one process), one torch thread each, each taking a test

@@ -16,7 +16,7 @@ import importlib
 from types import ModuleType
 
 from .baselines import BASELINES, DEFAULT_LR_GRID, NAG, SGD, Adam, RMSprop, UpdateRule, make_baseline
-from .checkpoints import load_optimizer, read_checkpoint, save_checkpoint
+from .checkpoints import CheckpointWriteError, load_optimizer, read_checkpoint, save_checkpoint
 from .comparison import beats, comparison_markdown, held_out_comparison, held_out_comparisons_at
 from .coordinatewise_lstm import (
     CoordinatewiseLSTM,
@@ -103,6 +103,7 @@ __all__ = [
     "PAPER_P",
     "SGD",
     "Adam",
+    "CheckpointWriteError",
     "CoordinatewiseLSTM",
     "EvalResult",
     "GroupedConfig",

@@ -192,3 +192,27 @@ def figure_table_html(groups: Mapping[str, list[ClaimRow]], notebook_href: Mappi
         out.append("</tbody>")
     out.append("</table>")
     return "\n".join(out)
+
+
+SUMMARY_COLUMNS = (
+    "paper figure",
+    "verdicts",
+    "first comparison: ratio [95% interval]",
+    "n (tasks)",
+    "seeds",
+    "notebooks",
+)
+
+
+def figure_summary_markdown(groups: Mapping[str, list[ClaimRow]]) -> str:
+    """One row per figure (the README's table): its verdicts counted, its first comparison with its interval, and
+    the notebooks; the claim-by-claim table is :func:`figure_table_markdown`."""
+    lines = ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
+    for key, rows in groups.items():
+        verdicts = [row.verdict for row in rows]
+        tally = ", ".join(f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v))
+        first = next((row for row in rows if row.interval is not None), None)
+        sizes = [first.ratio_text, first.tasks, first.seeds] if first else ["", "", ""]
+        notebooks = ", ".join(dict.fromkeys(row.notebook.split("_", 1)[0] for row in rows))
+        lines.append("| " + " | ".join(_cell(c) for c in [FIGURES[key], tally, *sizes, notebooks]) + " |")
+    return "\n".join(lines)

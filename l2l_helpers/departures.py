@@ -1,6 +1,6 @@
 """Paper vs this run: every setting of an experiment next to the paper's value, departures marked.
 
-The notebooks show this table beside their claims (issue "every departure from the paper in plain sight"):
+The notebooks show this table beside their claims:
 a reader sees at once which of the paper's choices this run kept and which it changed. The rows are
 *generated* from what was actually used: the optimizer's stored architecture and meta-training recipe
 (:class:`~l2l_helpers.pretrained.Recipe`) and the problem object, never typed by hand in a notebook.
@@ -254,7 +254,8 @@ def _neural_art_rows(problem: Problem) -> list[Setting]:
     """Section 3.4's style transfer against the neural-art problem (its losses, images and painting)."""
     from .optimizees.neural_art import CONTENT_PHOTOS, VGGFeatures
 
-    vgg = isinstance(getattr(problem, "features", None), VGGFeatures)
+    features = getattr(problem, "features", None)
+    vgg = isinstance(features, VGGFeatures) and features.pretrained  # random-weight VGG is not the paper's network
     photos = {split: len(names) for split, names in CONTENT_PHOTOS.items()}
     size = getattr(problem, "size", None)
     weights = (
@@ -265,7 +266,11 @@ def _neural_art_rows(problem: Problem) -> list[Setting]:
         _row(
             "feature network",
             "ImageNet-trained VGG-19 (Gatys et al.)",
-            "ImageNet VGG-19, relu1_1-relu3_1" if vgg else "seeded random-weight convnet, 3 layers (32-64-128)",
+            "ImageNet VGG-19, relu1_1-relu3_1"
+            if vgg
+            else "VGG-19 with random weights, relu1_1-relu3_1"
+            if isinstance(features, VGGFeatures)
+            else "seeded random-weight convnet, 3 layers (32-64-128)",
             vgg,
         ),
         _row(

@@ -17,7 +17,6 @@ import argparse
 import functools
 import html
 import json
-import os
 import re
 import shutil
 import sys
@@ -25,7 +24,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .claims_table import claims_by_figure, figure_table_html, figure_table_markdown, load_results, verdict_tally
+from .claims_table import (
+    claims_by_figure,
+    figure_summary_markdown,
+    figure_table_html,
+    load_results,
+    verdict_tally,
+)
 
 PAPER_URL = "https://arxiv.org/abs/1606.04474"
 PAPER = "Andrychowicz et al. (2016), Learning to learn by gradient descent by gradient descent"
@@ -33,6 +38,7 @@ PLOTLY_JS = "assets/plotly.min.js"  # relative to the site folder
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 #: Key figures for the README, first found wins: notebook 06's MNIST loss curves, else 05's quadratics.
 README_FIGURES = ("06_mnist-100_steps", "05_quadratics-loss_curves")
+FIGURE_PNG = "run_figure.png"  # in docs/images/ beside the README, which shows it
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -430,14 +436,13 @@ def build_site(run_dir: str | Path) -> Path:
 # --------------------------------------------------------------------------------------------------- README
 
 
-def readme_block(run_dir: Path, figure: str | None = None) -> str:
-    """What goes between the README's markers: the claims by paper figure, the key figure, and the run's line."""
+def readme_block(run_dir: Path) -> str:
+    """What goes between the README's markers: the claims by paper figure, one row a figure, and the run's line
+    (the claim-by-claim table is in the run's report and site)."""
     groups = claims_by_figure(load_results(run_dir / "results"))
     if not groups:
         raise ValueError(f"{run_dir / 'results'} holds no claims: give the folder of a run whose notebooks ran")
-    lines = [f"Claims of this run by paper figure: {verdict_tally(groups)}.", "", figure_table_markdown(groups), ""]
-    if figure:
-        lines += [figure, ""]
+    lines = [f"Claims of this run by paper figure: {verdict_tally(groups)}.", "", figure_summary_markdown(groups), ""]
     lines.append(run_line(run_info(run_dir)))
     return "\n".join(lines)
 
@@ -503,14 +508,9 @@ def write_readme(
         raise ValueError(f"{run_dir} is a SMOKE run: the README shows a full run (make run); --allow-smoke to force")
     text = readme.read_text()
     replace_between_markers(text, "")  # the markers are checked before anything is written
-    image = None
-    if (found := key_figure_png(run_dir)) is not None:
-        target = Path(figure) if figure is not None else readme.parent / "docs" / "images" / "run_figure.png"
-        save_small_png(found[0], target)
-        relative = Path(os.path.relpath(target.resolve(), readme.parent.resolve())).as_posix()
-        title = found[1].replace("[", "(").replace("]", ")")
-        image = f"![{title}]({relative})"
-    readme.write_text(replace_between_markers(text, readme_block(run_dir, image)))
+    if (found := key_figure_png(run_dir)) is not None:  # the README shows it under its introduction
+        save_small_png(found[0], Path(figure) if figure is not None else readme.parent / "docs" / "images" / FIGURE_PNG)
+    readme.write_text(replace_between_markers(text, readme_block(run_dir)))
     return readme
 
 

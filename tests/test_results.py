@@ -116,4 +116,4 @@ def test_png_figures_are_embedded_in_the_report(tmp_path, monkeypatch):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     report = write_report(RunSummary(tmp_path), "smoke", "cpu").read_text()
     assert "![Loss curves](results/figures/05_x-curves.png)" in report
-    assert "<img src='results/figures/05_x-curves.png'" in (tmp_path / "report.html").read_text()
+    assert '<img src="results/figures/05_x-curves.png"' in (tmp_path / "report.html").read_text()

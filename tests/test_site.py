@@ -193,8 +193,7 @@ def test_readme_gets_the_table_the_run_line_and_a_small_figure(tmp_path):
     block, tail = block.split("\n<!-- results:end -->")
     assert head == "# l2l\n\nIntro.\n\n## Results\n\n" and tail == "\n\nMore text.\n"
     assert "old table" not in block and "Claims of this run by paper figure: 6 claims: 3 reproduced" in block
-    assert "| Figure 4, left: quadratics | the LSTM \\| outperforms SGD (Figure 4, left) |" in block
-    assert "![Quadratics (held-out)](docs/images/run_figure.png)" in block
+    assert "| Figure 4, left: quadratics | " in block and "![" not in block  # one row a figure; no image
     assert block.splitlines()[-1] == (
         "Run of 2026-12-08 10:15, profile `default`: 2 notebooks (all ok) in 30 min 27 s, on Test CPU 9000 "
         "(2 cores), torch 2.13.0, device cpu."
@@ -220,7 +219,7 @@ def test_readme_refuses_a_smoke_run_and_missing_markers(tmp_path, capsys):
     assert err.startswith("l2l site: error: ") and "SMOKE" in err and err.count("\n") == 1
     assert readme.read_text() == README
     site.write_readme(readme, run, allow_smoke=True, figure=tmp_path / "fig.png")
-    assert "profile `smoke`" in readme.read_text() and "![Quadratics (held-out)](fig.png)" in readme.read_text()
+    assert "profile `smoke`" in readme.read_text() and (tmp_path / "fig.png").is_file()
     readme.write_text("no markers here\n")
     with pytest.raises(ValueError, match="results:begin"):
         site.write_readme(readme, run, allow_smoke=True)
