@@ -1,10 +1,29 @@
-"""Small pieces several test files share: tiny meta-training settings and seeded optimizer networks."""
+"""Small pieces several test files share: tiny meta-training settings, seeded optimizer networks, the CLI's error
+line, a full disk, and how the browser tests start the system's Chromium."""
 
 from __future__ import annotations
 
+import errno
+import os
+
+import pytest
 import torch
 
 import l2l_helpers as l2l
+from l2l_helpers import checkpoints
+from l2l_helpers.cli import main
+
+#: Chromium's flags for a headless run on a machine with no network and no GPU (never `playwright install`).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 #: A meta-training run of a few seconds on quadratics: short horizon, two unrolls, validation every epoch.
 TINY = {"steps": 10, "unroll": 5, "tasks_per_epoch": 2, "val_every": 1, "val_tasks": 2, "lr": 1e-2}
@@ -35,3 +54,30 @@ def train(epochs: int, **kwargs) -> tuple[l2l.CoordinatewiseLSTM, l2l.MetaTrainR
 def same_weights(a: dict, b: dict) -> bool:
     """Bit-for-bit equality of two state dicts."""
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def error_line(capsys: pytest.CaptureFixture, args: list[str]) -> str:
+    """Run the CLI's main() in-process, expect exit status 2, return the single stderr line."""
+    try:
+        status = main(args)
+    except SystemExit as exc:  # argparse errors
+        status = exc.code
+    err = capsys.readouterr().err.strip()
+    assert status == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def disk_full_after(monkeypatch: pytest.MonkeyPatch, writes: int) -> None:
+    """Checkpoint writes fail with ENOSPC (after half a file) once ``writes`` have succeeded."""
+    real_save, done = checkpoints.torch.save, []
+
+    def save(obj, fh, *args, **kwargs):
+        if len(done) >= writes:
+            fh.write(b"PK\x03\x04 half a file")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        done.append(1)
+        return real_save(obj, fh, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints.torch, "save", save)

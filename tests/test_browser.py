@@ -25,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import CHROMIUM_ARGS
 
 from l2l_helpers import lab
 
@@ -33,16 +34,6 @@ NOTEBOOK = ROOT / "notebooks" / "02_coordinatewise_lstm.ipynb"
 FIRST = lab.NOTEBOOK_DIR / lab.FIRST_NOTEBOOK  # the notebook make lab opens
 ARTIFACTS = ROOT / "build" / "browser-artifacts"
 BUDGET_S = 170  # the whole test, server start to shutdown; each wait below gets what is left of it
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 #: JupyterLab user settings for a deterministic page: every cell in the DOM, no news or update checks.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},

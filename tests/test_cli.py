@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import same_weights
+from helpers import error_line, same_weights
 
 import l2l_helpers as l2l
 from l2l_helpers import read_checkpoint
@@ -27,19 +27,6 @@ def run_cli(args: list[str]) -> subprocess.CompletedProcess:
     """Run ``python -m l2l_helpers`` as a user would."""
     env = {**os.environ, "L2L_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "l2l_helpers", *args], capture_output=True, text=True, env=env)
-
-
-def error_line(capsys: pytest.CaptureFixture, args: list[str]) -> str:
-    """Run main() in-process, expect exit status 2, return the single stderr line."""
-    try:
-        status = main(args)
-    except SystemExit as exc:  # argparse errors
-        status = exc.code
-    err = capsys.readouterr().err.strip()
-    assert status == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.mark.parametrize(

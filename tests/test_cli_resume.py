@@ -3,15 +3,13 @@ while checkpointing ends in one line that says what is kept and how to go on."""
 
 from __future__ import annotations
 
-import errno
-import os
 import shlex
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from helpers import disk_full_after, error_line
 
-from l2l_helpers import checkpoints
 from l2l_helpers.checkpoints import load_optimizer, read_checkpoint, save_checkpoint
 from l2l_helpers.cli import main
 from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM
@@ -20,19 +18,6 @@ from l2l_helpers.meta_training import MetaTrainConfig
 #: The recipe of the trained checkpoint below; --lr and --checkpoint-every differ from the train command's defaults.
 RECIPE = ["--steps", "10", "--unroll", "5", "--tasks-per-epoch", "2", "--val-every", "1", "--val-tasks", "2"]
 RECIPE += ["--lr", "0.003", "--checkpoint-every", "1", "--seed", "3"]
-
-
-def error_line(capsys: pytest.CaptureFixture, args: list[str]) -> str:
-    """Run main() in-process, expect exit status 2, return the single stderr line."""
-    try:
-        status = main(args)
-    except SystemExit as exc:  # argparse errors
-        status = exc.code
-    err = capsys.readouterr().err.strip()
-    assert status == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -141,25 +126,11 @@ def test_resume_with_the_same_problem_flags_typed_continues(tmp_path, capsys):
     assert "--hidden 20 differs from the checkpoint's 8" in err
 
 
-def _disk_full_after(monkeypatch: pytest.MonkeyPatch, writes: int) -> None:
-    """Checkpoint writes fail with ENOSPC (after half a file) once ``writes`` have succeeded."""
-    real_save, done = checkpoints.torch.save, []
-
-    def save(obj, fh, *args, **kwargs):
-        if len(done) >= writes:
-            fh.write(b"PK\x03\x04 half a file")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        done.append(1)
-        return real_save(obj, fh, *args, **kwargs)
-
-    monkeypatch.setattr(checkpoints.torch, "save", save)
-
-
 def test_full_disk_while_checkpointing_is_one_line_with_the_resume_command(capsys, tmp_path, monkeypatch):
     """ENOSPC after a first good checkpoint: exit status 2, one line naming the failed write, the last good checkpoint
     and its epoch, and the command that resumes; that checkpoint still loads, and the command continues the run."""
     out = tmp_path / "m.pt"
-    _disk_full_after(monkeypatch, writes=1)  # epoch 1 is written, epoch 2 is not
+    disk_full_after(monkeypatch, writes=1)  # epoch 1 is written, epoch 2 is not
     args = ["train", "--problem", "quadratic", "--epochs", "4", *RECIPE, "--out", str(out), "--quiet"]
     err = error_line(capsys, args)
     monkeypatch.undo()
@@ -178,7 +149,7 @@ def test_full_disk_while_checkpointing_is_one_line_with_the_resume_command(capsy
 def test_full_disk_before_any_checkpoint(capsys, tmp_path, monkeypatch):
     """ENOSPC on the first write: nothing to resume, so the line says to run the command again."""
     out = tmp_path / "m.pt"
-    _disk_full_after(monkeypatch, writes=0)
+    disk_full_after(monkeypatch, writes=0)
     args = ["train", "--problem", "quadratic", "--epochs", "2", *RECIPE, "--out", str(out), "--quiet"]
     err = error_line(capsys, args)
     assert err.endswith(f"no earlier checkpoint is at {out}; free space, then run the command again")
@@ -188,7 +159,7 @@ def test_full_disk_before_any_checkpoint(capsys, tmp_path, monkeypatch):
 def test_resume_command_of_the_default_checkpoint_path(capsys, tmp_path, monkeypatch):
     """Without --out the resume command needs none either (checkpoints/<problem>.pt is the default)."""
     monkeypatch.chdir(tmp_path)
-    _disk_full_after(monkeypatch, writes=1)
+    disk_full_after(monkeypatch, writes=1)
     err = error_line(capsys, ["train", "--problem", "quadratic", "--epochs", "3", *RECIPE, "--quiet"])
     assert err.endswith(
         "free space, then resume: python -m l2l_helpers train --problem quadratic --resume checkpoints/quadratic.pt "

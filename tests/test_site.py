@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import CHROMIUM_ARGS
 
 from l2l_helpers import claims_table, site
 from l2l_helpers.claims_table import FIGURES, NOTEBOOK_FIGURES, claims_by_figure, figure_of
@@ -309,16 +310,6 @@ def test_tex_that_latex2mathml_cannot_read_stays_readable():
 
 # ------------------------------------------------------------------------------------- a SMOKE run in Chromium
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 SMOKE_NOTEBOOKS = ["02", "05"]  # fast at SMOKE size, both with plotly figures and claims
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from helpers import TINY, fresh_net, lively_net, same_weights, train
+from helpers import TINY, disk_full_after, fresh_net, lively_net, same_weights, train
 
 import l2l_helpers as l2l
 from l2l_helpers.checkpoints import load_optimizer, read_checkpoint, save_checkpoint
@@ -196,25 +196,6 @@ def test_exploding_meta_gradient_is_skipped_and_phi_kept():
     assert same_weights(net.state_dict(), start)
 
 
-def _disk_full_after(monkeypatch, writes: int) -> None:
-    """Make checkpoint writes fail with ENOSPC after ``writes`` good ones."""
-    import errno
-    import os
-
-    from l2l_helpers import checkpoints
-
-    real_save, done = checkpoints.torch.save, []
-
-    def save(obj, fh, *args, **kwargs):
-        if len(done) >= writes:
-            fh.write(b"PK\x03\x04 half a file")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        done.append(1)
-        return real_save(obj, fh, *args, **kwargs)
-
-    monkeypatch.setattr(checkpoints.torch, "save", save)
-
-
 @pytest.mark.parametrize("writes", [2, 0])
 def test_full_disk_names_the_lost_epoch_and_the_kept_checkpoint(tmp_path, monkeypatch, writes):
     """A checkpoint write that fails (ENOSPC) stops the run with CheckpointWriteError: the epoch it was saving and
@@ -223,7 +204,7 @@ def test_full_disk_names_the_lost_epoch_and_the_kept_checkpoint(tmp_path, monkey
 
     path = tmp_path / "full.pt"
     config = MetaTrainConfig(epochs=4, checkpoint_every=1, **TINY)
-    _disk_full_after(monkeypatch, writes)
+    disk_full_after(monkeypatch, writes)
     with pytest.raises(CheckpointWriteError) as caught:
         meta_train(lively_net(seed=5, hidden=4), QuadraticProblem(dim=3), config, checkpoint_path=path, progress=False)
     monkeypatch.undo()
