@@ -25,7 +25,7 @@ FIGURES: dict[str, str] = {
     "fig4-middle": "Figure 4, middle: MNIST, 100 steps",
     "fig4-right": "Figure 4, right: MNIST, 200 steps",
     "fig5": "Figure 5: MNIST, other architectures",
-    "fig6": "Figure 6: CIFAR-10 convnets",
+    "fig6": "Figure 6: convnets (CIFAR-10 in the paper)",
     "fig7": "Figure 7: neural art",
     "fig8": "Figure 8: neural art, images",
     "appendix": "Appendix: preprocessing, information sharing",
