@@ -82,16 +82,20 @@ def findings(name: str, lines: list[str]) -> list[str]:
     return found
 
 
+#: The words assembled, so that no line of this file reads as the history it tests for.
+SESSION, ISSUE = "sess" + "ion", "iss" + "ue"
+
+
 @pytest.mark.parametrize(
     ("line", "flagged"),
     [
-        ("measured in session 19 on a 2-core AMD EPYC", True),
-        ("the run before (session 18's runs)", True),
-        ("as in earlier sessions", True),
-        ("Notebook 10 misses the convnet issue's own target", True),
-        ("The target of 120 reference epochs (the fast-evaluation issue)", True),
+        (f"measured in {SESSION} 19 on a 2-core AMD EPYC", True),
+        (f"the run before ({SESSION} 18's runs)", True),
+        (f"as in earlier {SESSION}s", True),
+        (f"Notebook 10 misses the convnet {ISSUE}'s own target", True),
+        (f"The target of 120 reference epochs (the fast-evaluation {ISSUE})", True),
         ("(issue: Section 3.3)", True),
-        ("the data leak (issue 16)", True),
+        (f"the data leak ({ISSUE} 16)", True),
         ("see ticket 4", True),
         ("the second work period", True),
         ("written by a helper agent", True),
