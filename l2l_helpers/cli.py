@@ -34,7 +34,7 @@ from .optimizees import ACTIVATIONS, INITS, PROBLEMS, make_problem
 from .optimizees.base import Problem
 from .optimizees.mnist import MNISTProblem
 from .preprocessing import PREPROCESSING_INPUTS
-from .pretrained import available_pretrained, pretrained_path, seed_names
+from .pretrained import available_pretrained, pretrained_path, shipped_optimizers
 from .runtime import DEVICES, resolve_device, seed_everything, versions
 
 
@@ -665,73 +665,6 @@ def _write_failed(exc: CheckpointWriteError, args: argparse.Namespace, out: Path
     if out != Path("checkpoints") / f"{args.problem}.pt":
         command += ["--out", str(out)]
     return f"{exc}; {fix}, then resume: {shlex.join([*command, '--epochs', str(epochs)])}"
-
-
-def _validation_of(name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """A shipped optimizer's seed, epochs and best validation score, as its checkpoint stores them."""
-    meta, training = payload.get("metadata", {}), payload.get("training") or {}
-    best = meta.get("best_val_meta_loss", training.get("best_val"))
-    if best is None and training.get("val_history"):
-        best = min(v["val_meta_loss"] for v in training["val_history"])
-    return {
-        "name": name,
-        "seed": meta.get("seed", (training.get("config") or {}).get("seed")),
-        "epochs_done": meta.get("epochs_done", training.get("epoch")),
-        "best_epoch": meta.get("best_epoch", training.get("best_epoch")),
-        "best_val_meta_loss": best if best is not None and math.isfinite(best) else None,
-    }
-
-
-def shipped_optimizers() -> list[dict[str, Any]]:
-    """One record per shipped optimizer (its seeds together): problem, seeds, recipe, validation scores. Reads the
-    files only; nothing is trained."""
-    names = available_pretrained()
-    seed_of = re.compile(r"(.+)_seed\d+")
-    rows = []
-    for name in names:
-        base = seed_of.fullmatch(name)
-        if base is not None and base.group(1) in names:
-            continue  # listed with its first seed
-        seeds = seed_names(name)
-        payloads = [read_checkpoint(pretrained_path(n)) for n in seeds]
-        first = payloads[0]
-        meta, training = first.get("metadata", {}), first.get("training")
-        config = MetaTrainConfig(**training["config"]) if training else None
-        net = config_from_dict(first["config"])
-        member = net.groups[0][1] if isinstance(net, GroupedConfig) else net
-        recipe = None
-        if config is not None:
-            recipe = {
-                "epochs": config.epochs,
-                "lr": config.lr,
-                "steps": config.steps,
-                "unroll": config.unroll,
-                "tasks_per_epoch": config.tasks_per_epoch,
-                "preprocessing": member.preprocessing,
-                "weights": config.weights,
-                "select": config.select,
-                "second_order": config.second_order,
-                "grad_clip": config.grad_clip,
-            }
-        criterion = meta.get("val_criterion") or (
-            None if config is None else "sum of losses" if config.select == "sum" else "mean final loss"
-        )
-        rows.append(
-            {
-                "name": name,
-                "seeds": seeds,
-                "problem": meta.get("problem_name"),
-                "problem_args": meta.get("problem_args"),
-                "network": first["config"],
-                "recipe": recipe,
-                "command": meta.get("command"),
-                "validation": {
-                    "criterion": criterion,
-                    "seeds": [_validation_of(n, p) for n, p in zip(seeds, payloads, strict=True)],
-                },
-            }
-        )
-    return rows
 
 
 def _network_text(stored: dict[str, Any]) -> str:

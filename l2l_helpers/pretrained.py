@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 from . import settings
 from .checkpoints import load_optimizer, read_checkpoint
-from .grouped_lstm import AnyConfig, OptimizerNet, build_optimizer, config_from_dict
+from .grouped_lstm import AnyConfig, GroupedConfig, OptimizerNet, build_optimizer, config_from_dict
 from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train
 from .optimizees.base import Problem, make_problem
 from .runtime import check_positive_int
@@ -90,12 +91,11 @@ class Recipe:
         return make_problem(self.problem_name, **self.problem_args)
 
 
-def recipe_of(name: str) -> Recipe:
-    """The recipe stored with the shipped optimizer ``name`` (``ValueError`` if unknown)."""
-    payload = read_checkpoint(pretrained_path(name))
+def _recipe_in(payload: dict[str, Any]) -> Recipe | None:
+    """The recipe a checkpoint's payload stores, or None when it stores none."""
     meta, training = payload.get("metadata", {}), payload.get("training")
     if not training or "problem_name" not in meta:
-        raise ValueError(f"pretrained {name!r} stores no training recipe; it cannot be retrained automatically")
+        return None
     return Recipe(
         config_from_dict(payload["config"]),
         MetaTrainConfig(**training["config"]),
@@ -103,6 +103,69 @@ def recipe_of(name: str) -> Recipe:
         dict(meta.get("problem_args") or {}),
         meta.get("command", ""),
     )
+
+
+def recipe_of(name: str) -> Recipe:
+    """The recipe stored with the shipped optimizer ``name`` (``ValueError`` if unknown)."""
+    recipe = _recipe_in(read_checkpoint(pretrained_path(name)))
+    if recipe is None:
+        raise ValueError(f"pretrained {name!r} stores no training recipe; it cannot be retrained automatically")
+    return recipe
+
+
+def _validation_of(name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A shipped optimizer's seed, epochs and best validation score, as its checkpoint stores them."""
+    meta, training = payload.get("metadata", {}), payload.get("training") or {}
+    best = meta.get("best_val_meta_loss", training.get("best_val"))
+    if best is None and training.get("val_history"):
+        best = min(v["val_meta_loss"] for v in training["val_history"])
+    return {
+        "name": name,
+        "seed": meta.get("seed", (training.get("config") or {}).get("seed")),
+        "epochs_done": meta.get("epochs_done", training.get("epoch")),
+        "best_epoch": meta.get("best_epoch", training.get("best_epoch")),
+        "best_val_meta_loss": best if best is not None and math.isfinite(best) else None,
+    }
+
+
+def shipped_optimizers() -> list[dict[str, Any]]:
+    """One record per shipped optimizer, its seeds (:func:`seed_names`) together: problem, network, recipe,
+    command and each seed's best validation score (``l2l list``). Reads the files only; nothing is trained."""
+    names = available_pretrained()
+    rows = []
+    for name in names:
+        base, _, k = name.rpartition("_seed")
+        if k.isdigit() and base in names:
+            continue  # listed with its first seed
+        seeds = seed_names(name)
+        payloads = [read_checkpoint(pretrained_path(n)) for n in seeds]
+        meta, recipe = payloads[0].get("metadata", {}), _recipe_in(payloads[0])
+        training = None
+        if recipe is not None:
+            config, net = recipe.training, recipe.optimizer
+            member = net.groups[0][1] if isinstance(net, GroupedConfig) else net
+            training = {k: getattr(config, k) for k in ("epochs", "lr", "steps", "unroll", "tasks_per_epoch")}
+            training["preprocessing"] = member.preprocessing
+            training |= {k: getattr(config, k) for k in ("weights", "select", "second_order", "grad_clip")}
+        criterion = meta.get("val_criterion") or (
+            None if recipe is None else "sum of losses" if recipe.training.select == "sum" else "mean final loss"
+        )
+        rows.append(
+            {
+                "name": name,
+                "seeds": seeds,
+                "problem": meta.get("problem_name"),
+                "problem_args": meta.get("problem_args"),
+                "network": payloads[0]["config"],
+                "recipe": training,
+                "command": meta.get("command"),
+                "validation": {
+                    "criterion": criterion,
+                    "seeds": [_validation_of(n, p) for n, p in zip(seeds, payloads, strict=True)],
+                },
+            }
+        )
+    return rows
 
 
 def optimizer_for(

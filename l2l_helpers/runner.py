@@ -303,7 +303,7 @@ def machine(device: str = "auto") -> dict[str, Any]:
     GPU's name where one is used."""
     import torch
 
-    from .runtime import resolve_device
+    from .runtime import resolve_device, versions
 
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -312,7 +312,7 @@ def machine(device: str = "auto") -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(terse=True)}
-    info |= {"python": platform.python_version(), "torch": str(torch.__version__)}
+    info |= versions()  # python, torch, numpy, plotly, ...
     try:
         info["device"] = str(resolve_device(device))
     except ValueError as exc:  # e.g. cuda asked for on a machine without one: the notebooks said so
