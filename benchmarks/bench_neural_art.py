@@ -97,7 +97,7 @@ def main() -> None:
     try:
         for size in args.sizes:
             problem = l2l.NeuralArtProblem(size=size)
-            tasks = problem.tasks("test", range(args.images), "cpu")
+            tasks = problem.tasks("dev", range(args.images), "cpu")
             theta = tasks.init_theta()
             times: dict[str, list[float]] = {w: [] for w in WAYS}
             out = {}

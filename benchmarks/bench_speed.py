@@ -310,7 +310,7 @@ def time_to_quality(budget_min: float, every: int, n_tasks: int, device: torch.d
                 epoch += 1
         train_s += time.perf_counter() - start
         start = time.perf_counter()
-        results = {"LSTM": l2l.evaluate(l2l.LearnedRule(net), problem, n_tasks, 100, "test", device), **baselines}
+        results = {"LSTM": l2l.evaluate(l2l.LearnedRule(net), problem, n_tasks, 100, "dev", device), **baselines}
         verdict = l2l.lower_than(results, "LSTM", list(tuned))
         eval_s += time.perf_counter() - start
         means = {name: r.mean_final for name, r in results.items()}

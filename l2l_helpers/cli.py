@@ -233,7 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--baselines", default="adam,rmsprop,sgd,nag", help="comma list of baselines, or 'none'")
     e.add_argument("--lr", action="append", default=[], metavar="NAME=LR", help="fix a baseline's lr (no tuning)")
     e.add_argument("--steps", type=_positive_int, default=100, help="optimizee steps (paper: 100 and 200)")
-    e.add_argument("--tasks", type=_positive_int, default=20, help="held-out test tasks")
+    e.add_argument("--tasks", type=_positive_int, default=20, help="held-out tasks")
+    e.add_argument(
+        "--split",
+        choices=("dev", "test"),
+        default="dev",
+        help="held-out tasks to evaluate: dev (development, the default) or test (the locked tasks of the claims)",
+    )
     e.add_argument("--tune-tasks", type=_positive_int, default=8, help="training tasks for lr grid search")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--out", type=Path, default=None, help="also write the JSON (with this command) to a file")
@@ -372,12 +378,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.optimizer is not None:
         net, label, metadata = _learned_net(args.optimizer, device)
         _check_unseen(metadata, problem, label)
-        results.append(evaluate(LearnedRule(net), problem, args.tasks, args.steps, "test", device, name=label))
+        results.append(evaluate(LearnedRule(net), problem, args.tasks, args.steps, args.split, device, name=label))
     for name in names:
         lr = fixed.get(name)
         if lr is None:
             lr = tune_learning_rate(name, problem, problem.lr_grid, args.tune_tasks, args.steps, device=device).best_lr
-        results.append(evaluate(make_baseline(name, lr), problem, args.tasks, args.steps, "test", device))
+        results.append(evaluate(make_baseline(name, lr), problem, args.tasks, args.steps, args.split, device))
     summaries = [r.summary() for r in results]
     report = {"problem": problem.describe(), "results": summaries}
     if args.out is not None:
@@ -387,7 +393,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{problem.describe()}; {args.tasks} held-out tasks, {args.steps} steps")
+        print(f"{problem.describe()}; {args.tasks} held-out {args.split} tasks, {args.steps} steps")
         print(f"{'optimizer':<14}{'lr':>10}{'mean final':>14}{'log10':>9}{'sum of losses':>16}")
         for s in sorted(summaries, key=lambda s: s["mean_final"] if math.isfinite(s["mean_final"]) else math.inf):
             lr = f"{s['lr']:.3g}" if s["lr"] is not None else "-"

@@ -329,7 +329,7 @@ def label_subset_panel(
             problem = ConvProblem(data, labels=sorted(chosen))
         except ValueError as exc:
             return Markdown(f"**Pick again:** {exc}")
-        results = evaluate_rules(rules, problem, n_tasks, steps, "test", device)
+        results = evaluate_rules(rules, problem, n_tasks, steps, "dev", device)
         names = ", ".join(data.classes[k] for k in sorted(chosen))
         finals = ", ".join(f"{name} {res.mean_final:.3g}" for name, res in results.items())
         return plot_loss_curves(results, f"{len(chosen)} labels ({names}): final loss {finals}", band="none")

@@ -121,6 +121,7 @@ def quick_meta_training(
     seed: int = 0,
     device: torch.device | str = "cpu",
     callback: Callable[[dict[str, Any], MetaTrainResult], None] | None = None,
+    split: str = "dev",
 ) -> QuickTraining:
     """Notebooks 02 and 04: build g_phi (Section 2.1), meta-train it briefly on 10-d quadratics (Section 2), test it
     on held-out ones.
@@ -153,7 +154,7 @@ def quick_meta_training(
     if adam_lr is not None:
         rules["Adam"] = make_baseline("adam", adam_lr)
     curves = {
-        name: evaluate(rule, problem, eval_tasks, steps, "test", device, name=name) for name, rule in rules.items()
+        name: evaluate(rule, problem, eval_tasks, steps, split, device, name=name) for name, rule in rules.items()
     }
     return QuickTraining(net, result, curves, time.perf_counter() - start)
 
@@ -482,6 +483,7 @@ def optimizer_inputs(
     seed: int = 0,
     first_index: int = 0,
     rule: UpdateRule | None = None,
+    split: str = "dev",
 ) -> dict[str, np.ndarray]:
     """Notebook 08: the gradients the learned optimizer reads, preprocessed as it preprocesses them, along the
     held-out trajectories of ``rule`` (default: the learned optimizer itself).
@@ -493,7 +495,7 @@ def optimizer_inputs(
     ``{"grad": g, "log_channel": ..., "second_channel": ..., "step": ...}`` (flat arrays of equal length).
     """
     check_positive_int("every", every)
-    tasks = problem.tasks("test", range(first_index, first_index + check_positive_int("n_tasks", n_tasks)), device)
+    tasks = problem.tasks(split, range(first_index, first_index + check_positive_int("n_tasks", n_tasks)), device)
     gen = torch.Generator().manual_seed(seed)
     grads, step_ids = [], []
 
@@ -646,6 +648,7 @@ def image_gallery(
     at_steps: Sequence[int],
     task: int = 0,
     device: torch.device | str = "cpu",
+    split: str = "dev",
 ) -> dict[str, torch.Tensor]:
     """Held-out image ``task`` after each of ``at_steps`` steps of each optimizer (neural art, notebook 09).
 
@@ -655,7 +658,7 @@ def image_gallery(
     """
     if not at_steps or min(at_steps) < 0:
         raise ValueError(f"at_steps={list(at_steps)!r} must be a non-empty list of step counts >= 0")
-    tasks = problem.tasks("test", [task], device)
+    tasks = problem.tasks(split, [task], device)
     out = {}
     for name, rule in rules.items():
         for t, (ratio, image) in _styled_images(rule, tasks, at_steps).items():
@@ -683,6 +686,7 @@ def figure8_row(
     task: int = 0,
     device: torch.device | str = "cpu",
     reference: tuple[str, Any, int] | None = None,
+    split: str = "dev",
 ) -> list[tuple[str, torch.Tensor]]:
     """One row of Figure 8 (notebook 09): held-out photo ``task`` | the painting | each optimizer's image after
     ``steps`` steps, every result captioned "name: style r" with its style ratio (``NeuralArtTasks.style_ratio``:
@@ -692,7 +696,7 @@ def figure8_row(
     Returns ``[(caption, image (3, H, W)), ...]`` for :func:`~l2l_helpers.plotting.plot_images`.
     """
     check_positive_int("steps", steps)
-    tasks = problem.tasks("test", [task], device)
+    tasks = problem.tasks(split, [task], device)
     row = [("photo (held out)", tasks.content[0].cpu()), (f"style: {problem.style}", problem.style_image())]
     runs = [(name, rule, steps) for name, rule in rules.items()]
     if reference is not None:
@@ -771,11 +775,13 @@ def seed_means(results: Mapping[str, EvalResult], kinds: Mapping[str, Sequence[s
     return out | {n: r for n, r in results.items() if n not in grouped}
 
 
-def group_gradient_scales(problem: Any, task: int = 0, device: torch.device | str = "cpu") -> dict[str, Any]:
+def group_gradient_scales(
+    problem: Any, task: int = 0, device: torch.device | str = "cpu", split: str = "dev"
+) -> dict[str, Any]:
     """Notebook 10: the gradient magnitudes of each parameter group (``problem.groups()``, conv and fc) at held-out
     network ``task``'s initial theta on its first minibatch: what one LSTM for every parameter would have to serve.
     Returns ``{"table": {group: {...}}, "markdown": str}``."""
-    tasks = problem.tasks("test", [task], device)
+    tasks = problem.tasks(split, [task], device)
     theta = tasks.init_theta().requires_grad_(True)
     (grad,) = torch.autograd.grad(tasks.loss(theta, 0).sum(), theta)
     magnitude = grad[0].abs().cpu()

@@ -19,7 +19,7 @@ from .baselines import DEFAULT_LR_GRID
 from .coordinatewise_lstm import CoordinatewiseLSTM
 from .evaluation import grid_search
 from .learned_optimizer import LearnedOptimizer
-from .optimizees.base import task_seeds
+from .optimizees.base import HELD_OUT_SPLITS, task_seeds
 from .optimizees.mnist import MNISTProblem, mlp_model
 from .runtime import check_positive_int
 from .step_cost import timed_training_curve
@@ -46,7 +46,7 @@ def _torch_curves(
     steps: int,
     device: torch.device | str,
 ) -> np.ndarray:
-    held_out = split == "test"
+    held_out = split in HELD_OUT_SPLITS
     data = problem.data
     images = (data.test_images if held_out else data.train_images).to(device)
     labels = (data.test_labels if held_out else data.train_labels).to(device)
@@ -79,6 +79,7 @@ def sequential_comparison(
     device: torch.device | str = "cpu",
     progress: bool = True,
     baselines: Sequence[str] = tuple(TORCH_BASELINES),
+    split: str = "dev",
 ) -> dict[str, Any]:
     """``LearnedOptimizer`` vs tuned ``torch.optim`` SGD, NAG (Nesterov, momentum 0.9), RMSprop and Adam on
     ``nn.Sequential`` MLPs with PyTorch's default init: what a user does (notebook 06).
@@ -86,7 +87,8 @@ def sequential_comparison(
     ``nets``: one learned optimizer (named ``"LSTM"``) or several by name (e.g. one per meta-training seed). Each
     baseline's learning rate is the best of ``grid`` (stepping past its edge, :func:`grid_search`) by the mean
     final loss of ``n_tune`` models trained on the meta-training images; every optimizer then trains the same
-    ``n_models`` fresh models (held-out seeds: same initialisations, same minibatches) on the held-out images.
+    ``n_models`` fresh models (held-out seeds of ``split``: same initialisations, same minibatches) on the held-out
+    images.
     Returns ``{"lrs": {baseline: lr}, "scores": {baseline: {lr: score}}, "curves": {name: (n_models, steps + 1)}}``
     (learned optimizers first).
     """
@@ -111,13 +113,13 @@ def sequential_comparison(
         lrs[name] = min(scores[name], key=scores[name].__getitem__)
     curves = {
         name: _torch_curves(
-            lambda m, net=net: LearnedOptimizer(m.parameters(), net), problem, "test", n_models, steps, device
+            lambda m, net=net: LearnedOptimizer(m.parameters(), net), problem, split, n_models, steps, device
         )
         for name, net in learned.items()
     }
     for name in baselines:
         make, lr = TORCH_BASELINES[name], lrs[name]
         curves[name] = _torch_curves(
-            lambda m, make=make, lr=lr: make(m.parameters(), lr), problem, "test", n_models, steps, device
+            lambda m, make=make, lr=lr: make(m.parameters(), lr), problem, split, n_models, steps, device
         )
     return {"lrs": lrs, "scores": scores, "curves": curves}

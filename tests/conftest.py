@@ -1,4 +1,6 @@
-"""Shared test setup: never download MNIST during tests."""
+"""Shared test setup: never download MNIST during tests, and never open the locked test split (development and
+tests evaluate on ``dev``; ``l2l_helpers.optimizees.base.check_unlocked`` raises when anything asks for ``test``).
+The notebooks that nbval runs inherit both settings through the environment."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 os.environ["L2L_OFFLINE"] = "1"
+os.environ["L2L_LOCK_TEST"] = "1"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -35,13 +35,15 @@ def synthetic_data(n_train=300, n_test=100, seed=0):
 # ------------------------------------------------------------------ seeds
 
 
-def test_split_seeds_disjoint():
-    """train, val and test never share a seed, even at the edges of their index ranges."""
+def test_split_seeds_disjoint(monkeypatch):
+    """train, val, dev and test never share a seed, even at the edges of their index ranges."""
+    monkeypatch.delenv("L2L_LOCK_TEST")  # seeds only: no task of the locked split is drawn or evaluated
     idx = [0, 1, 2, 17, SPLIT_SIZE - 1]
-    seeds = {s: set(task_seeds(s, idx)) for s in ("train", "val", "test")}
-    assert not seeds["train"] & seeds["val"]
-    assert not seeds["train"] & seeds["test"]
-    assert not seeds["val"] & seeds["test"]
+    names = ("train", "val", "dev", "test")
+    seeds = {s: set(task_seeds(s, idx)) for s in names}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not seeds[a] & seeds[b], (a, b)
     assert len(task_seeds("train", range(100))) == len(set(task_seeds("train", range(100)))) == 100
 
 
@@ -59,7 +61,7 @@ def test_empty_and_out_of_range_indices():
     with pytest.raises(ValueError, match="empty"):
         task_seeds("train", [])
     with pytest.raises(ValueError, match="empty"):
-        QuadraticProblem().tasks("test", range(0))
+        QuadraticProblem().tasks("dev", range(0))
     for bad in (-1, SPLIT_SIZE):
         with pytest.raises(ValueError, match="out of range"):
             task_seeds("val", [bad])
@@ -72,7 +74,7 @@ def test_same_index_same_task():
     b = prob.tasks("train", [5, 9, 3])
     assert torch.equal(a.W[0], b.W[2]) and torch.equal(a.W[1], b.W[0])
     assert torch.equal(a.y[1], b.y[0]) and torch.equal(a.init_theta()[0], b.init_theta()[2])
-    c = prob.tasks("test", [3])
+    c = prob.tasks("dev", [3])
     assert not torch.equal(a.W[0], c.W[0])
     assert not torch.equal(a.W[0], a.W[1])
 
@@ -226,7 +228,7 @@ def test_mnist_splits_use_the_right_images():
     """test tasks draw from the held-out images, train and val from the meta-training images."""
     data = synthetic_data()
     prob = MNISTProblem(hidden=(3,), batch_size=4, data=data)
-    test_tasks = prob.tasks("test", range(2))
+    test_tasks = prob.tasks("dev", range(2))
     assert torch.equal(test_tasks.images, data.test_images) and torch.equal(test_tasks.labels, data.test_labels)
     for split in ("train", "val"):
         tasks = prob.tasks(split, range(2))
@@ -281,7 +283,7 @@ def test_mnist_on_shipped_data():
     data = load_mnist(verbose=False)
     prob = MNISTProblem(data=data)
     assert prob.data is data
-    tasks = prob.tasks("test", range(2))
+    tasks = prob.tasks("dev", range(2))
     assert tasks.images.shape == (2000, 784) and torch.equal(tasks.images, data.test_images)
     assert prob.tasks("train", [0]).images.shape == (8000, 784)
     loss = tasks.loss(tasks.init_theta(), 0)
@@ -291,7 +293,7 @@ def test_mnist_on_shipped_data():
 
 def test_quadratic_loss_at_many_points_matches_loss():
     """loss_at evaluates each task at many points with the same formula as loss."""
-    tasks = QuadraticProblem(dim=3, scale=2.0).tasks("test", range(2))
+    tasks = QuadraticProblem(dim=3, scale=2.0).tasks("dev", range(2))
     points = torch.randn(2, 5, 3)
     many = tasks.loss_at(points)
     one_by_one = torch.stack([tasks.loss(points[:, k]) for k in range(5)], dim=1)

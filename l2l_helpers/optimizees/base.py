@@ -11,7 +11,11 @@ Tasks are independent, so the gradient of ``loss.sum()`` with respect to ``theta
 own gradient. ``tasks.loss`` also takes *copies* of the batch, theta of shape ``(copies * n_tasks, dim)``
 where row ``c * n_tasks + i`` is a copy of task i (same function, same minibatches): how several optimizers
 or a whole grid of learning rates run on the same tasks as one batch (:mod:`~l2l_helpers.evaluation`).
-The splits ``train``, ``val`` and ``test`` use disjoint seed ranges. The families live one per module beside
+The splits ``train``, ``val``, ``dev`` and ``test`` use disjoint seed ranges: meta-training draws ``train``
+tasks and selects on ``val``; every development look (choosing a recipe, a task count, a rule) evaluates
+``dev`` tasks; ``test`` is the locked range the notebooks' claims are measured on, opened only for them
+(:func:`check_unlocked`). ``dev`` and ``test`` both draw from the held-out data (MNIST's test images, the
+held-out photos of :mod:`~l2l_helpers.optimizees.neural_art`). The families live one per module beside
 this one (``quadratic``, ``mnist``, ``neural_art``); :func:`make_problem` builds one by name.
 """
 
@@ -27,14 +31,35 @@ import torch
 from ..baselines import DEFAULT_LR_GRID
 
 #: First seed of each split; a split holds SPLIT_SIZE seeds, so the splits are disjoint.
-SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000_000, "test": 2_000_000_000}
+SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000_000, "dev": 2_000_000_000, "test": 3_000_000_000}
 SPLIT_SIZE = 1_000_000_000
+#: The splits that evaluate on held-out data (images or photos never used in meta-training).
+HELD_OUT_SPLITS = ("dev", "test")
+#: The locked split: the claims' tasks. Development (tuning recipes, task counts, rules) uses ``dev``.
+LOCKED_SPLIT = "test"
+#: Set to 1 (the test suite does) to make any use of the locked split an error.
+LOCK_ENV = "L2L_LOCK_TEST"
+
+
+class LockedSplitError(RuntimeError):
+    """The locked ``test`` split was asked for while it is locked (``L2L_LOCK_TEST=1``, as in ``make test``)."""
+
+
+def check_unlocked(split: str) -> None:
+    """Raise :class:`LockedSplitError` if ``split`` is the locked one and ``$L2L_LOCK_TEST`` locks it."""
+    import os
+
+    if split == LOCKED_SPLIT and os.environ.get(LOCK_ENV, "").strip() == "1":
+        raise LockedSplitError(
+            f"the {LOCKED_SPLIT!r} split is locked ({LOCK_ENV}=1): development and tests evaluate on split='dev'"
+        )
 
 
 def task_seeds(split: str, indices: Iterable[int]) -> list[int]:
     """Seeds of the tasks ``indices`` of ``split``; different splits never share a seed."""
     if split not in SPLIT_OFFSETS:
         raise ValueError(f"split={split!r} is unknown; use one of: {', '.join(SPLIT_OFFSETS)}")
+    check_unlocked(split)
     seeds = []
     for i in indices:
         if not 0 <= int(i) < SPLIT_SIZE:
@@ -120,7 +145,7 @@ class Problem(ABC):
     rows_per_pass: int | None = None
 
     def tasks(self, split: str, indices: Sequence[int] | range, device: torch.device | str = "cpu") -> TaskBatch:
-        """Draw the tasks ``indices`` of ``split`` (``train``, ``val`` or ``test``)."""
+        """Draw the tasks ``indices`` of ``split`` (``train``, ``val``, ``dev`` or ``test``)."""
         return self._make_tasks(task_seeds(split, indices), torch.device(device), split)
 
     @abstractmethod

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..datasets import CONV_DATASETS, ImageData, load_conv_data
 from ..kernels.conv_block import bn_relu_pool
-from .base import MinibatchTasks, Problem
+from .base import HELD_OUT_SPLITS, MinibatchTasks, Problem
 
 #: Learning rates the baselines are tuned over (half-decades from 0.003 to 0.3; the search steps past either end, so
 #: a best rate on an edge is never kept as tuned: measured bests on Fashion-MNIST were 0.003-0.3).
@@ -213,7 +213,7 @@ class ConvProblem(Problem):
         return torch.baddbmm(b_out.unsqueeze(1), h, w_out.view(rows, len(self.labels), -1).transpose(1, 2))
 
     def _make_tasks(self, seeds: list[int], device: torch.device, split: str) -> ConvTasks:
-        held_out = split == "test"
+        held_out = split in HELD_OUT_SPLITS
         key = (held_out, str(device))
         if key not in self._on_device:
             images, labels = (

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import MNISTData, load_mnist
-from .base import MinibatchTasks, Problem
+from .base import HELD_OUT_SPLITS, MinibatchTasks, Problem
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
 INITS = ("normal", "pytorch", "mixed")
@@ -141,7 +141,7 @@ class MNISTProblem(Problem):
         return h
 
     def _make_tasks(self, seeds: list[int], device: torch.device, split: str) -> MLPTasks:
-        held_out = split == "test"  # held-out images: never seen in meta-training
+        held_out = split in HELD_OUT_SPLITS  # held-out images: never seen in meta-training
         key = (held_out, str(device))
         if key not in self._on_device:  # copy the images to the device once, not for every task batch
             data = self.data
