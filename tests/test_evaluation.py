@@ -66,7 +66,7 @@ def test_evaluate_shapes_and_values():
     problem = QuadraticProblem(dim=4)
     result = evaluate(SGD(0.02), problem, n_tasks=5, steps=12)
     assert result.losses.shape == (5, 13) and result.steps == 12 and result.lr == 0.02 and result.name == "SGD"
-    ref = sgd_reference(problem.tasks("test", range(5)), 0.02, 12).float()
+    ref = sgd_reference(problem.tasks("dev", range(5)), 0.02, 12).float()
     torch.testing.assert_close(result.losses, ref, rtol=1e-4, atol=1e-5)
     assert result.mean_final == pytest.approx(float(ref[:, -1].mean()), rel=1e-4)
     assert result.mean_sum == pytest.approx(float(ref[:, 1:].sum(1).mean()), rel=1e-4)
@@ -84,7 +84,7 @@ def test_evaluate_learned_rule_restores_training_mode():
     net.train()
     result = evaluate(LearnedRule(net), QuadraticProblem(dim=3), 2, 5)
     assert net.training and not result.losses.requires_grad
-    tasks = QuadraticProblem(dim=3).tasks("test", range(2))
+    tasks = QuadraticProblem(dim=3).tasks("dev", range(2))
     losses, thetas = trajectory(LearnedRule(net), tasks, 5)
     assert thetas.shape == (6, 2, 3)
     torch.testing.assert_close(losses, result.losses)

@@ -84,7 +84,7 @@ def test_evaluation_writes_the_lstm_state_in_place_with_the_same_losses(monkeypa
     monkeypatch.setattr(kernels, "native_step", lambda *a, **k: calls.append(k.get("in_place")) or real(*a, **k))
     problem = l2l.MNISTProblem(hidden=(6,), batch_size=16)
     net = lively_net(3, hidden=20)  # paper-sized cells: the native step where this CPU has it
-    tasks = problem.tasks("test", range(2))
+    tasks = problem.tasks("dev", range(2))
     alone = optimize(LearnedRule(net), tasks, STEPS)
     assert torch.equal(alone, optimize(Functional(LearnedRule(net)), tasks, STEPS)) and torch.isfinite(alone).all()
     adam = make_baseline("adam", 1e-2)
@@ -131,7 +131,7 @@ def test_bad_learning_rate_columns_are_refused(lr):
 def test_batched_inputs_are_checked():
     """Wrong theta shapes, empty or repeated grids and mismatched stacks get errors that say what is expected."""
     problem = l2l.QuadraticProblem(dim=3)
-    tasks = problem.tasks("test", range(2))
+    tasks = problem.tasks("dev", range(2))
     for bad in (torch.zeros(3, 3), torch.zeros(4, 2), torch.zeros(4)):
         with pytest.raises(ValueError, match=r"expected \(copies \* 2, 3\)"):
             tasks.loss(bad)

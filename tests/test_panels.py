@@ -23,7 +23,7 @@ def test_lstm_vs_baselines_and_the_optimizee_panel():
 
 def test_panels_render_their_defaults():
     """Each panel's render function gives a figure for its default control values."""
-    tasks = l2l.QuadraticProblem(dim=2).tasks("test", [0])
+    tasks = l2l.QuadraticProblem(dim=2).tasks("dev", [0])
     panel = l2l.panels.trajectory_panel(tasks, {"LSTM": l2l.CoordinatewiseLSTM()}, lr=0.05, steps=10)
     fig = panel.render(**panel.values())
     names = [d["name"] for d in figure_data(fig)]

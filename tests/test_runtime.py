@@ -90,7 +90,7 @@ def test_denormals_are_flushed_inside_evaluation_and_meta_training_and_nest():
         assert not _subnormal_survives()  # the inner exit does not end the outer one
     assert _subnormal_survives()
     seen = []
-    tasks = l2l.QuadraticProblem().tasks("test", range(2))
+    tasks = l2l.QuadraticProblem().tasks("dev", range(2))
     sgd = l2l.make_baseline("sgd", 0.01)
     l2l.optimize(sgd, tasks, 3, on_step=lambda t, theta, g: seen.append(_subnormal_survives()))
     assert seen == [False] * 4 and _subnormal_survives()

@@ -133,7 +133,7 @@ def test_architecture_summary_counts():
 
 def test_trajectories_2d_follow_the_rules():
     """SGD's path is theta_{t+1} = theta_t - lr grad; every path has steps + 1 points."""
-    tasks = l2l.QuadraticProblem(dim=2).tasks("test", [0])
+    tasks = l2l.QuadraticProblem(dim=2).tasks("dev", [0])
     runs = l2l.studies.trajectories_2d(tasks, ("SGD", "LSTM"), 0.01, 5, {"LSTM": l2l.CoordinatewiseLSTM()})
     path, losses = runs["SGD"]
     assert path.shape == (6, 2) and losses.shape == (6,)
@@ -147,7 +147,7 @@ def test_trajectories_2d_follow_the_rules():
     xs, ys, z = l2l.optimizees.landscape(tasks, [p for p, _ in runs.values()])
     assert z.shape == (len(ys), len(xs)) and np.isfinite(z).all()
     with pytest.raises(ValueError, match="2-d"):
-        l2l.optimizees.landscape(l2l.QuadraticProblem().tasks("test", [0]), [])
+        l2l.optimizees.landscape(l2l.QuadraticProblem().tasks("dev", [0]), [])
 
 
 @pytest.mark.slow
@@ -205,7 +205,7 @@ def test_image_gallery_names_each_picture_with_its_style_ratio():
     (first, image0), (second, image10) = gallery.items()
     assert first == "Adam, step 0, style 100.0%" and second.startswith("Adam, step 10, style ")
     assert float(second.rsplit(" ", 1)[1].rstrip("%")) < 100.0
-    torch.testing.assert_close(image0, problem.tasks("test", [2]).content[0])
+    torch.testing.assert_close(image0, problem.tasks("dev", [2]).content[0])
     assert image10.shape == (3, 32, 32) and 0 <= image10.min() and image10.max() <= 1
     for bad in ([], [-1]):
         with pytest.raises(ValueError, match="at_steps"):
@@ -225,7 +225,7 @@ def test_figure8_row_is_photo_painting_then_each_result_with_its_style_ratio():
     assert captions[:2] == ["photo (held out)", "style: the_scream"]
     assert captions[2].startswith("Adam: style ") and captions[3].startswith("SGD: style ")
     assert captions[4].startswith("Adam, 20 steps: style ")
-    torch.testing.assert_close(row[0][1], problem.tasks("test", [1]).content[0])
+    torch.testing.assert_close(row[0][1], problem.tasks("dev", [1]).content[0])
     torch.testing.assert_close(row[1][1], problem.style_image())
     ratio = [float(c.rsplit(" ", 1)[1].rstrip("%")) for c in captions[2:]]
     assert ratio[2] < ratio[0] < 100.0, captions

@@ -54,7 +54,7 @@ def test_optimizer_inputs_along_a_frozen_rule_are_the_gradients_at_theta_0():
     inputs = l2l.studies.optimizer_inputs(
         l2l.CoordinatewiseLSTM(), problem, n_tasks=2, steps=5, every=2, max_per_step=10**6, rule=Frozen()
     )
-    tasks = problem.tasks("test", range(2))
+    tasks = problem.tasks("dev", range(2))
     theta = tasks.init_theta().requires_grad_(True)
     assert sorted(set(inputs["step"].tolist())) == [0, 2, 4]
     for t in (0, 2, 4):

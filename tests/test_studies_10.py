@@ -66,7 +66,7 @@ def test_gradient_scales_cover_every_coordinate_of_each_group():
     problem = _tiny()
     out = studies.group_gradient_scales(problem)
     assert sum(t["coordinates"] for t in out["table"].values()) == problem.dim
-    tasks = problem.tasks("test", [0])
+    tasks = problem.tasks("dev", [0])
     theta = tasks.init_theta().requires_grad_(True)
     (grad,) = torch.autograd.grad(tasks.loss(theta, 0).sum(), theta)
     fc = grad[0].abs()[problem.groups()["fc"]]
