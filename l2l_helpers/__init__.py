@@ -17,7 +17,13 @@ from types import ModuleType
 
 from .baselines import BASELINES, DEFAULT_LR_GRID, NAG, SGD, Adam, RMSprop, UpdateRule, make_baseline
 from .checkpoints import CheckpointWriteError, load_optimizer, read_checkpoint, save_checkpoint
-from .comparison import beats, comparison_markdown, held_out_comparison, held_out_comparisons_at
+from .comparison import (
+    beats,
+    comparison_markdown,
+    held_out_by_metric,
+    held_out_comparison,
+    held_out_comparisons_at,
+)
 from .coordinatewise_lstm import (
     CoordinatewiseLSTM,
     LearnedRule,
@@ -67,7 +73,7 @@ from .pretrained import (
     recipe_of,
     seed_names,
 )
-from .results import check, claim, claims_markdown, record, report_claims, save_figure
+from .results import check, claim, claims_markdown, record, report_claims, save_figure, software_check
 from .runtime import check_parameters, resolve_device, seed_everything, setup
 from .stacked_training import meta_train_stack
 from .torch_loops import sequential_comparison, torch_training_curve
@@ -83,6 +89,8 @@ _NAMESPACES = {
     "kernels": "kernels",
     "settings": "settings",
     "step_cost": "step_cost",
+    "rules": "rules",
+    "plan": "plan",
 }
 
 
@@ -150,6 +158,7 @@ __all__ = [
     "evaluate_rules",
     "global_average",
     "grid_search",
+    "held_out_by_metric",
     "held_out_comparison",
     "held_out_comparisons_at",
     "labelled_seeds",
@@ -191,6 +200,7 @@ __all__ = [
     "seed_names",
     "sequential_comparison",
     "setup",
+    "software_check",
     "torch_training_curve",
     "trajectory",
     "tune_at_horizons",

@@ -27,14 +27,47 @@ def held_out_comparison(
     steps: int = 100,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    split: str = "dev",
 ) -> dict[str, EvalResult]:
-    """Every learned optimizer and every tuned baseline on the same ``n_tasks`` held-out (test) tasks.
+    """Every learned optimizer and every tuned baseline on the same ``n_tasks`` held-out tasks of ``split``:
+    ``dev`` for development, ``test`` (locked) for the notebooks' claims.
 
     They run side by side as copies of one task batch (:func:`~l2l_helpers.evaluation.evaluate_rules`).
     """
     rules: dict[str, Any] = {name: LearnedRule(net, name) for name, net in learned.items()}
     rules.update({name: make_baseline(name, t.best_lr) for name, t in tuned.items()})
-    return evaluate_rules(rules, problem, n_tasks, steps, "test", device, progress=progress)
+    return evaluate_rules(rules, problem, n_tasks, steps, split, device, progress=progress)
+
+
+def held_out_by_metric(
+    problem: Problem,
+    learned: Mapping[str, CoordinatewiseLSTM],
+    tuned_for: Mapping[str, Mapping[str, TuningResult]],
+    n_tasks: int = 20,
+    steps: int = 100,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    split: str = "dev",
+) -> dict[str, dict[str, EvalResult]]:
+    """:func:`held_out_comparison` once per metric a claim judges, each against baselines tuned for that metric.
+
+    ``tuned_for`` maps a metric (``final``, ``sum``) to its tuned baselines. A claim about the sum of losses
+    compares against baselines tuned for the sum, a claim about the final loss against those tuned for it. The
+    learned optimizers run once; a baseline runs once per distinct learning rate. Returns ``{metric: results}``.
+    """
+    if not tuned_for:
+        raise ValueError("tuned_for is empty: give the tuned baselines of at least one metric")
+    rules: dict[str, Any] = {name: LearnedRule(net, name) for name, net in learned.items()}
+    for tuned in tuned_for.values():
+        rules.update({f"{name} @ {t.best_lr!r}": make_baseline(name, t.best_lr) for name, t in tuned.items()})
+    ran = evaluate_rules(rules, problem, n_tasks, steps, split, device, progress=progress)
+    out = {}
+    for metric, tuned in tuned_for.items():
+        baselines = {name: ran[f"{name} @ {t.best_lr!r}"] for name, t in tuned.items()}
+        out[metric] = {name: ran[name] for name in learned} | {
+            name: EvalResult(name, r.losses, lr=r.lr) for name, r in baselines.items()
+        }
+    return out
 
 
 def held_out_comparisons_at(
@@ -44,6 +77,7 @@ def held_out_comparisons_at(
     n_tasks: int = 20,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    split: str = "dev",
 ) -> dict[int, dict[str, EvalResult]]:
     """:func:`held_out_comparison` at several horizons, each with the baselines tuned for it (``tuned_at``, as from
     :func:`~l2l_helpers.evaluation.tune_baselines_at`), e.g. Figure 4's 100 and 200 steps.
@@ -56,13 +90,13 @@ def held_out_comparisons_at(
     if not tuned_at:
         raise ValueError("tuned_at is empty: give the tuned baselines of at least one horizon")
     longest = max(tuned_at)
-    full = held_out_comparison(problem, learned, tuned_at[longest], n_tasks, longest, device, progress)
+    full = held_out_comparison(problem, learned, tuned_at[longest], n_tasks, longest, device, progress, split)
     out = {}
     for horizon in sorted(tuned_at):
         if horizon == longest:
             out[horizon] = full
             continue
-        baselines = held_out_comparison(problem, {}, tuned_at[horizon], n_tasks, horizon, device, progress)
+        baselines = held_out_comparison(problem, {}, tuned_at[horizon], n_tasks, horizon, device, progress, split)
         out[horizon] = {name: full[name].first(horizon) for name in learned} | baselines
     return out
 

@@ -204,7 +204,7 @@ def evaluate_rules(
     problem: Problem,
     n_tasks: int = 20,
     steps: int = 100,
-    split: str = "test",
+    split: str = "dev",
     device: torch.device | str = "cpu",
     first_index: int = 0,
     batch_tasks: int | None = None,
@@ -257,7 +257,7 @@ def evaluate(
     problem: Problem,
     n_tasks: int = 20,
     steps: int = 100,
-    split: str = "test",
+    split: str = "dev",
     device: torch.device | str = "cpu",
     first_index: int = 0,
     batch_tasks: int | None = None,
@@ -432,7 +432,12 @@ def tune_at_horizons(
     if not horizons:
         raise ValueError("horizons is empty: give at least one number of steps, e.g. (100,)")
     longest = max(check_positive_int("horizon", h) for h in horizons)
-    curves: dict[float, torch.Tensor] = {}  # rate -> losses (n_tasks, longest + 1)
+    cache = _TuningCache(name, problem, grid, n_tasks, criterion, device, extend, rule_kwargs)
+    # rate -> losses (n_tasks, longest + 1), shared by both criteria: tuning for the sum of losses after the final
+    # loss (or back) on the same training tasks scores the same curves again instead of running them twice
+    curves = _CURVES.setdefault(cache.key.replace(repr(criterion), "") + f" T={longest}", {})
+    while len(_CURVES) > 8:
+        _CURVES.pop(next(iter(_CURVES)))
 
     def scores_at(horizon: int, lrs: list[float]) -> list[float]:
         missing = [lr for lr in lrs if lr not in curves]
@@ -442,7 +447,6 @@ def tune_at_horizons(
         result = [curves[lr][:, : horizon + 1] for lr in lrs]
         return [float(c[:, -1].mean() if criterion == "final" else c[:, 1:].sum(1).mean()) for c in result]
 
-    cache = _TuningCache(name, problem, grid, n_tasks, criterion, device, extend, rule_kwargs)
     if (kept := cache.load(horizons)) is not None:
         return kept
     label = make_baseline(name, 1.0).name
@@ -454,6 +458,11 @@ def tune_at_horizons(
         out[horizon] = TuningResult(label, min(scores, key=scores.__getitem__), scores, criterion)
     cache.save(out)
     return out
+
+
+#: The tuning curves of the last few searches (:func:`tune_at_horizons`), keyed like :class:`_TuningCache` without
+#: the criterion: the other criterion's search on the same tasks reads them.
+_CURVES: dict[str, dict[float, torch.Tensor]] = {}
 
 
 class _TuningCache:

@@ -34,7 +34,9 @@ def _plain(value: Any) -> Any:
 
 
 #: A claim's verdict (:mod:`~l2l_helpers.intervals` explains how a paired interval decides it).
-VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not tested")
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "too few tasks", "not tested")
+#: The fields every claim record carries (None where one does not apply, e.g. no interval for a yes-or-no rule).
+CLAIM_FIELDS = ("verdict", "interval", "n", "seeds", "method", "split", "planned_n")
 
 
 def claim(
@@ -42,34 +44,50 @@ def claim(
     ours: str,
     holds: bool | None = None,
     *,
+    id: str | None = None,
     verdict: str | None = None,
     interval: Sequence[float] | None = None,
     metric: str | None = None,
+    n: int | None = None,
     tasks: int | None = None,
     seeds: int | None = None,
     ratio: float | None = None,
+    method: str | None = None,
+    split: str | None = None,
+    log_ratios: Sequence[float] | None = None,
     comparisons: Any = None,
 ) -> dict[str, Any]:
     """One row of a claims table: the claim, our computed numbers, and its verdict.
 
-    Either ``holds`` (True / False / None = not tested: a yes-or-no check) or ``verdict`` (one of
-    :data:`VERDICTS`) with, for a comparison, its 95% ``interval``, the ``metric`` it is on, the number of
-    held-out ``tasks`` and of meta-trained optimizers (``seeds``) behind it: the fields
-    :func:`~l2l_helpers.intervals.lower_than` returns, so ``claim(text, **lower_than(results))`` works
-    (``comparisons`` is accepted and left out of the row). ``reproduced`` (True / False / None) is kept for
-    readers of older results files.
+    Either ``holds`` (True / False / None = not tested: a yes-or-no rule) or ``verdict`` (one of :data:`VERDICTS`)
+    with, for a comparison, its 95% ``interval``, the ``metric`` it is on, ``n`` (independent held-out tasks or task
+    groups; ``tasks`` is the same), the number of meta-trained optimizers (``seeds``) and the interval's ``method``:
+    the fields :func:`~l2l_helpers.intervals.lower_than` returns, so ``claim(text, **lower_than(results))`` works
+    (``comparisons`` is accepted and left out of the row). ``id`` names the claim in the plan
+    (:mod:`~l2l_helpers.plan`); ``split`` (``test``: the locked tasks) and ``planned_n`` are filled in by
+    :func:`report_claims`. ``reproduced`` (True / False / None) is kept for readers of older results files.
     """
     if verdict is None:
         verdict = "not tested" if holds is None else ("reproduced" if holds else "not reproduced")
     elif holds is not None:
-        raise ValueError("give holds (a yes-or-no check) or verdict (from an interval), not both")
+        raise ValueError("give holds (a yes-or-no rule) or verdict (from an interval), not both")
     if verdict not in VERDICTS:
         raise ValueError(f"verdict={verdict!r} is unknown; use one of: {', '.join(VERDICTS)}")
-    row: dict[str, Any] = {"claim": text, "ours": ours, "verdict": verdict}
+    if n is not None and tasks is not None and n != tasks:
+        raise ValueError(f"n={n} and tasks={tasks} disagree: give one")
+    row: dict[str, Any] = {"claim": text, "id": id, "ours": ours, "verdict": verdict}
     row["reproduced"] = {"reproduced": True, "not reproduced": False}.get(verdict)
-    extra = {"interval": interval, "metric": metric, "tasks": tasks, "seeds": seeds, "ratio": ratio}
-    row.update({k: list(v) if k == "interval" else v for k, v in extra.items() if v is not None})
+    row |= {"interval": None if interval is None else list(interval), "n": n if n is not None else tasks}
+    row |= {"seeds": seeds, "method": method, "split": split, "planned_n": None}
+    extra = {"metric": metric, "ratio": ratio, "log_ratios": None if log_ratios is None else list(log_ratios)}
+    row.update({k: v for k, v in extra.items() if v is not None})
     return row
+
+
+def software_check(text: str, ours: str, holds: bool) -> dict[str, Any]:
+    """A row of a notebook's checks: a property of the software (the written-out code equals the package's, phi
+    does not grow with n), reported beside the claims but never counted among the paper's claims."""
+    return {"check": text, "ours": ours, "holds": bool(holds)}
 
 
 def verdict_of(row: Mapping[str, Any]) -> str:
@@ -86,7 +104,10 @@ def interval_text(row: Mapping[str, Any]) -> str:
         return ""
     low, high = (float(v) for v in interval)
     text = f"[{low:.3g}, {high:.3g}]"
-    sizes = ", ".join(f"{row[k]} {k if row[k] != 1 else k[:-1]}" for k in ("tasks", "seeds") if row.get(k) is not None)
+    n = row.get("n", row.get("tasks"))
+    sizes = ", ".join(
+        f"{v} {k if v != 1 else k[:-1]}" for k, v in (("tasks", n), ("seeds", row.get("seeds"))) if v is not None
+    )
     details = "; ".join(part for part in (str(row.get("metric") or ""), sizes) if part)
     return f"{text} ({details})" if details else text
 
@@ -113,14 +134,22 @@ def _update(notebook: str, change: Callable[[dict[str, Any]], None]) -> Path:
     return path
 
 
-def record(notebook: str, values: dict[str, Any] | None = None, claims: list[dict[str, Any]] | None = None) -> Path:
-    """Merge ``values`` and ``claims`` into ``<results_dir>/<notebook>.json``; returns the file."""
+def record(
+    notebook: str,
+    values: dict[str, Any] | None = None,
+    claims: list[dict[str, Any]] | None = None,
+    checks: list[dict[str, Any]] | None = None,
+) -> Path:
+    """Merge ``values``, ``claims`` and ``checks`` into ``<results_dir>/<notebook>.json``; returns the file."""
 
     def change(data: dict[str, Any]) -> None:
         data["values"].update(_plain(values or {}))
         if claims:
             texts = {c["claim"] for c in claims}
             data["claims"] = [c for c in data["claims"] if c["claim"] not in texts] + _plain(claims)
+        if checks:
+            texts = {c["check"] for c in checks}
+            data["checks"] = [c for c in data.get("checks", []) if c["check"] not in texts] + _plain(checks)
 
     return _update(notebook, change)
 
@@ -191,12 +220,33 @@ def check(holds: bool, message: str, smoke: bool = False) -> bool:
     return bool(holds)
 
 
-def claims_markdown(claims: list[dict[str, Any]]) -> str:
+def claims_markdown(claims: list[dict[str, Any]], checks: list[dict[str, Any]] | None = None) -> str:
     """A Markdown claims table for ``IPython.display.Markdown``: the verdict, and the 95% interval where one
-    decides it (with the metric it is on, and how many tasks and optimizers)."""
+    decides it (with the metric it is on, and how many tasks and optimizers); then the software checks, apart."""
     lines = ["| claim | ours | verdict | 95% interval |", "|---|---|---|---|"]
     lines += [f"| {c['claim']} | {c['ours']} | {verdict_text(c)} | {interval_text(c)} |" for c in claims]
+    if checks:
+        lines += ["", "| software check | ours | holds |", "|---|---|---|"]
+        lines += [f"| {c['check']} | {c['ours']} | {'yes' if c['holds'] else '**no**'} |" for c in checks]
     return "\n".join(lines)
+
+
+def fill_plan(notebook: str, claims: list[dict[str, Any]], split: str | None) -> list[dict[str, Any]]:
+    """The claims with ``split`` and ``planned_n`` (from the plan, :mod:`~l2l_helpers.plan`, by claim id) filled in;
+    a claim id the plan does not know is an error, so a notebook cannot record a claim nobody planned."""
+    from .plan import planned
+
+    plan = planned(notebook)
+    out = []
+    for row in claims:
+        row = dict(row)
+        if plan and row.get("id") not in plan:
+            known = ", ".join(plan) or "none"
+            raise ValueError(f"{notebook}: claim id {row.get('id')!r} is not in notebooks/PLAN.md (known: {known})")
+        row["split"] = split if row.get("n") is not None else row.get("split")
+        row["planned_n"] = plan[row["id"]]["n"] if plan else None
+        out.append(row)
+    return out
 
 
 def report_claims(
@@ -204,13 +254,19 @@ def report_claims(
     claims: list[dict[str, Any]],
     values: dict[str, Any] | None = None,
     figures: Mapping[str, Any] | None = None,
+    checks: list[dict[str, Any]] | None = None,
+    split: str | None = None,
 ) -> Path:
-    """Close a notebook: write its values and claims (:func:`record`), keep its key figures for the report
-    (:func:`save_figure`) and show the claims table. Returns the results file."""
+    """Close a notebook: write its values, claims and software checks (:func:`record`), keep its key figures for
+    the report (:func:`save_figure`) and show the claims table. ``split`` is the held-out split the claims were
+    measured on (``test``: the locked tasks; ``dev`` in a SMOKE run). Returns the results file."""
     from IPython.display import Markdown, display
 
-    path = record(notebook, values, claims)
+    claims = fill_plan(notebook, claims, split)
+    path = record(notebook, values, claims, checks)
     for name, fig in (figures or {}).items():
         save_figure(notebook, name, fig)
-    display(Markdown(claims_markdown(claims)))
+    display(Markdown(claims_markdown(claims, checks)))
+    if split is not None and split != "test":
+        display(Markdown(f"*These verdicts are on the `{split}` tasks (development), not the locked `test` tasks.*"))
     return path

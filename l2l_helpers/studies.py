@@ -37,7 +37,6 @@ from .meta_training import MetaTrainConfig, MetaTrainResult, meta_train
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, make_problem
 from .optimizees.quadratic import QuadraticTasks
 from .preprocessing import check_preprocessing, preprocess
-from .results import claim
 from .runtime import check_positive_int, progress_bar
 from .stacked_training import meta_train_stack
 
@@ -244,6 +243,7 @@ def scale_ablation(
     progress: bool = True,
     adam: bool = True,
     tune_tasks: int = 16,
+    split: str = "dev",
 ) -> ScaleAblation:
     """Notebook 03's ablation: meta-train one optimizer per preprocessing kind and seed on the paper's
     quadratics, then evaluate each on held-out quadratics whose f is multiplied by every factor in ``scales``.
@@ -282,7 +282,7 @@ def scale_ablation(
     arms = list(kinds) + (["Adam"] if adam else [])
     results = []
     for scale in progress_bar(list(scales), progress, "scales"):
-        out = evaluate_rules(rules, make_problem("quadratic", scale=scale), eval_tasks, steps, device=device)
+        out = evaluate_rules(rules, make_problem("quadratic", scale=scale), eval_tasks, steps, split, device)
         shared = {"Adam": out["Adam"]} if adam else {}
         results.append([{**{kind: out[f"{kind} {seed}"] for kind in kinds}, **shared} for seed in seeds])
     return ScaleAblation(arms, list(seeds), list(scales), results, adam_lr)
@@ -432,44 +432,6 @@ def horizon_markdown(results: Mapping[str, EvalResult], marks: Sequence[int], wi
         ratio = levels[-1] / levels[best] if np.isfinite(levels[best]) and levels[best] > 0 else float("nan")
         lines.append(f"| {name} | " + " | ".join(at) + f" | {best:,} | {ratio:.2f} |")
     return "\n".join(lines)
-
-
-def beats_baselines_claim(
-    text: str,
-    results: Mapping[str, EvalResult] | Sequence[Mapping[str, EvalResult]],
-    learned: str = "LSTM",
-    others: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Notebooks 06 and 07: the claim "``learned`` ends lower than every baseline", decided by the paired final-loss
-    intervals (:func:`~l2l_helpers.intervals.lower_than`; ``results`` one comparison or one per seed, as from
-    :func:`~l2l_helpers.intervals.by_seed`); the same comparison on the sum of losses (the paper's meta-objective)
-    is shown beside it in ``ours``, without deciding."""
-    final = lower_than(results, learned, others, "final")
-    total = lower_than(results, learned, others, "sum")
-    low, high = total["interval"]
-    beside = (
-        f"sum of losses: {total['verdict']}, {learned}/{total['metric'].rsplit('/', 1)[-1]} "
-        f"{total['ratio']:.3g} [{low:.3g}, {high:.3g}]"
-    )
-    return claim(text, **{**final, "ours": f"{final['ours']}; {beside}"})
-
-
-def edge_lost_verdict(as_trained: str, changed: str) -> str:
-    """Notebook 08: the verdict of "the optimizer loses its edge when the network changes", from two paired verdicts
-    of "it beats every tuned baseline": on the networks it was trained on (``as_trained``) and on the changed ones.
-
-    * it beats them as trained (reproduced) and not on the changed networks (not reproduced or inconclusive):
-      ``reproduced``;
-    * it beats them on both: ``not reproduced`` (the edge is kept);
-    * as trained it does not clearly beat them: there is no edge to lose, so the claim cannot be reproduced:
-      ``not reproduced`` when a baseline is clearly lower there, ``inconclusive`` when the interval cannot tell.
-    """
-    for verdict in (as_trained, changed):
-        if verdict not in ("reproduced", "not reproduced", "inconclusive"):
-            raise ValueError(f"verdict {verdict!r} is not a paired verdict (reproduced, not reproduced, inconclusive)")
-    if as_trained != "reproduced":
-        return as_trained
-    return "not reproduced" if changed == "reproduced" else "reproduced"
 
 
 def optimizer_inputs(
@@ -737,31 +699,47 @@ def comparisons_by_condition(
     steps: int = 100,
     device: torch.device | str = "cpu",
     progress: bool = True,
-) -> tuple[dict[str, dict[str, EvalResult]], dict[str, dict[str, Any]]]:
+    metrics: Sequence[str] = ("final", "sum"),
+    split: str = "dev",
+) -> tuple[dict[str, dict[str, dict[str, EvalResult]]], dict[str, dict[str, dict[str, Any]]]]:
     """Figure 6's panels (notebook 10) and Figure 7's (notebook 09): for each condition (``problems``, e.g. all
     labels, 5, 2; or a painting at a resolution), the learned optimizers ``learned[condition]`` and the four baselines
-    on the same held-out tasks of that condition.
+    on the same held-out tasks of that condition (``split``), once per metric a claim judges, each against baselines
+    tuned for that metric (:func:`~l2l_helpers.comparison.held_out_by_metric`).
 
     The baselines are tuned on training tasks of each condition: on the first over the whole ``grid`` (stepping past
     its edge), on the others around those rates (:func:`~l2l_helpers.evaluation.tune_near`, a half-decade either side
-    and past the edge), which costs a third of a full grid per condition. Returns (results, tuned) by condition.
+    and past the edge), which costs a third of a full grid per condition; both metrics score the same tuning runs.
+    Returns (results, tuned) by condition and metric: ``results[condition][metric][name]``.
     """
+    from .comparison import held_out_by_metric
     from .evaluation import tune_near
 
     if not problems:
         raise ValueError("problems is empty: give at least one condition (e.g. a label set)")
     if missing := [k for k in problems if k not in learned]:
         raise ValueError(f"no learned optimizers for {missing}: give learned[condition] for every condition")
-    results, tuned = {}, {}
-    first = None
+    results: dict[str, dict[str, dict[str, EvalResult]]] = {}
+    tuned: dict[str, dict[str, dict[str, Any]]] = {}
+    first: dict[str, dict[str, Any]] = {}
     for key, problem in problems.items():
-        if first is None:
-            tuned[key] = first = tune_baselines(
-                problem, grid=grid, n_tasks=tune_tasks, steps=steps, device=device, progress=progress
-            )
-        else:
-            tuned[key] = tune_near(problem, first, n_tasks=tune_tasks, steps=steps, device=device, progress=progress)
-        results[key] = held_out_comparison(problem, learned[key], tuned[key], eval_tasks, steps, device, progress)
+        tuned[key] = {}
+        for metric in metrics:
+            if metric not in first:
+                tuned[key][metric] = first[metric] = tune_baselines(
+                    problem,
+                    grid=grid,
+                    n_tasks=tune_tasks,
+                    steps=steps,
+                    device=device,
+                    criterion=metric,
+                    progress=progress,
+                )
+            else:
+                tuned[key][metric] = tune_near(
+                    problem, first[metric], n_tasks=tune_tasks, steps=steps, device=device, progress=progress
+                )
+        results[key] = held_out_by_metric(problem, learned[key], tuned[key], eval_tasks, steps, device, progress, split)
     return results, tuned
 
 

@@ -1,4 +1,4 @@
-"""l2l_helpers.intervals: paired bootstrap intervals and the verdicts claims get from them."""
+"""l2l_helpers.intervals: paired t-intervals on per-task log ratios and the verdicts claims get from them."""
 
 from __future__ import annotations
 
@@ -38,33 +38,49 @@ def test_pairing_sees_a_small_gap_that_two_means_hide():
     base = rng.uniform(0.5, 1.5, 20)
     a, b = base * 0.97, base
     p = paired(a, b, names=("LSTM", "Adam"))
-    assert p.verdict == "reproduced" and p.interval[1] < 0
+    assert p.verdict == "reproduced" and p.ratio_interval[1] < 1
     assert p.ratio == pytest.approx(0.97) and p.ratio_interval[0] <= 0.97 <= p.ratio_interval[1]
-    assert p.ratio_interval[1] - p.ratio_interval[0] < 1e-9  # every resample has the same ratio
+    assert p.ratio_interval[1] - p.ratio_interval[0] < 1e-9  # every task has the same ratio
     assert paired(b, a).verdict == "not reproduced"
     noisy = a + rng.normal(0, 0.2, 20)
     assert paired(noisy, b).verdict == "inconclusive"
 
 
-def test_the_interval_covers_the_true_mean_difference_about_95_percent_of_the_time():
-    """Oracle: draws with a known mean difference 0.1; the percentile bootstrap's coverage is near 95%."""
+def test_the_interval_is_students_t_on_the_log_ratios():
+    """Oracle: the interval equals scipy's t-interval of log(a/b), exponentiated, and the ratio their geometric
+    mean; an interval crossing 1 is inconclusive."""
+    from scipy import stats
+
     rng = np.random.default_rng(1)
-    hits = 0
-    for trial in range(200):
-        b = rng.normal(1.0, 0.3, 30)
-        a = b + 0.1 + rng.normal(0, 0.2, 30)
-        lo, hi = paired(a, b, n_boot=2000, seed=trial).interval
-        hits += lo <= 0.1 <= hi
-    assert 0.88 <= hits / 200 <= 0.99
+    b = rng.uniform(0.5, 1.5, 8)
+    a = b * np.exp(rng.normal(-0.1, 0.2, 8))
+    logs = np.log(a / b)
+    low, high = stats.t.interval(0.95, len(logs) - 1, loc=logs.mean(), scale=stats.sem(logs))
+    p = paired(a, b)
+    assert p.ratio == pytest.approx(np.exp(logs.mean()))
+    assert p.ratio_interval == pytest.approx((np.exp(low), np.exp(high)))
+    assert p.verdict == ("reproduced" if high < 0 else "not reproduced" if low > 0 else "inconclusive")
+
+
+def test_crops_of_one_photo_count_as_one_task():
+    """clusters: the tasks of a group are averaged first, n counts the groups."""
+    a, b = np.array([1.0, 3.0, 2.0, 2.0, 1.0, 1.0]), np.array([2.0, 2.0, 4.0, 4.0, 2.0, 2.0])
+    p = paired(a, b, clusters=["x", "x", "y", "y", "z", "z"])
+    assert p.tasks == 3 and p.log_ratios == pytest.approx([0.0, np.log(0.5), np.log(0.5)])
+    assert p.verdict == "too few tasks"  # 3 photos: below the smallest n that decides
+    with pytest.raises(ValueError, match="one label per task"):
+        paired(a, b, clusters=["x"])
 
 
 def test_diverged_runs_count_against_whoever_diverged():
-    a, b = np.array([0.1, 0.2, 0.3, 0.2]), np.array([0.2, 0.3, math.inf, 0.3])
+    a, b = np.array([0.1, 0.2, 0.3, 0.2, 0.25]), np.array([0.2, 0.3, math.inf, 0.3, 0.3])
     assert paired(a, b).verdict == "reproduced"  # b diverged on one task and is worse on the others
     assert paired(b, a).verdict == "not reproduced"
-    both = np.array([0.1, math.inf, 0.3, 0.2])
-    p = paired(both, np.array([0.2, math.inf, 0.35, 0.25]))  # both diverged on task 1: a tie there
-    assert p.diffs[1] == 0 and p.verdict == "reproduced"
+    both = np.array([0.1, math.inf, 0.2, 0.2, 0.2])
+    p = paired(both, np.array([0.2, math.inf, 0.4, 0.42, 0.38]))  # both diverged on task 1: a tie there
+    assert p.log_ratios[1] == 0 and p.verdict == "reproduced"
+    with pytest.raises(ValueError, match="positive"):
+        paired(np.array([0.0, 1.0]), np.array([1.0, 1.0]))
 
 
 def test_bad_input_is_refused():
@@ -72,8 +88,6 @@ def test_bad_input_is_refused():
         paired(np.ones(3), np.ones(4))
     with pytest.raises(ValueError, match="at least 2 tasks"):
         paired(np.ones(1), np.ones(1))
-    with pytest.raises(ValueError, match="n_boot"):
-        paired(np.ones(3), np.ones(3), n_boot=10)
     with pytest.raises(ValueError, match="unknown"):
         combined(["yes"])
     with pytest.raises(ValueError, match="no verdicts"):
@@ -84,16 +98,19 @@ def test_combined_needs_every_comparison():
     assert combined(["reproduced"] * 3) == "reproduced"
     assert combined(["reproduced", "inconclusive"]) == "inconclusive"
     assert combined(["reproduced", "inconclusive", "not reproduced"]) == "not reproduced"
+    assert combined(["reproduced", "too few tasks", "inconclusive"]) == "too few tasks"
+    assert combined(["too few tasks", "not reproduced"]) == "not reproduced"
 
 
 def test_lower_than_decides_on_the_closest_baseline_and_every_seed():
-    seed0 = {"LSTM": result("LSTM", [0.10, 0.20, 0.30]), "SGD": result("SGD", [0.5, 0.6, 0.7])}
-    seed0["Adam"] = result("Adam", [0.11, 0.21, 0.31])
+    seed0 = {"LSTM": result("LSTM", [0.10, 0.20, 0.30, 0.40]), "SGD": result("SGD", [0.5, 0.6, 0.7, 0.8])}
+    seed0["Adam"] = result("Adam", [0.11, 0.21, 0.31, 0.41])
     one = lower_than(seed0)
-    assert one["verdict"] == "reproduced" and one["seeds"] == 1 and one["tasks"] == 3
-    assert "LSTM/Adam" in one["metric"] and one["ratio"] == pytest.approx(0.6 / 0.63)
-    assert len(one["comparisons"]) == 2 and one["interval"][1] < 1
-    seed1 = {**seed0, "LSTM": result("LSTM", [0.12, 0.22, 0.32])}  # the second optimizer loses to Adam
+    assert one["verdict"] == "reproduced" and one["seeds"] == 1 and one["n"] == 4 and one["method"]
+    geometric = np.exp(np.mean(np.log([0.10 / 0.11, 0.20 / 0.21, 0.30 / 0.31, 0.40 / 0.41])))
+    assert "LSTM/Adam" in one["metric"] and one["ratio"] == pytest.approx(geometric)
+    assert len(one["comparisons"]) == 2 and one["interval"][1] < 1 and len(one["log_ratios"]) == 4
+    seed1 = {**seed0, "LSTM": result("LSTM", [0.12, 0.22, 0.32, 0.42])}  # the second optimizer loses to Adam
     two = lower_than([seed0, seed1])
     assert two["verdict"] == "not reproduced" and two["seeds"] == 2
     assert two["ours"].startswith("LSTM/SGD 0.") and "LSTM/Adam " in two["ours"] and two["ours"].count("LSTM/") == 2
@@ -104,8 +121,8 @@ def test_lower_than_decides_on_the_closest_baseline_and_every_seed():
     with pytest.raises(ValueError, match=r"others=\['NAG'\] are not among"):
         lower_than(seed0, others=["SGD", "NAG"])
     # the interval shown is the deciding comparison's: an inconclusive one beats a closer-in-ratio clear win
-    close_but_clear = {"LSTM": result("LSTM", [0.99, 1.98, 2.97]), "A": result("A", [1.0, 2.0, 3.0])}
-    close_but_clear["B"] = result("B", [0.5, 3.0, 3.05])
+    close_but_clear = {"LSTM": result("LSTM", [0.99, 1.98, 2.97, 3.96]), "A": result("A", [1.0, 2.0, 3.0, 4.0])}
+    close_but_clear["B"] = result("B", [0.5, 3.0, 3.05, 4.0])
     fields = lower_than(close_but_clear)
     assert fields["verdict"] == "inconclusive" and fields["metric"].endswith("LSTM/B")
 
@@ -113,10 +130,12 @@ def test_lower_than_decides_on_the_closest_baseline_and_every_seed():
 def test_a_claim_carries_its_verdict_interval_and_sizes():
     row = l2l.claim("LSTM beats Adam", "numbers", verdict="inconclusive", interval=[0.9, 1.1], metric="m", tasks=20)
     assert row["verdict"] == "inconclusive" and row["reproduced"] is None and row["interval"] == [0.9, 1.1]
+    assert row["n"] == 20 and all(key in row for key in l2l.results.CLAIM_FIELDS)
     assert l2l.claim("x", "y", True)["verdict"] == "reproduced"
     assert l2l.claim("x", "y", False)["verdict"] == "not reproduced"
     assert l2l.claim("x", "y", None)["verdict"] == "not tested"
-    paired_row = l2l.claim("x", **lower_than({"LSTM": result("LSTM", [0.1, 0.2]), "Adam": result("Adam", [1, 2])}))
+    both = {"LSTM": result("LSTM", [0.1, 0.2, 0.3, 0.2]), "Adam": result("Adam", [1, 2, 2, 3])}
+    paired_row = l2l.claim("x", **lower_than(both))
     assert (
         paired_row["verdict"] == "reproduced" and paired_row["reproduced"] is True and "comparisons" not in paired_row
     )

@@ -43,13 +43,17 @@ def test_comparisons_by_condition_run_everyone_on_the_same_held_out_networks():
     problems = {"all": _tiny(), "two": _tiny([0, 1])}
     learned = {"all": {"LSTM s0": net}, "two": {"LSTM s0": net}}
     results, tuned = studies.comparisons_by_condition(problems, learned, [0.01, 0.1], 1, 2, 4, progress=False)
-    assert set(results["two"]) == {"LSTM s0", "SGD", "NAG", "RMSprop", "Adam"}
+    assert set(results["two"]) == {"final", "sum"}  # one comparison per metric, against baselines tuned for it
+    assert set(results["two"]["final"]) == {"LSTM s0", "SGD", "NAG", "RMSprop", "Adam"}
     for key, problem in problems.items():
-        nag = tuned[key]["NAG"].best_lr
-        alone = l2l.evaluate(l2l.make_baseline("NAG", nag), problem, n_tasks=2, steps=4)
-        torch.testing.assert_close(results[key]["NAG"].losses, alone.losses)
-    near = tuned["two"]["Adam"].scores
-    assert tuned["all"]["Adam"].best_lr in near  # the subsets' search is centred on the first set's rate
+        for metric in ("final", "sum"):
+            nag = tuned[key][metric]["NAG"]
+            assert nag.criterion == metric
+            alone = l2l.evaluate(l2l.make_baseline("NAG", nag.best_lr), problem, n_tasks=2, steps=4)
+            torch.testing.assert_close(results[key][metric]["NAG"].losses, alone.losses)
+        torch.testing.assert_close(results[key]["final"]["LSTM s0"].losses, results[key]["sum"]["LSTM s0"].losses)
+    near = tuned["two"]["final"]["Adam"].scores
+    assert tuned["all"]["final"]["Adam"].best_lr in near  # the subsets' search is centred on the first set's rate
     with pytest.raises(ValueError, match="no learned optimizers for"):
         studies.comparisons_by_condition(problems, {"all": {}}, [0.1], progress=False)
 
