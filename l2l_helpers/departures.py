@@ -276,8 +276,9 @@ def _neural_art_rows(problem: Problem) -> list[Setting]:
         _row(
             "content images",
             "64x64 ImageNet images: 1,800 to meta-train, 20 to validate, 100 to test",
-            f"random square crops of scikit-image photos: {photos['train']} to meta-train, {photos['val']} to "
-            f"validate, {photos['test']} held out ({', '.join(CONTENT_PHOTOS['test'])})",
+            f"random square crops of photos: {photos['train']} scikit-image photos to meta-train, {photos['val']} to "
+            f"validate, {photos['dev']} for development ({', '.join(CONTENT_PHOTOS['dev'])}); {photos['test']} other "
+            f"photographs held out for the claims ({', '.join(CONTENT_PHOTOS['test'])})",
             False,
         ),
         _row("loss weights", "not given", weights, True),

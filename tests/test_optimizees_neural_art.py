@@ -7,15 +7,20 @@ import torch
 import torch.nn.functional as F
 
 import l2l_helpers as l2l
+from l2l_helpers import settings
+from l2l_helpers.optimizees.base import SPLIT_OFFSETS, LockedSplitError
 from l2l_helpers.optimizees.neural_art import (
     CONTENT_PHOTOS,
+    SKIMAGE_PHOTOS,
     NeuralArtProblem,
     RandomFeatures,
     VGGFeatures,
     gram,
+    known_photos,
     load_photo,
     load_style,
     make_features,
+    task_photos,
     total_variation,
     vgg19_weights_file,
 )
@@ -27,15 +32,100 @@ def problem():
     return NeuralArtProblem(size=32)
 
 
+def _thumbnail(photo: torch.Tensor) -> torch.Tensor:
+    """A photo shrunk to 24 x 24: the same picture (a copy, a resized copy) gives nearly the same thumbnail."""
+    return F.interpolate(photo.unsqueeze(0), size=(24, 24), mode="area")[0]
+
+
 def test_content_photos_are_split():
-    """Training, validation and test content photos do not overlap; validation and test use several photos, and
-    every one of them loads as an RGB image (stereo_motorcycle: the left view of the stereo pair)."""
+    """Training, validation, development and test content photos do not overlap, by name or by picture (scikit-image's
+    ``cat`` is ``chelsea``: the thumbnail check catches such a copy); validation and development use several photos
+    and the locked test split at least 8 colour photographs; every one loads as an RGB image of at least 256 pixels
+    on its shorter side (stereo_motorcycle: the left view of the stereo pair)."""
+    import skimage.data
+
+    assert tuple(CONTENT_PHOTOS) == ("train", "val", "dev", "test") == tuple(SPLIT_OFFSETS)
     splits = [set(v) for v in CONTENT_PHOTOS.values()]
+    assert all(len(set(v)) == len(v) for v in CONTENT_PHOTOS.values())
     assert all(a.isdisjoint(b) for i, a in enumerate(splits) for b in splits[i + 1 :])
-    assert len(CONTENT_PHOTOS["val"]) > 1 and len(CONTENT_PHOTOS["test"]) > 1
+    assert len(CONTENT_PHOTOS["val"]) > 1 and len(CONTENT_PHOTOS["dev"]) > 1 and len(CONTENT_PHOTOS["test"]) >= 8
+    assert CONTENT_PHOTOS["dev"] == ("chelsea", "stereo_motorcycle")
+    thumbs = {}
     for name in sorted(set().union(*splits)):
         photo = load_photo(name)
         assert photo.shape[0] == 3 and min(photo.shape[1:]) >= 256 and 0 <= photo.min() < photo.max() <= 1, name
+        thumbs[name] = _thumbnail(photo)
+    for name in CONTENT_PHOTOS["test"]:  # colour photographs: the channels differ
+        photo = load_photo(name)
+        assert (photo - photo.mean(0)).abs().mean() > 0.02, name
+    split_of = {name: split for split, names in CONTENT_PHOTOS.items() for name in names}
+    for a in thumbs:
+        for b in thumbs:
+            if split_of[a] != split_of[b]:
+                assert (thumbs[a] - thumbs[b]).abs().mean() > 0.02, (a, b)
+    cat = torch.from_numpy(skimage.data.cat()).permute(2, 0, 1).float() / 255.0
+    assert (_thumbnail(cat) - thumbs["chelsea"]).abs().mean() < 0.02  # the check sees a copy
+
+
+def test_test_photos_have_a_source_and_a_free_licence():
+    """Every test photo is a scikit-image built-in or a file in data/photos with a row (name, subject, source,
+    author, licence) in data/photos/README.md whose licence is a free one; the files are at most 512 pixels on the
+    shorter side and small, and every file there is a test photo."""
+    photos = settings.assets_dir() / "photos"
+    rows = {}
+    for line in (photos / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 5:
+            rows[cells[0].strip("`")] = cells
+    free = ("public domain", "CC0", "CC BY", "CC BY-SA", "GPL-2+", "LGPL-3")
+    files = {p.stem for p in photos.glob("*.jpg")}
+    assert files == set(CONTENT_PHOTOS["test"]) - set(SKIMAGE_PHOTOS) and files <= set(known_photos())
+    total = 0
+    for name in CONTENT_PHOTOS["test"]:
+        if name in SKIMAGE_PHOTOS:
+            continue
+        _, subject, source, author, licence = rows[name]
+        assert subject and source and author and licence.startswith(free), name
+        assert min(load_photo(name).shape[1:]) <= 512, name
+        total += (photos / f"{name}.jpg").stat().st_size
+    assert total < 1_500_000
+
+
+def test_unknown_photo_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"photo='cat' is unknown; known photos: .*chelsea.*raccoon"):
+        load_photo("cat")
+    with pytest.raises(ValueError, match="photo='data_dir' is unknown"):  # skimage.data's other names are not photos
+        load_photo("data_dir")
+
+
+def test_task_photos_names_the_photo_of_each_task(problem):
+    """``task_photos`` gives the photo each task uses without drawing it; on ``dev`` (and ``train``) it agrees with
+    the drawn tasks' ``photos``, and those splits keep their seeded random choice (tasks 0..3 of dev: the cat, the
+    motorcycle, the cat, the motorcycle)."""
+    for split in ("dev", "train"):
+        tasks = problem.tasks(split, range(6))
+        assert tasks.photos == task_photos(split, range(6)) and len(tasks.photos) == 6
+        assert set(tasks.photos) <= set(CONTENT_PHOTOS[split])
+    assert task_photos("dev", [0, 1, 2, 3]) == ["chelsea", "stereo_motorcycle", "chelsea", "stereo_motorcycle"]
+    assert problem.tasks("dev", [7, 2]).photos == task_photos("dev", [7, 2])
+    with pytest.raises(ValueError, match="split='nope' is unknown"):
+        task_photos("nope", [0])
+    with pytest.raises(ValueError, match="out of range"):
+        task_photos("dev", [-1])
+
+
+def test_the_locked_split_cycles_through_its_photos(problem, monkeypatch):
+    """Test task i uses test photo i mod the number of photos, so n tasks cover the photos evenly; ``task_photos``
+    reads this while the split is locked, and drawing the test tasks stays refused."""
+    monkeypatch.setenv("L2L_LOCK_TEST", "1")
+    names = CONTENT_PHOTOS["test"]
+    n = len(names)
+    assert task_photos("test", range(3 * n + 2)) == [*names, *names, *names, names[0], names[1]]
+    assert task_photos("test", [n + 4, 5 * n + 4]) == [names[4], names[4]]
+    counts = [task_photos("test", range(2 * n)).count(name) for name in names]
+    assert counts == [2] * n
+    with pytest.raises(LockedSplitError):
+        problem.tasks("test", [0])
 
 
 def test_gram_matches_a_loop():
@@ -76,7 +166,7 @@ def test_random_features_are_seeded_and_multiscale():
 
 def test_loss_is_content_plus_style(problem):
     """At the content photo only the style and smoothness terms are left; the loss is differentiable in theta."""
-    tasks = problem.tasks("test", range(2))
+    tasks = problem.tasks("dev", range(2))
     theta = tasks.init_theta().requires_grad_(True)
     loss = tasks.loss(theta)
     feats = problem.features(tasks.images(theta))
@@ -95,7 +185,7 @@ def test_total_variation_term():
     checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 - 0.5
     torch.testing.assert_close(total_variation(checker.expand(1, 3, 8, 8).float()), torch.tensor([2.0]))
     plain, smooth = NeuralArtProblem(size=32, tv_weight=0.0), NeuralArtProblem(size=32, tv_weight=10.0)
-    tasks_a, tasks_b = plain.tasks("test", [0]), smooth.tasks("test", [0])
+    tasks_a, tasks_b = plain.tasks("dev", [0]), smooth.tasks("dev", [0])
     theta = tasks_a.init_theta() + 0.1 * torch.randn(1, 3 * 32 * 32, generator=torch.Generator().manual_seed(0))
     extra = tasks_b.loss(theta) - tasks_a.loss(theta)
     torch.testing.assert_close(extra, 10.0 * total_variation(tasks_a.images(theta)))
@@ -105,13 +195,13 @@ def test_total_variation_term():
 
 
 def test_tasks_are_reproducible_and_split(problem):
-    """The same seed gives the same crop; test crops come from test photos only."""
+    """The same seed gives the same crop; dev crops come from dev photos only."""
     a = problem.tasks("train", [5]).content
     b = problem.tasks("train", [5]).content
     assert torch.equal(a, b)
     assert not torch.equal(a, problem.tasks("train", [6]).content)
-    test = problem.tasks("test", range(3)).content
-    assert test.shape == (3, 3, 32, 32) and 0 <= float(test.min()) and float(test.max()) <= 1
+    dev = problem.tasks("dev", range(3)).content
+    assert dev.shape == (3, 3, 32, 32) and 0 <= float(dev.min()) and float(dev.max()) <= 1
 
 
 def test_optimizers_reduce_the_loss(problem):
@@ -148,7 +238,7 @@ def test_vgg19_features_with_random_weights():
     torch.testing.assert_close(feats[0], torch.relu(F.conv2d(normalized, conv1_1.weight, conv1_1.bias, padding=1)))
     problem = NeuralArtProblem(size=32)
     problem.features = features
-    tasks = problem.tasks("test", [0])
+    tasks = problem.tasks("dev", [0])
     theta = (tasks.init_theta() + 0.05 * torch.randn(1, 3 * 32 * 32)).requires_grad_(True)
     (grad,) = torch.autograd.grad(tasks.loss(theta).sum(), theta)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
@@ -226,7 +316,7 @@ def test_learning_rate_grid_reaches_past_the_default_one():
 def test_style_ratio_is_one_at_the_photo_and_the_style_term_of_the_loss(problem):
     """The style ratio is 1 at the content photo, per copy too; the style loss is the loss's style term: with content
     and smoothness weights 0 the loss is style_weight times it."""
-    tasks = problem.tasks("test", range(2))
+    tasks = problem.tasks("dev", range(2))
     theta = tasks.init_theta()
     torch.testing.assert_close(tasks.style_ratio(theta), torch.ones(2))
     noisy = theta + 0.1 * torch.randn_like(theta)
@@ -234,7 +324,7 @@ def test_style_ratio_is_one_at_the_photo_and_the_style_term_of_the_loss(problem)
     torch.testing.assert_close(ratio[:2], torch.ones(2))
     assert not torch.allclose(ratio[2:], torch.ones(2))
     only_style = NeuralArtProblem(size=32, content_weight=0.0, tv_weight=0.0, style_weight=3.0)
-    style_tasks = only_style.tasks("test", range(2))
+    style_tasks = only_style.tasks("dev", range(2))
     torch.testing.assert_close(style_tasks.loss(noisy).detach(), 3.0 * style_tasks.style_loss(noisy))
     with pytest.raises(ValueError, match="expected"):
         tasks.style_ratio(theta[:, :10])
@@ -246,7 +336,7 @@ def test_a_stronger_style_weight_styles_the_photo():
     few per cent of the photo's own distance at 1e6, where the picture visibly carries the painting."""
     ratios = {}
     for weight in (1e5, 1e6):
-        tasks = NeuralArtProblem(size=64, style_weight=weight).tasks("test", [2, 3])  # two crops of chelsea
+        tasks = NeuralArtProblem(size=64, style_weight=weight).tasks("dev", [2, 3])  # the cat, the motorcycle
         theta = tasks.init_theta().requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=0.02)
         for _ in range(100):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +21,33 @@ import torch.nn.functional as F
 
 from .. import settings
 from ..kernels import style_loss
-from .base import Problem, TaskBatch
+from .base import LOCKED_SPLIT, SPLIT_OFFSETS, SPLIT_SIZE, Problem, TaskBatch
 
-#: scikit-image photos used as content images, split so that test images are never trained on. The held-out
-#: photos are the two everyday scenes (a cat, a motorcycle: what the paper's ImageNet test images look like);
-#: the synthetic colour wheel and the retina scan only validate.
+#: Content photos by split. ``train``, ``val`` and ``dev`` are photos that ship inside scikit-image
+#: (:data:`SKIMAGE_PHOTOS`): the synthetic colour wheel and the retina scan only validate; ``dev``, the two everyday
+#: scenes (a cat, a motorcycle), is what development evaluates on. ``test``, the locked split the claims are measured
+#: on, is everyday photographs like the paper's ImageNet test images (an animal, a person, landscapes, objects,
+#: plants), stored in ``data/photos`` with their sources and licences (``data/photos/README.md``). No photo, and no
+#: copy of one, is in two splits.
 CONTENT_PHOTOS: dict[str, tuple[str, ...]] = {
     "train": ("astronaut", "coffee", "rocket", "immunohistochemistry"),
     "val": ("hubble_deep_field", "colorwheel", "retina"),
-    "test": ("chelsea", "stereo_motorcycle"),
+    "dev": ("chelsea", "stereo_motorcycle"),
+    "test": (
+        "raccoon",
+        "grace_hopper",
+        "china",
+        "flower",
+        "evening_glow",
+        "colorful_cups",
+        "forest_path",
+        "fallen_leaf",
+        "ladybird",
+        "dune",
+    ),
 }
+#: The photos :func:`load_photo` reads from scikit-image (``skimage.data``, files inside the installed package).
+SKIMAGE_PHOTOS: tuple[str, ...] = (*CONTENT_PHOTOS["train"], *CONTENT_PHOTOS["val"], *CONTENT_PHOTOS["dev"])
 
 #: Baselines' learning rates for neural art: 1e-3 .. 1e2 in half decades. Pixel gradients are small, so
 #: SGD and NAG want rates beyond the usual grid's top (10), where they would sit on its edge.
@@ -168,16 +185,64 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
     return _Gram.apply(flat, c * h * w)
 
 
-def load_photo(name: str) -> torch.Tensor:
-    """A scikit-image photo as a float tensor (3, H, W) in [0, 1]."""
-    import skimage.data
+def photos_dir() -> Path:
+    """The shipped content photos that are not part of scikit-image: ``data/photos`` (``<name>.jpg``)."""
+    return settings.assets_dir() / "photos"
 
-    img = getattr(skimage.data, name)()
-    if isinstance(img, tuple):  # stereo_motorcycle: (left view, right view, disparity): the left view
-        img = img[0]
+
+def known_photos() -> list[str]:
+    """Every name :func:`load_photo` reads: scikit-image's photos and the files in :func:`photos_dir`."""
+    return sorted({*SKIMAGE_PHOTOS, *(p.stem for p in photos_dir().glob("*.jpg"))})
+
+
+def load_photo(name: str) -> torch.Tensor:
+    """A content photo as a float tensor (3, H, W) in [0, 1]: ``data/photos/<name>.jpg`` or a scikit-image photo
+    (``skimage.data.<name>()``); a ``ValueError`` lists the known names for any other."""
+    path = photos_dir() / f"{name}.jpg"
+    if path.is_file():
+        from PIL import Image
+
+        with Image.open(path) as image:
+            img = np.array(image.convert("RGB"))
+    elif name in SKIMAGE_PHOTOS:
+        import skimage.data
+
+        img = getattr(skimage.data, name)()
+        if isinstance(img, tuple):  # stereo_motorcycle: (left view, right view, disparity): the left view
+            img = img[0]
+    else:
+        raise ValueError(f"photo={name!r} is unknown; known photos: {', '.join(known_photos())}")
     if img.ndim == 2:
         img = np.stack([img] * 3, -1)
     return torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1).float() / 255.0
+
+
+def _choose_photo(split: str, seed: int, gen: torch.Generator) -> str:
+    """The content photo of the task with this seed, drawn first from its generator ``gen``.
+
+    Every split draws a photo index from the seed; ``train``, ``val`` and ``dev`` use it, while the locked split
+    cycles through its photos by task index (task i: photo i mod the number of photos), so that n tasks cover
+    them evenly. The crop that follows is drawn from the same generator in every split.
+    """
+    names = CONTENT_PHOTOS[split]
+    drawn = int(torch.randint(len(names), (1,), generator=gen))
+    if split == LOCKED_SPLIT:
+        return names[(seed - SPLIT_OFFSETS[split]) % len(names)]
+    return names[drawn]
+
+
+def task_photos(split: str, indices: Iterable[int]) -> list[str]:
+    """The content photo of each task ``indices`` of ``split``, as :attr:`NeuralArtTasks.photos` names it, without
+    drawing the tasks or loading a photo (and without unlocking the locked split: it reads only the photo choice)."""
+    if split not in CONTENT_PHOTOS:
+        raise ValueError(f"split={split!r} is unknown; use one of: {', '.join(CONTENT_PHOTOS)}")
+    names = []
+    for i in indices:
+        if not 0 <= int(i) < SPLIT_SIZE:
+            raise ValueError(f"task index {i} is out of range [0, {SPLIT_SIZE})")
+        seed = SPLIT_OFFSETS[split] + int(i)
+        names.append(_choose_photo(split, seed, torch.Generator().manual_seed(seed)))
+    return names
 
 
 def load_style(name: str = "starry_night", size: int = 64) -> torch.Tensor:
@@ -201,17 +266,21 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 
 
 class NeuralArtTasks(TaskBatch):
-    """One image per task, styled after the same painting; theta is its pixels, flattened (3 * size * size)."""
+    """One image per task, styled after the same painting; theta is its pixels, flattened (3 * size * size).
+
+    ``photos`` names each task's content photo (:func:`task_photos` gives the same names without drawing tasks).
+    """
 
     def __init__(self, problem: NeuralArtProblem, seeds: list[int], split: str, device: torch.device) -> None:
         self.problem, self.seeds, self.device = problem, seeds, device
         size = problem.size
         self.dim = 3 * size * size
-        contents = []
+        contents: list[torch.Tensor] = []
+        self.photos: list[str] = []  # the content photo of each task
         for seed in seeds:  # each task: a random square crop of one of the split's photos, resized
             gen = torch.Generator().manual_seed(seed)
-            names = CONTENT_PHOTOS[split]
-            photo = problem.photo(names[int(torch.randint(len(names), (1,), generator=gen))])
+            self.photos.append(_choose_photo(split, seed, gen))
+            photo = problem.photo(self.photos[-1])
             side = min(photo.shape[1:])
             crop = int(torch.randint(side // 3, side + 1, (1,), generator=gen))
             top = int(torch.randint(0, photo.shape[1] - crop + 1, (1,), generator=gen))
@@ -271,7 +340,8 @@ class NeuralArtTasks(TaskBatch):
 
 
 class NeuralArtProblem(Problem):
-    """Style transfer (Gatys et al.) with the image as optimizee: content photos from scikit-image, one painting."""
+    """Style transfer (Gatys et al.) with the image as optimizee: content photos (:data:`CONTENT_PHOTOS`), one
+    painting."""
 
     lr_grid = NEURAL_ART_LR_GRID
 
