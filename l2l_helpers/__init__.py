@@ -60,7 +60,7 @@ from .intervals import Paired, all_of, by_seed, by_seed_groups, combined, lower_
 from .learned_optimizer import LearnedOptimizer
 from .meta_training import MetaTrainConfig, meta_train, unroll, unroll_trajectory
 from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem, mlp_model
-from .optimizees.neural_art import CONTENT_PHOTOS, NeuralArtProblem, load_style
+from .optimizees.neural_art import CONTENT_PHOTOS, NeuralArtProblem, load_style, task_photos
 from .preprocessing import PAPER_P, log_sign, log_sign_smooth, preprocess
 from .pretrained import (
     Recipe,
@@ -201,6 +201,7 @@ __all__ = [
     "sequential_comparison",
     "setup",
     "software_check",
+    "task_photos",
     "torch_training_curve",
     "trajectory",
     "tune_at_horizons",

@@ -83,8 +83,19 @@ class ClaimRow:
     ratio: float | None = None
     interval: tuple[float, float] | None = None
     metric: str = ""
-    tasks: int | None = None
+    n: int | None = None
     seeds: int | None = None
+    split: str | None = None
+    planned_n: int | None = None
+
+    @property
+    def n_text(self) -> str:
+        """The tasks behind the interval, with the plan's number where the run used another: ``16 (planned 20)``."""
+        if self.n is None:
+            return ""
+        if self.planned_n is not None and self.planned_n != self.n:
+            return f"{self.n} (planned {self.planned_n})"
+        return str(self.n)
 
     @property
     def ratio_text(self) -> str:
@@ -93,7 +104,7 @@ class ClaimRow:
             return "" if self.ratio is None else f"{self.ratio:.3g}"
         low, high = self.interval
         head = f"{self.ratio:.3g} " if self.ratio is not None else ""
-        metric = self.metric.replace(": ratio of means ", ", ")
+        metric = self.metric.replace(": ratio of means ", ", ").replace(": geometric-mean ratio ", ", ")
         return f"{head}[{low:.3g}, {high:.3g}]" + (f" {metric}" if metric else "")
 
 
@@ -116,8 +127,10 @@ def _row(notebook: str, claim: Mapping[str, Any]) -> ClaimRow:
         ratio=_number(claim.get("ratio")),
         interval=bounds if len(bounds) == 2 and None not in bounds else None,  # type: ignore[arg-type]
         metric=str(claim.get("metric") or ""),
-        tasks=claim.get("tasks"),
+        n=claim.get("n", claim.get("tasks")),
         seeds=claim.get("seeds"),
+        split=claim.get("split"),
+        planned_n=claim.get("planned_n"),
     )
 
 
@@ -145,6 +158,19 @@ def claims_by_figure(results: Mapping[str, Mapping[str, Any]]) -> dict[str, list
     return {key: rows for key, rows in groups.items() if rows}
 
 
+def splits_line(groups: Mapping[str, list[ClaimRow]]) -> str:
+    """Which held-out tasks the verdicts were measured on: the locked ``test`` tasks (the plan's), or ``dev``."""
+    splits = sorted({row.split for rows in groups.values() for row in rows if row.split})
+    if splits == ["test"]:
+        return (
+            "Verdicts measured once on the locked test tasks, as planned in notebooks/PLAN.md; the recipes, task "
+            "counts and rules were chosen on dev tasks."
+        )
+    if not splits:
+        return ""
+    return f"Verdicts measured on the {' and '.join(splits)} tasks (the locked test tasks are split 'test')."
+
+
 def verdict_tally(groups: Mapping[str, list[ClaimRow]]) -> str:
     """``38 claims: 30 reproduced, 3 not reproduced, 4 inconclusive, 1 not tested`` (verdicts with none left out)."""
     verdicts = [row.verdict for rows in groups.values() for row in rows]
@@ -166,7 +192,7 @@ def figure_table_markdown(groups: Mapping[str, list[ClaimRow]]) -> str:
     for key, rows in groups.items():
         for i, row in enumerate(rows):
             cells = [FIGURES[key] if i == 0 else "", row.claim, verdict_text({"verdict": row.verdict})]
-            cells += [row.ratio_text, row.tasks, row.seeds, row.notebook]
+            cells += [row.ratio_text, row.n_text, row.seeds, row.notebook]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -183,7 +209,7 @@ def figure_table_html(groups: Mapping[str, list[ClaimRow]], notebook_href: Mappi
             notebook = f"<a href='{html.escape(links[row.notebook])}'>{name}</a>" if row.notebook in links else name
             verdict = f"<td class='verdict {row.verdict.replace(' ', '-')}'>{html.escape(row.verdict)}</td>"
             sizes = "".join(
-                f"<td class='num'>{'' if v is None else html.escape(str(v))}</td>" for v in (row.tasks, row.seeds)
+                f"<td class='num'>{'' if v is None else html.escape(str(v))}</td>" for v in (row.n_text, row.seeds)
             )
             out.append(
                 f"<tr><td>{html.escape(row.claim)}</td>{verdict}<td>{html.escape(row.ratio_text)}</td>{sizes}"
@@ -192,27 +218,3 @@ def figure_table_html(groups: Mapping[str, list[ClaimRow]], notebook_href: Mappi
         out.append("</tbody>")
     out.append("</table>")
     return "\n".join(out)
-
-
-SUMMARY_COLUMNS = (
-    "paper figure",
-    "verdicts",
-    "first comparison: ratio [95% interval]",
-    "n (tasks)",
-    "seeds",
-    "notebooks",
-)
-
-
-def figure_summary_markdown(groups: Mapping[str, list[ClaimRow]]) -> str:
-    """One row per figure (the README's table): its verdicts counted, its first comparison with its interval, and
-    the notebooks; the claim-by-claim table is :func:`figure_table_markdown`."""
-    lines = ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
-    for key, rows in groups.items():
-        verdicts = [row.verdict for row in rows]
-        tally = ", ".join(f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v))
-        first = next((row for row in rows if row.interval is not None), None)
-        sizes = [first.ratio_text, first.tasks, first.seeds] if first else ["", "", ""]
-        notebooks = ", ".join(dict.fromkeys(row.notebook.split("_", 1)[0] for row in rows))
-        lines.append("| " + " | ".join(_cell(c) for c in [FIGURES[key], tally, *sizes, notebooks]) + " |")
-    return "\n".join(lines)

@@ -267,10 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--profile",
-        choices=["default", "smoke", "paper"],
+        choices=["default", "smoke", "paper", "dev"],
         default="default",
-        help="default (the shipped optimizers), smoke (CI sizes, a few minutes) or paper (every shipped optimizer "
-        "meta-trained from scratch with its stored recipe)",
+        help="default (the shipped optimizers, the claims on the locked test tasks), smoke (CI sizes, dev tasks, a "
+        "few minutes), paper (every shipped optimizer meta-trained from scratch with its stored recipe) or dev (the "
+        "default sizes on the dev tasks, for development)",
     )
     r.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available")
     return parser

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .claims_table import claims_by_figure, figure_table_markdown, load_results
+from .claims_table import claims_by_figure, figure_table_markdown, load_results, splits_line, verdict_tally
 from .results import interval_text, verdict_of, verdict_text
 from .settings import RETRAIN_DIR_ENV
 
@@ -36,6 +36,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "default": {"SMOKE": False},
     "smoke": {"SMOKE": True},
     "paper": {"SMOKE": False, "RETRAIN": True},
+    "dev": {"SMOKE": False, "SPLIT": "dev"},
 }
 
 
@@ -121,14 +122,16 @@ def notebook_parameters(path: Path, profile: str, device: str) -> dict[str, Any]
 
 
 def _claim_counts(results_file: Path) -> dict[str, int]:
-    """How many of a notebook's recorded claims were reproduced, not reproduced, inconclusive, not tested."""
+    """How many of a notebook's recorded claims were reproduced, not reproduced, inconclusive, on too few tasks,
+    not tested."""
     try:
         claims = json.loads(results_file.read_text()).get("claims", [])
     except (OSError, json.JSONDecodeError, AttributeError):
         return {}
     verdicts = [verdict_of(c) for c in claims if isinstance(c, dict)]
     counts = {"reproduced": verdicts.count("reproduced"), "not": verdicts.count("not reproduced")}
-    return counts | {"inconclusive": verdicts.count("inconclusive"), "not tested": verdicts.count("not tested")}
+    counts |= {"inconclusive": verdicts.count("inconclusive"), "too few tasks": verdicts.count("too few tasks")}
+    return counts | {"not tested": verdicts.count("not tested")}
 
 
 @functools.cache
@@ -282,12 +285,24 @@ def _markdown_table(rows: list[list[str]]) -> list[str]:
 
 
 def _notebook_section(name: str, data: dict[str, Any]) -> list[str]:
-    """One notebook's part of the report: its claims table, key figures and recorded values."""
+    """One notebook's part of the report: its claims table (with each claim's method, split, n and planned n), its
+    software checks apart, key figures and recorded values."""
     md = ["", f"## {name}", ""]
     claims = data.get("claims", [])
     if claims:
-        rows = [["claim", "ours", "verdict", "95% interval"]]
-        rows += [[str(c.get("claim", "")), str(c.get("ours", "")), verdict_text(c), interval_text(c)] for c in claims]
+        rows = [["claim", "ours", "verdict", "95% interval", "split", "n (planned)", "method"]]
+        for c in claims:
+            n, planned = c.get("n", c.get("tasks")), c.get("planned_n")
+            sizes = "" if n is None else f"{n}" + (f" ({planned})" if planned is not None else "")
+            row = [str(c.get("claim", "")), str(c.get("ours", "")), verdict_text(c), interval_text(c)]
+            rows.append([*row, str(c.get("split") or ""), sizes, str(c.get("method") or "")])
+        md += [*_markdown_table(rows), ""]
+    checks = data.get("checks", [])
+    if checks:
+        rows = [["software check (not a claim of the paper)", "ours", "holds"]]
+        rows += [
+            [str(c.get("check", "")), str(c.get("ours", "")), "yes" if c.get("holds") else "**no**"] for c in checks
+        ]
         md += [*_markdown_table(rows), ""]
     for fig in data.get("figures", []):
         title = str(fig.get("title", fig.get("name", "figure"))).replace("]", ")").replace("[", "(")
@@ -379,7 +394,8 @@ def write_report(summary: RunSummary, profile: str, device: str) -> Path:
         md.append("No notebooks were found to run.")
     groups = claims_by_figure(results)
     if groups:
-        md += ["", "## Claims by paper figure", "", figure_table_markdown(groups)]
+        md += ["", "## Claims by paper figure", "", f"{verdict_tally(groups)}. {splits_line(groups)}".strip(), ""]
+        md += [figure_table_markdown(groups)]
     for name, data in results.items():
         md += _notebook_section(name, data)
     summary.report.write_text("\n".join(md) + "\n")

@@ -222,5 +222,7 @@ def check_parameters(namespace: Mapping[str, Any]) -> None:
             problem = "must be a list of at least two labels (non-negative integers), e.g. [0, 1]"
         elif name == "DATASET" and value not in ("auto", "fashion_mnist", "cifar10"):
             problem = "must be one of auto, fashion_mnist, cifar10"
+        elif name == "SPLIT" and value not in ("test", "dev"):
+            problem = "must be 'test' (the locked held-out tasks of the claims) or 'dev' (development)"
         if problem:
             raise ValueError(f"notebook parameter {name}={value!r} {problem}")

@@ -26,9 +26,10 @@ from typing import Any
 
 from .claims_table import (
     claims_by_figure,
-    figure_summary_markdown,
     figure_table_html,
+    figure_table_markdown,
     load_results,
+    splits_line,
     verdict_tally,
 )
 
@@ -437,12 +438,13 @@ def build_site(run_dir: str | Path) -> Path:
 
 
 def readme_block(run_dir: Path) -> str:
-    """What goes between the README's markers: the claims by paper figure, one row a figure, and the run's line
-    (the claim-by-claim table is in the run's report and site)."""
+    """What goes between the README's markers: the claims by paper figure, claim by claim (verdict, ratio with its
+    interval, n, seeds), which tasks they were measured on, and the run's line."""
     groups = claims_by_figure(load_results(run_dir / "results"))
     if not groups:
         raise ValueError(f"{run_dir / 'results'} holds no claims: give the folder of a run whose notebooks ran")
-    lines = [f"Claims of this run by paper figure: {verdict_tally(groups)}.", "", figure_summary_markdown(groups), ""]
+    lines = [f"Claims of this run by paper figure: {verdict_tally(groups)}. {splits_line(groups)}".strip(), ""]
+    lines += [figure_table_markdown(groups), ""]
     lines.append(run_line(run_info(run_dir)))
     return "\n".join(lines)
 

@@ -15,8 +15,8 @@ import l2l_helpers as l2l
 def test_convnet_optimizers_beat_tuned_nag_and_adam_on_two_labels():
     """Figure 6, right (CIFAR-2 here on Fashion-MNIST labels 0 and 1): the shipped `conv` (all labels) and `conv_sub`
     (labels 5-9 only: these labels are new to it) seed 0 end lower than NAG and Adam, the strongest baselines of
-    notebook 10, each tuned on a training network, on 4 held-out convnets (dev) by paired 95% intervals. A CI-sized check of
-    what notebook 10 reports with every seed and baseline (where the margins are 10-500x)."""
+    notebook 10, each tuned on a training network, on 4 held-out convnets (dev) by paired 95% intervals. A CI-sized
+    check of what notebook 10 reports with every seed and baseline (where the margins are 10-500x)."""
     from l2l_helpers.optimizees.conv import ConvProblem
 
     problem = ConvProblem(labels=[0, 1])

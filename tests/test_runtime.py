@@ -48,6 +48,7 @@ def test_same_seed_same_results():
         (lambda: l2l.check_parameters({"FIVE_LABELS": [3]}), "FIVE_LABELS"),
         (lambda: l2l.check_parameters({"TWO_LABELS": [0, "1"]}), "TWO_LABELS"),
         (lambda: l2l.check_parameters({"DATASET": "cifar100"}), "DATASET"),
+        (lambda: l2l.check_parameters({"SPLIT": "val"}), "SPLIT"),
         (lambda: l2l.check_parameters({"LONG_HORIZONS": []}), "LONG_HORIZONS"),
         (lambda: l2l.check_parameters({"TIMING_REPEATS": 0}), "TIMING_REPEATS"),
     ],

@@ -104,7 +104,10 @@ def test_claims_by_figure_groups_in_the_papers_order():
         ("an old row", "not reproduced", ""),
     ]
     first = groups["fig4-left"][0]
-    assert (first.tasks, first.seeds, first.notebook) == (20, 3, "05_quadratics")
+    assert (first.n, first.seeds, first.notebook) == (20, 3, "05_quadratics")
+    assert first.n_text == "20" and claims_table.ClaimRow("x", "05", "c", "reproduced", n=16, planned_n=20).n_text == (
+        "16 (planned 20)"
+    )
     assert first.ratio_text == "0.777 [0.353, 0.923] final loss, LSTM/Adam"
     tally = claims_table.verdict_tally(groups)
     assert tally == "6 claims: 3 reproduced, 2 not reproduced, 1 inconclusive"
@@ -194,7 +197,8 @@ def test_readme_gets_the_table_the_run_line_and_a_small_figure(tmp_path):
     block, tail = block.split("\n<!-- results:end -->")
     assert head == "# l2l\n\nIntro.\n\n## Results\n\n" and tail == "\n\nMore text.\n"
     assert "old table" not in block and "Claims of this run by paper figure: 6 claims: 3 reproduced" in block
-    assert "| Figure 4, left: quadratics | " in block and "![" not in block  # one row a figure; no image
+    assert "| Figure 4, left: quadratics | the LSTM \\| outperforms SGD" in block  # claim by claim
+    assert "![" not in block
     assert block.splitlines()[-1] == (
         "Run of 2026-12-08 10:15, profile `default`: 2 notebooks (all ok) in 30 min 27 s, on Test CPU 9000 "
         "(2 cores), torch 2.13.0, device cpu."
