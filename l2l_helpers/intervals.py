@@ -57,10 +57,17 @@ def per_task(result: EvalResult, metric: str = "final", horizon: int | None = No
     return losses[:, t] if metric == "final" else losses[:, 1 : t + 1].sum(axis=1)
 
 
-def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[Any, Any]:
     """Student's t interval of the mean of ``values`` (n,), n >= 2; infinite values open the interval on their
-    side (a diverged run), the finite ones give the other end."""
+    side (a diverged run), the finite ones give the other end. ``values`` of shape (..., n), all finite, give
+    arrays of intervals, one per row (the coverage test draws thousands at once)."""
     values = np.asarray(values, dtype=float)
+    if values.ndim > 1:
+        if not np.isfinite(values).all():
+            raise ValueError("rows of values must be finite; give one row at a time where a run diverged")
+        n = values.shape[-1]
+        half = stats.t.ppf(0.5 + level / 2, n - 1) * values.std(axis=-1, ddof=1) / math.sqrt(n)
+        return values.mean(axis=-1) - half, values.mean(axis=-1) + half
     finite = values[np.isfinite(values)]
     if len(finite) >= 2:
         mean, sem = float(finite.mean()), float(stats.sem(finite))
@@ -73,6 +80,24 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     if (values == math.inf).any():
         high = math.inf
     return low, high
+
+
+def power(effect: float, n: int, level: float = 0.95) -> float:
+    """The chance that a paired t-interval on n tasks excludes 0 when the per-task log ratios have mean/sd =
+    ``effect`` (normal): the noncentral t of Student's test (``scipy.stats.nct``)."""
+    if n < 2:
+        raise ValueError(f"n={n} must be at least 2")
+    crit = stats.t.ppf(0.5 + level / 2, n - 1)
+    shift = abs(effect) * math.sqrt(n)
+    return float(stats.nct.sf(crit, n - 1, shift) + stats.nct.cdf(-crit, n - 1, shift))
+
+
+def tasks_for_power(effect: float, target: float = 0.8, most: int = 1000) -> int | None:
+    """The fewest tasks (at least :data:`MIN_TASKS`) at which :func:`power` reaches ``target``; None past ``most``."""
+    for n in range(MIN_TASKS, most + 1):
+        if power(effect, n) >= target:
+            return n
+    return None
 
 
 def log_ratios(xa: np.ndarray, xb: np.ndarray, clusters: Sequence[Any] | None = None) -> np.ndarray:

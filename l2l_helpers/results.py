@@ -267,6 +267,13 @@ def report_claims(
     for name, fig in (figures or {}).items():
         save_figure(notebook, name, fig)
     display(Markdown(claims_markdown(claims, checks)))
-    if split is not None and split != "test":
+    if split == "test":
+        display(
+            Markdown(
+                "*Verdicts on the locked `test` tasks, as planned in `notebooks/PLAN.md`: the recipes, task counts and "
+                "rules were chosen on `dev` tasks, before these tasks were evaluated.*"
+            )
+        )
+    elif split is not None:
         display(Markdown(f"*These verdicts are on the `{split}` tasks (development), not the locked `test` tasks.*"))
     return path

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from l2l_helpers import check, claim, claims_markdown, record
+from l2l_helpers import check, claim, claims_markdown, record, software_check
 
 
 def test_record_merges_and_writes_plain_json(tmp_path, monkeypatch):
@@ -18,10 +18,15 @@ def test_record_merges_and_writes_plain_json(tmp_path, monkeypatch):
     path = record("nb", {"c": 3}, [claim("x holds", "1 < 3", False), claim("y", "-", None)])
     data = json.loads(path.read_text())
     assert data["values"] == {"a": [1.0, 2.0], "b": "inf", "c": 3}
+    empty = dict.fromkeys(("id", "interval", "n", "seeds", "method", "split", "planned_n"))
     assert data["claims"] == [
-        {"claim": "x holds", "ours": "1 < 3", "verdict": "not reproduced", "reproduced": False},
-        {"claim": "y", "ours": "-", "verdict": "not tested", "reproduced": None},
+        {"claim": "x holds", "ours": "1 < 3", "verdict": "not reproduced", "reproduced": False, **empty},
+        {"claim": "y", "ours": "-", "verdict": "not tested", "reproduced": None, **empty},
     ]
+    record("nb", checks=[software_check("phi is shared", "5,301 parameters", True)])
+    data = json.loads(path.read_text())
+    assert data["checks"] == [{"check": "phi is shared", "ours": "5,301 parameters", "holds": True}]
+    assert len(data["claims"]) == 2  # checks are kept apart, never among the claims
 
 
 def test_check_asserts_unless_smoke(capsys):
@@ -42,6 +47,13 @@ def test_claims_markdown():
         "| b | 2 | **not reproduced** |  |",
         "| c | 3 | not tested |  |",
         "| d | 4 | inconclusive | [0.91, 1.05] (final loss; 20 tasks, 3 seeds) |",
+    ]
+    with_checks = claims_markdown(rows[:1], [software_check("same forward pass", "atol 1e-6", False)]).splitlines()
+    assert with_checks[3:] == [
+        "",
+        "| software check | ours | holds |",
+        "|---|---|---|",
+        "| same forward pass | atol 1e-6 | **no** |",
     ]
 
 
