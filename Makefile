@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml requirements/torch.txt requirements/constrain
 lab: setup  ## open the course: JupyterLab on notebook 01 (prints the URL; LAB_ARGS="--port 8890 --no-browser")
 	$(PY) -m l2l_helpers.lab $(LAB_ARGS)
 
-run: setup  ## every notebook headless into runs/<timestamp>/: executed copies, report, site (DEVICE=auto|cpu|cuda, PROFILE=default|smoke|paper|dev)
+run: setup  ## every notebook headless into runs/<timestamp>/: executed copies, report, site (DEVICE=auto|cpu|cuda, PROFILE=default|smoke|paper|dev|full)
 	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
 
 RUN ?= $(lastword $(sort $(wildcard runs/2*)))

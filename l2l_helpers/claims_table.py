@@ -104,7 +104,7 @@ class ClaimRow:
             return "" if self.ratio is None else f"{self.ratio:.3g}"
         low, high = self.interval
         head = f"{self.ratio:.3g} " if self.ratio is not None else ""
-        metric = self.metric.replace(": ratio of means ", ", ").replace(": geometric-mean ratio ", ", ")
+        metric = self.metric.replace(": ratio of means ", ", ").replace(": median-task ratio ", ", ")
         return f"{head}[{low:.3g}, {high:.3g}]" + (f" {metric}" if metric else "")
 
 

@@ -28,14 +28,17 @@ def plan_file() -> Path | None:
 
 
 def parse_plan(text: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{notebook: {claim id: row}}`` from the plan's Markdown; ``n`` and ``seeds`` become integers (None for a
-    dash). A table whose header is not :data:`COLUMNS`, or an id used twice in a notebook, is a ``ValueError``."""
+    """``{notebook: {claim id: row}}`` from the plan's Markdown (sections ``## NN_name``; other sections are prose);
+    ``n`` and ``seeds`` become integers (None for a dash). A table whose header is not :data:`COLUMNS`, or an id
+    used twice in a notebook, is a ``ValueError``."""
     plan: dict[str, dict[str, dict[str, Any]]] = {}
     notebook, header_seen = None, False
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if stripped.startswith("## "):
-            notebook, header_seen = stripped[3:].strip().split()[0], False
+            name = stripped[3:].strip().split()[0]
+            notebook = name if name[:2].isdigit() and name[2:3] == "_" else None  # other sections are prose
+            header_seen = False
             continue
         if notebook is None or not stripped.startswith("|"):
             continue
@@ -73,27 +76,27 @@ def planned(notebook: str) -> dict[str, dict[str, Any]]:
 
 
 def claim_power(row: dict[str, Any], target: float = 0.8) -> dict[str, Any] | None:
-    """For a recorded claim with its deciding comparison's per-task ``log_ratios`` (a ``dev`` run): n, the mean and
-    sd of the log ratios, their standardized effect, the power at this n and the tasks :func:`tasks_for_power`
-    needs for ``target``; None for a claim without log ratios."""
+    """For a recorded claim with its deciding comparison's per-task ``log_ratios`` (a ``dev`` run): n, the median log
+    ratio, the share of tasks on its side (smoothed: (count + 1/2) / (n + 1), so that a clean sweep of a few tasks is
+    not read as certainty), the sign test's power at this n and the tasks :func:`tasks_for_power` needs for
+    ``target``; None for a claim without log ratios."""
     import numpy as np
 
     from .intervals import power, tasks_for_power
 
     logs = np.asarray(row.get("log_ratios") or [], dtype=float)
-    logs = logs[np.isfinite(logs)]
+    logs = logs[~np.isnan(logs)]
     if len(logs) < 2:
         return None
-    mean, sd = float(logs.mean()), float(logs.std(ddof=1))
-    effect = mean / sd if sd > 0 else float("inf")
-    needed = tasks_for_power(effect, target) if np.isfinite(effect) else None
+    median = float(np.median(logs))
+    side = np.sign(median) or 1.0
+    share = (float(np.sum(np.sign(logs) == side)) + 0.5) / (len(logs) + 1)
     return {
         "n": len(logs),
-        "mean_log_ratio": mean,
-        "sd": sd,
-        "effect": effect,
-        "power": power(effect, len(logs)) if np.isfinite(effect) else 1.0,
-        "n_for_power": needed,
+        "median_log_ratio": median,
+        "share": share,
+        "power": power(share, len(logs)),
+        "n_for_power": tasks_for_power(share, target),
     }
 
 
@@ -102,8 +105,8 @@ def power_table(run_dir: str | Path, target: float = 0.8) -> str:
     from .claims_table import load_results
 
     lines = [
-        f"| notebook | id | n | mean log ratio | sd | effect | power at n | n for {target:.0%} |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| notebook | id | n | median log ratio | share of tasks on its side | power at n | n for {target:.0%} |",
+        "|---|---|---|---|---|---|---|",
     ]
     for notebook, data in load_results(Path(run_dir) / "results").items():
         for row in data.get("claims", []):
@@ -111,8 +114,8 @@ def power_table(run_dir: str | Path, target: float = 0.8) -> str:
             if found is None:
                 continue
             lines.append(
-                f"| {notebook} | {row.get('id')} | {found['n']} | {found['mean_log_ratio']:.3f} | {found['sd']:.3f} "
-                f"| {found['effect']:.2f} | {found['power']:.2f} | {found['n_for_power'] or '> 1000'} |"
+                f"| {notebook} | {row.get('id')} | {found['n']} | {found['median_log_ratio']:.3f} "
+                f"| {found['share']:.2f} | {found['power']:.2f} | {found['n_for_power'] or '> 1000'} |"
             )
     return "\n".join(lines)
 

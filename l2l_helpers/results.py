@@ -233,7 +233,9 @@ def claims_markdown(claims: list[dict[str, Any]], checks: list[dict[str, Any]] |
 
 def fill_plan(notebook: str, claims: list[dict[str, Any]], split: str | None) -> list[dict[str, Any]]:
     """The claims with ``split`` and ``planned_n`` (from the plan, :mod:`~l2l_helpers.plan`, by claim id) filled in;
-    a claim id the plan does not know is an error, so a notebook cannot record a claim nobody planned."""
+    a claim id the plan does not know is an error, so a notebook cannot record a claim nobody planned. A claim
+    measured on fewer tasks than planned (a SMOKE run, a smaller default than the plan's) is ``not tested``: its
+    numbers are kept, its verdict withheld."""
     from .plan import planned
 
     plan = planned(notebook)
@@ -245,6 +247,13 @@ def fill_plan(notebook: str, claims: list[dict[str, Any]], split: str | None) ->
             raise ValueError(f"{notebook}: claim id {row.get('id')!r} is not in notebooks/PLAN.md (known: {known})")
         row["split"] = split if row.get("n") is not None else row.get("split")
         row["planned_n"] = plan[row["id"]]["n"] if plan else None
+        n, wanted = row.get("n"), row["planned_n"]
+        if n is not None and wanted is not None and n < wanted and row["verdict"] != "not tested":
+            # fewer tasks than planned: the planned test was not made; the numbers stay, the verdict is withheld
+            row["ours"] = (
+                f"{row['ours']} [n = {n} of the planned {wanted}: verdict withheld, {row['verdict']} at this n]"
+            )
+            row["verdict"], row["reproduced"] = "not tested", None
         out.append(row)
     return out
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .evaluation import EvalResult
-from .intervals import METHOD, MIN_TASKS, combined, log_ratios, lower_than, paired, per_task, t_interval
+from .intervals import METHOD, MIN_TASKS, combined, log_ratios, lower_than, median_interval, paired, per_task
 
 
 def beats_baselines(
@@ -73,7 +73,7 @@ def keeps_improving(results: Mapping[str, EvalResult], early: int, late: int, wi
         "verdict": combined(p.verdict for p in pairs),
         "interval": list(deciding.ratio_interval),
         "ratio": deciding.ratio,
-        "metric": f"{what} up to step {late} / up to step {early}, same tasks: geometric-mean ratio",
+        "metric": f"{what} up to step {late} / up to step {early}, same tasks: median-task ratio",
         "n": deciding.tasks,
         "seeds": len(pairs),
         "method": METHOD,
@@ -94,7 +94,7 @@ def edge_lost(
     ones, the same task indices (same seeds: same initialisations and minibatches). For each seed the edge is lost
     when the data show it: on the changed networks a tuned baseline ends clearly lower (a paired interval above 1),
     or the log ratio against the best baseline of the changed networks rises from the trained networks to the
-    changed ones (a paired t-interval above 0). Then
+    changed ones (a paired sign-test interval above 0). Then
 
     * ``reproduced``: it beats every baseline as trained, and every seed's edge is lost on the changed networks;
     * ``not reproduced``: it still beats every baseline on the changed networks, or as trained a baseline is lower;
@@ -112,10 +112,10 @@ def edge_lost(
         rise = log_ratios(per_task(after[learned]), per_task(after[best])) - log_ratios(
             per_task(before[learned]), per_task(before[best])
         )
-        low, high = t_interval(rise)
+        low, high = median_interval(rise)
         rises = len(rise) >= MIN_TASKS and low > 0
         lost.append(bool(worse) or rises)
-        change = float(np.exp(rise[np.isfinite(rise)].mean())) if np.isfinite(rise).any() else float("nan")
+        change = float(np.exp(np.median(rise))) if len(rise) else float("nan")
         notes.append(
             f"seed {k}: clearly behind {', '.join(worse) or 'no baseline'}; ratio to {best} x{change:.3g} "
             f"[{np.exp(low):.3g}, {np.exp(high):.3g}] from trained to changed"

@@ -37,6 +37,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"SMOKE": True},
     "paper": {"SMOKE": False, "RETRAIN": True},
     "dev": {"SMOKE": False, "SPLIT": "dev"},
+    "full": {"SMOKE": False, "FULL": True},
 }
 
 

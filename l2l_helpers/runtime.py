@@ -164,7 +164,7 @@ def setup(seed: int = 0, device: str | torch.device = "auto", verbose: bool = Tr
     return dev
 
 
-_BOOL_PARAMS = {"SMOKE", "INTERACTIVE", "RETRAIN"}
+_BOOL_PARAMS = {"SMOKE", "INTERACTIVE", "RETRAIN", "FULL"}
 _NON_NEGATIVE_INT_PARAMS = {"SEED", "TASK"}
 _POSITIVE_INT_SUFFIXES = (
     "EPOCHS",

@@ -46,20 +46,23 @@ def test_pairing_sees_a_small_gap_that_two_means_hide():
     assert paired(noisy, b).verdict == "inconclusive"
 
 
-def test_the_interval_is_students_t_on_the_log_ratios():
-    """Oracle: the interval equals scipy's t-interval of log(a/b), exponentiated, and the ratio their geometric
-    mean; an interval crossing 1 is inconclusive."""
+def test_the_interval_is_the_sign_tests_on_the_log_ratios():
+    """Oracle: the interval is scipy's quantile_test interval of the median of log(a/b), exponentiated, the ratio the
+    median task's; on 10 tasks it is the 2nd and 9th smallest (binomial tables: P(B(10, 1/2) <= 1) = 11 / 1024)."""
     from scipy import stats
 
     rng = np.random.default_rng(1)
-    b = rng.uniform(0.5, 1.5, 8)
-    a = b * np.exp(rng.normal(-0.1, 0.2, 8))
-    logs = np.log(a / b)
-    low, high = stats.t.interval(0.95, len(logs) - 1, loc=logs.mean(), scale=stats.sem(logs))
+    b = rng.uniform(0.5, 1.5, 10)
+    a = b * np.exp(rng.normal(-0.3, 0.2, 10))
+    logs = np.sort(np.log(a / b))
+    found = stats.quantile_test(logs, q=0, p=0.5).confidence_interval(0.95)
     p = paired(a, b)
-    assert p.ratio == pytest.approx(np.exp(logs.mean()))
-    assert p.ratio_interval == pytest.approx((np.exp(low), np.exp(high)))
-    assert p.verdict == ("reproduced" if high < 0 else "not reproduced" if low > 0 else "inconclusive")
+    assert p.ratio == pytest.approx(np.exp(np.median(logs)))
+    assert p.ratio_interval == pytest.approx((np.exp(found.low), np.exp(found.high)))
+    assert p.ratio_interval == pytest.approx((np.exp(logs[1]), np.exp(logs[8])))
+    assert p.verdict == ("reproduced" if logs[8] < 0 else "not reproduced" if logs[1] > 0 else "inconclusive")
+    assert l2l.intervals.order_statistic(10) == 2 and l2l.intervals.order_statistic(6) == 1
+    assert l2l.intervals.order_statistic(5) == 0 and l2l.intervals.MIN_TASKS == 6
 
 
 def test_crops_of_one_photo_count_as_one_task():
@@ -68,17 +71,18 @@ def test_crops_of_one_photo_count_as_one_task():
     p = paired(a, b, clusters=["x", "x", "y", "y", "z", "z"])
     assert p.tasks == 3 and p.log_ratios == pytest.approx([0.0, np.log(0.5), np.log(0.5)])
     assert p.verdict == "too few tasks"  # 3 photos: below the smallest n that decides
+    assert paired(a, b).verdict == "inconclusive"  # as 6 independent tasks it would decide, were they
     with pytest.raises(ValueError, match="one label per task"):
         paired(a, b, clusters=["x"])
 
 
 def test_diverged_runs_count_against_whoever_diverged():
-    a, b = np.array([0.1, 0.2, 0.3, 0.2, 0.25]), np.array([0.2, 0.3, math.inf, 0.3, 0.3])
+    a, b = np.array([0.1, 0.2, 0.3, 0.2, 0.25, 0.1]), np.array([0.2, 0.3, math.inf, 0.3, 0.3, 0.2])
     assert paired(a, b).verdict == "reproduced"  # b diverged on one task and is worse on the others
     assert paired(b, a).verdict == "not reproduced"
-    both = np.array([0.1, math.inf, 0.2, 0.2, 0.2])
-    p = paired(both, np.array([0.2, math.inf, 0.4, 0.42, 0.38]))  # both diverged on task 1: a tie there
-    assert p.log_ratios[1] == 0 and p.verdict == "reproduced"
+    both = np.array([0.1, math.inf, 0.2, 0.2, 0.2, 0.1, 0.1])
+    p = paired(both, np.array([0.2, math.inf, 0.4, 0.42, 0.38, 0.2, 0.2]))  # both diverged on task 1: a tie there
+    assert p.log_ratios[1] == 0 and p.verdict == "inconclusive"  # the tie is not on a's side: 6 of 7 are not enough
     with pytest.raises(ValueError, match="positive"):
         paired(np.array([0.0, 1.0]), np.array([1.0, 1.0]))
 
@@ -103,14 +107,14 @@ def test_combined_needs_every_comparison():
 
 
 def test_lower_than_decides_on_the_closest_baseline_and_every_seed():
-    seed0 = {"LSTM": result("LSTM", [0.10, 0.20, 0.30, 0.40]), "SGD": result("SGD", [0.5, 0.6, 0.7, 0.8])}
-    seed0["Adam"] = result("Adam", [0.11, 0.21, 0.31, 0.41])
+    finals = np.array([0.10, 0.20, 0.30, 0.40, 0.5, 0.6])
+    seed0 = {"LSTM": result("LSTM", finals), "SGD": result("SGD", finals + 0.4), "Adam": result("Adam", finals + 0.01)}
     one = lower_than(seed0)
-    assert one["verdict"] == "reproduced" and one["seeds"] == 1 and one["n"] == 4 and one["method"]
-    geometric = np.exp(np.mean(np.log([0.10 / 0.11, 0.20 / 0.21, 0.30 / 0.31, 0.40 / 0.41])))
-    assert "LSTM/Adam" in one["metric"] and one["ratio"] == pytest.approx(geometric)
-    assert len(one["comparisons"]) == 2 and one["interval"][1] < 1 and len(one["log_ratios"]) == 4
-    seed1 = {**seed0, "LSTM": result("LSTM", [0.12, 0.22, 0.32, 0.42])}  # the second optimizer loses to Adam
+    assert one["verdict"] == "reproduced" and one["seeds"] == 1 and one["n"] == 6 and one["method"]
+    median = np.exp(np.median(np.log(finals / (finals + 0.01))))
+    assert "LSTM/Adam" in one["metric"] and one["ratio"] == pytest.approx(median)
+    assert len(one["comparisons"]) == 2 and one["interval"][1] < 1 and len(one["log_ratios"]) == 6
+    seed1 = {**seed0, "LSTM": result("LSTM", finals + 0.02)}  # the second optimizer loses to Adam
     two = lower_than([seed0, seed1])
     assert two["verdict"] == "not reproduced" and two["seeds"] == 2
     assert two["ours"].startswith("LSTM/SGD 0.") and "LSTM/Adam " in two["ours"] and two["ours"].count("LSTM/") == 2
@@ -121,8 +125,9 @@ def test_lower_than_decides_on_the_closest_baseline_and_every_seed():
     with pytest.raises(ValueError, match=r"others=\['NAG'\] are not among"):
         lower_than(seed0, others=["SGD", "NAG"])
     # the interval shown is the deciding comparison's: an inconclusive one beats a closer-in-ratio clear win
-    close_but_clear = {"LSTM": result("LSTM", [0.99, 1.98, 2.97, 3.96]), "A": result("A", [1.0, 2.0, 3.0, 4.0])}
-    close_but_clear["B"] = result("B", [0.5, 3.0, 3.05, 4.0])
+    base = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    close_but_clear = {"LSTM": result("LSTM", base * 0.99), "A": result("A", base)}
+    close_but_clear["B"] = result("B", [0.5, 3.0, 3.05, 4.0, 4.0, 7.0])
     fields = lower_than(close_but_clear)
     assert fields["verdict"] == "inconclusive" and fields["metric"].endswith("LSTM/B")
 
@@ -134,7 +139,7 @@ def test_a_claim_carries_its_verdict_interval_and_sizes():
     assert l2l.claim("x", "y", True)["verdict"] == "reproduced"
     assert l2l.claim("x", "y", False)["verdict"] == "not reproduced"
     assert l2l.claim("x", "y", None)["verdict"] == "not tested"
-    both = {"LSTM": result("LSTM", [0.1, 0.2, 0.3, 0.2]), "Adam": result("Adam", [1, 2, 2, 3])}
+    both = {"LSTM": result("LSTM", [0.1, 0.2, 0.3, 0.2, 0.1, 0.1]), "Adam": result("Adam", [1, 2, 2, 3, 1, 1])}
     paired_row = l2l.claim("x", **lower_than(both))
     assert (
         paired_row["verdict"] == "reproduced" and paired_row["reproduced"] is True and "comparisons" not in paired_row

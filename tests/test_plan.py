@@ -57,11 +57,15 @@ def test_fill_plan_records_split_and_planned_n_and_refuses_an_unplanned_claim():
     claim = l2l.claim("x", "y", verdict="reproduced", interval=[0.5, 0.9], n=20, seeds=3, id=first)
     filled = fill_plan("05_quadratics", [claim], "dev")[0]
     assert filled["split"] == "dev" and filled["planned_n"] == rows[first]["n"]
+    few = l2l.claim("x", "y", verdict="reproduced", interval=[0.5, 0.9], n=4, seeds=3, id=first)
+    withheld = fill_plan("05_quadratics", [few], "dev")[0]
+    assert withheld["verdict"] == "not tested" and "verdict withheld, reproduced at this n" in withheld["ours"]
     with pytest.raises(ValueError, match=r"not in notebooks/PLAN\.md"):
         fill_plan("05_quadratics", [l2l.claim("x", "y", True, id="no_such_claim")], "dev")
 
 
 def test_claim_power_from_a_dev_runs_log_ratios():
     found = claim_power({"log_ratios": [-0.2, -0.3, -0.1, -0.25, -0.15, float("inf")]})
-    assert found["n"] == 5 and found["mean_log_ratio"] == pytest.approx(-0.2) and found["n_for_power"] >= 4
+    assert found["n"] == 6 and found["median_log_ratio"] == pytest.approx(-0.175)
+    assert found["share"] == pytest.approx(5.5 / 7) and found["n_for_power"] >= 6
     assert claim_power({"log_ratios": [0.1]}) is None and claim_power({}) is None
