@@ -96,7 +96,8 @@ def test_run_notebooks_writes_report(tmp_path, monkeypatch, capfd):
     results = json.loads((tmp_path / "run" / "results" / "01_ok.json").read_text())
     assert results["values"] == {"interactive": False, "device": "cpu"}
     report = summary.report.read_text()
-    assert "| 01_ok | ok |" in report and "| 1 reproduced, 0 not, 0 inconclusive, 0 not tested |" in report
+    assert "| 01_ok | ok |" in report
+    assert "| 1 reproduced, 0 not, 0 inconclusive, 0 too few tasks, 0 not tested |" in report
     assert f"| {first.seconds:.0f} | {first.seconds / 2.5:.0f} |" in report  # seconds, reference epochs
     assert "reference epochs (the plain reference epoch, on this machine, took 2.00-5.00 s, 3 timed" in report
     assert "FAILED: " in report and "deliberate failure" in report
