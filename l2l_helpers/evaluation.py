@@ -435,7 +435,8 @@ def tune_at_horizons(
     cache = _TuningCache(name, problem, grid, n_tasks, criterion, device, extend, rule_kwargs)
     # rate -> losses (n_tasks, longest + 1), shared by both criteria: tuning for the sum of losses after the final
     # loss (or back) on the same training tasks scores the same curves again instead of running them twice
-    curves = _CURVES.setdefault(cache.key.replace(repr(criterion), "") + f" T={longest}", {})
+    same_runs = _TuningCache(name, problem, grid, n_tasks, device, extend, rule_kwargs).key  # the key without criterion
+    curves = _CURVES.setdefault(f"{same_runs} T={longest}", {})
     while len(_CURVES) > 8:
         _CURVES.pop(next(iter(_CURVES)))
 

@@ -205,7 +205,7 @@ def _finite_or_inf(value: float) -> float:
 
 
 #: Order of verdicts when picking the comparison that decides a claim (the worst shown).
-_RANK = {"reproduced": 0, "inconclusive": 1, "too few tasks": 2, "not reproduced": 3}
+VERDICT_ORDER = {"reproduced": 0, "inconclusive": 1, "too few tasks": 2, "not reproduced": 3}
 
 
 def combined(verdicts: Iterable[str]) -> str:
@@ -256,7 +256,7 @@ def lower_than(
         comparisons += [
             paired(run[learned], run[n], metric, (learned, n), horizon=horizon, clusters=clusters) for n in names
         ]
-    deciding = max(comparisons, key=lambda p: (_RANK[p.verdict], _finite_or_inf(p.ratio_interval[1])))
+    deciding = max(comparisons, key=lambda p: (VERDICT_ORDER[p.verdict], _finite_or_inf(p.ratio_interval[1])))
     per_seed = "" if len(runs) == 1 else f" ({len(runs)} optimizers)"
     what = "final loss" if metric == "final" else "sum of losses"
     if horizon is not None:
@@ -388,7 +388,7 @@ def all_of(parts: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> dict[st
     if not parts or len(parts) != len(labels):
         raise ValueError(f"give one label per part: {len(parts)} parts, {len(labels)} labels")
     order = sorted(
-        range(len(parts)), key=lambda i: (_RANK[parts[i]["verdict"]], _finite_or_inf(parts[i]["interval"][1]))
+        range(len(parts)), key=lambda i: (VERDICT_ORDER[parts[i]["verdict"]], _finite_or_inf(parts[i]["interval"][1]))
     )
     i = order[-1]
     ours = "; ".join(

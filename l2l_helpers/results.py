@@ -276,6 +276,13 @@ def report_claims(
     for name, fig in (figures or {}).items():
         save_figure(notebook, name, fig)
     display(Markdown(claims_markdown(claims, checks)))
+    if claims:
+        display(
+            Markdown(
+                "*Each ratio is the median task's (log ratio, paired on the same tasks) with the sign test's 95% "
+                "interval; the paper draws mean loss curves (`notebooks/PLAN.md`).*"
+            )
+        )
     if split == "test":
         display(
             Markdown(

@@ -18,7 +18,17 @@ from typing import Any
 import numpy as np
 
 from .evaluation import EvalResult
-from .intervals import METHOD, MIN_TASKS, combined, log_ratios, lower_than, median_interval, paired, per_task
+from .intervals import (
+    METHOD,
+    MIN_TASKS,
+    VERDICT_ORDER,
+    combined,
+    log_ratios,
+    lower_than,
+    median_interval,
+    paired,
+    per_task,
+)
 
 
 def beats_baselines(
@@ -66,8 +76,7 @@ def keeps_improving(results: Mapping[str, EvalResult], early: int, late: int, wi
         )
         for name, r in results.items()
     ]
-    rank = {"reproduced": 0, "inconclusive": 1, "too few tasks": 2, "not reproduced": 3}
-    deciding = max(pairs, key=lambda p: (rank[p.verdict], p.ratio_interval[1]))
+    deciding = max(pairs, key=lambda p: (VERDICT_ORDER[p.verdict], p.ratio_interval[1]))
     what = "loss" if window == 1 else f"mean loss over the {window} steps"
     return {
         "verdict": combined(p.verdict for p in pairs),
