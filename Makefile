@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml requirements/torch.txt requirements/constrain
 	touch $@
 
 lab: setup  ## open the course: JupyterLab on notebook 01 (prints the URL; LAB_ARGS="--port 8890 --no-browser")
-	$(PY) -m l2l_helpers.lab $(LAB_ARGS)
+	$(PY) -m l2l_helpers.notebook.lab $(LAB_ARGS)
 
 run: setup  ## every notebook headless into runs/<timestamp>/: executed copies, report, site (DEVICE=auto|cpu|cuda, PROFILE=default|smoke|paper|dev|full)
 	$(PY) -m l2l_helpers run-notebooks --profile $(PROFILE) --device $(DEVICE)
@@ -27,11 +27,11 @@ run: setup  ## every notebook headless into runs/<timestamp>/: executed copies, 
 RUN ?= $(lastword $(sort $(wildcard runs/2*)))
 site: setup  ## rebuild the browsable site of a run: make site RUN=runs/<timestamp> (default: the latest run)
 	@test -n "$(RUN)" || { echo "make site: no run in runs/; make run first, or give RUN=runs/<timestamp>" >&2; exit 2; }
-	$(PY) -m l2l_helpers.site $(RUN)
+	$(PY) -m l2l_helpers.notebook.site $(RUN)
 
 readme: setup  ## write a full run's claims by paper figure and its figure into README.md (RUN=runs/<timestamp>)
 	@test -n "$(RUN)" || { echo "make readme: no run in runs/; make run first" >&2; exit 2; }
-	$(PY) -m l2l_helpers.site --readme README.md $(RUN)
+	$(PY) -m l2l_helpers.notebook.site --readme README.md $(RUN)
 
 NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
 # pytest workers: one per core, at most 4 (TEST_JOBS=0: one process), one torch thread each, each taking a test

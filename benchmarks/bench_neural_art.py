@@ -28,11 +28,11 @@ import time
 from collections.abc import Callable
 
 import torch
+from reference import ReferenceClock
 
 import l2l_helpers as l2l
 from l2l_helpers import runtime
 from l2l_helpers.kernels.plain import plain_only
-from l2l_helpers.kernels.reference import ReferenceClock
 from l2l_helpers.optimizees import neural_art
 
 

@@ -45,21 +45,16 @@ import time
 from pathlib import Path
 
 import torch
+from reference import EPOCH_STEPS, ReferenceClock, reference_epoch, reference_net, sync
 from torch import nn
 
 import l2l_helpers as l2l
 from l2l_helpers import kernels
+from l2l_helpers.evaluation.step_cost import lstm_step_macs
 from l2l_helpers.kernels import native
-from l2l_helpers.kernels.reference import (
-    EPOCH_STEPS,
-    ReferenceClock,
-    reference_epoch,
-    reference_net,
-    sync,
-)
-from l2l_helpers.meta_training import training_indices, unroll_trajectory
+from l2l_helpers.meta.config import training_indices
+from l2l_helpers.meta.meta_training import unroll_trajectory
 from l2l_helpers.runtime import flushed_denormals
-from l2l_helpers.step_cost import lstm_step_macs
 
 ROOT = Path(__file__).resolve().parent.parent
 

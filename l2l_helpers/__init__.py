@@ -2,11 +2,14 @@
 gradient descent* (Andrychowicz et al., NIPS 2016). Notebooks use one namespace, ``import l2l_helpers as l2l``:
 
 * the method and its use as plain names: ``l2l.CoordinatewiseLSTM``, ``l2l.meta_train``, ``l2l.evaluate``, ...;
-* the notebooks' face as sub-namespaces, imported on first use: ``l2l.plot`` (every figure), ``l2l.panels``
-  (interactive panels), ``l2l.studies`` (one notebook's experiment each), ``l2l.kernels`` (how an LSTM step is
-  computed), ``l2l.settings`` (paths and environment switches).
+* the notebooks' face as sub-namespaces, imported on first use: ``l2l.plot`` (the figures of results),
+  ``l2l.diagrams`` (figures that explain), ``l2l.panels`` (interactive panels), ``l2l.rules`` (claims' decision
+  rules), ``l2l.step_cost``, ``l2l.plan``, ``l2l.kernels`` (fast paths), ``l2l.settings`` (paths and switches).
 
-Importing it has no side effects: call :func:`setup` to seed and pick a device. The README's "Layout" section
+The code lives in a folder per concept (docs/package.md, "Layout"): ``optimizer/``, ``optimizees/``, ``evaluation/``,
+``meta/``, ``notebook/``, ``kernels/``; this door re-exports what the notebooks call.
+
+Importing it has no side effects: call :func:`setup` to seed and pick a device. docs/package.md's "Layout" section
 draws the layers and gives the vocabulary.
 """
 
@@ -15,39 +18,41 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .baselines import BASELINES, DEFAULT_LR_GRID, NAG, SGD, Adam, RMSprop, UpdateRule, make_baseline
-from .checkpoints import CheckpointWriteError, load_optimizer, read_checkpoint, save_checkpoint
-from .comparison import (
+from l2l_helpers.evaluation.comparison import (
     beats,
     comparison_markdown,
     held_out_by_metric,
     held_out_comparison,
     held_out_comparisons_at,
 )
-from .coordinatewise_lstm import (
-    CoordinatewiseLSTM,
-    LearnedRule,
-    OptimizerConfig,
-    count_parameters,
-    global_average,
-    memory_write_read,
+from l2l_helpers.evaluation.conditions import comparisons_by_condition, group_gradient_scales, seed_means
+from l2l_helpers.evaluation.inputs import (
+    FLOOR,
+    InputShift,
+    input_shift,
+    input_statistics,
+    ks_distance,
+    median_log10_by_step,
+    optimizer_inputs,
 )
-from .data import MNISTData, check_unseen, load_mnist, read_idx
-from .datasets import ImageData, load_cifar10, load_conv_data, load_fashion_mnist
-from .departures import Setting, departures_list, departures_markdown, paper_vs_run, recipe_rows
-from .evaluation import (
-    BASELINE_NAMES,
+from l2l_helpers.evaluation.intervals import Paired, paired
+from l2l_helpers.evaluation.loops import (
     EvalResult,
     RuleStack,
-    TuningResult,
     as_eval_results,
     evaluate,
     evaluate_grid,
     evaluate_rules,
-    grid_search,
     optimize,
     run_rule,
+    trajectories_2d,
     trajectory,
+)
+from l2l_helpers.evaluation.torch_loops import sequential_comparison, torch_training_curve
+from l2l_helpers.evaluation.tuning import (
+    BASELINE_NAMES,
+    TuningResult,
+    grid_search,
     tune_at_horizons,
     tune_baselines,
     tune_baselines_at,
@@ -55,15 +60,19 @@ from .evaluation import (
     tune_near,
     tune_near_at,
 )
-from .grouped_lstm import GroupedConfig, GroupedLSTM, build_optimizer, config_from_dict, route_for
-from .intervals import Paired, all_of, by_seed, by_seed_groups, combined, lower_than, most_tasks, paired, win_fraction
-from .learned_optimizer import LearnedOptimizer
-from .meta_training import MetaTrainConfig, meta_train, unroll, unroll_trajectory
-from .optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem, mlp_model
-from .optimizees.conv import GROUPS, ConvProblem, conv_model
-from .optimizees.neural_art import CONTENT_PHOTOS, NeuralArtProblem, gram, load_style, task_photos, total_variation
-from .preprocessing import PAPER_P, log_sign, log_sign_smooth, preprocess
-from .pretrained import (
+from l2l_helpers.evaluation.verdicts import (
+    all_of,
+    by_seed,
+    by_seed_groups,
+    combined,
+    lower_than,
+    most_tasks,
+    win_fraction,
+)
+from l2l_helpers.meta.checkpoints import CheckpointWriteError, load_optimizer, read_checkpoint, save_checkpoint
+from l2l_helpers.meta.config import MetaTrainConfig
+from l2l_helpers.meta.meta_training import meta_train, unroll, unroll_trajectory
+from l2l_helpers.meta.pretrained import (
     Recipe,
     available_pretrained,
     labelled_seeds,
@@ -72,55 +81,87 @@ from .pretrained import (
     optimizers_for,
     pretrained_info,
     recipe_of,
+    retrained_optimizer,
+    retrained_optimizers,
     seed_names,
 )
-from .results import check, claim, claims_markdown, record, report_claims, save_figure, software_check
-from .runtime import check_parameters, resolve_device, seed_everything, setup
-from .stacked_training import meta_train_stack
-from .studies import (
-    FLOOR,
-    InputShift,
+from l2l_helpers.meta.quick import (
     QuickTraining,
     ScaleAblation,
     architecture_summary,
-    best_baselines_markdown,
-    class_samples,
-    comparisons_by_condition,
-    figure8_row,
-    group_gradient_scales,
-    horizon_markdown,
-    image_gallery,
-    input_shift,
-    input_statistics,
-    ks_distance,
-    lstm_vs_baselines,
-    median_log10_by_step,
-    networks_markdown,
-    optimizer_inputs,
     quick_meta_training,
-    relu_bn_markdown,
     scale_ablation,
-    seed_means,
+)
+from l2l_helpers.meta.stacked_training import meta_train_stack
+from l2l_helpers.meta.training_state import MetaTrainResult
+from l2l_helpers.notebook.departures import Setting, departures_list, departures_markdown, paper_vs_run, recipe_rows
+from l2l_helpers.notebook.gallery import class_samples, figure8_row, image_gallery
+from l2l_helpers.notebook.results import (
+    check,
+    claim,
+    claims_markdown,
+    record,
+    report_claims,
+    save_figure,
+    software_check,
+)
+from l2l_helpers.notebook.tables import (
+    best_baselines_markdown,
+    horizon_markdown,
+    lstm_vs_baselines,
+    networks_markdown,
+    relu_bn_markdown,
     statistics_markdown,
-    trajectories_2d,
     versus_best_baseline,
     window_mean,
 )
-from .torch_loops import sequential_comparison, torch_training_curve
-from .training_state import MetaTrainResult
+from l2l_helpers.optimizees import MNISTProblem, Problem, QuadraticProblem, TaskBatch, make_problem, mlp_model
+from l2l_helpers.optimizees.conv import GROUPS, ConvProblem, conv_model
+from l2l_helpers.optimizees.data import MNISTData, check_unseen, load_mnist, read_idx
+from l2l_helpers.optimizees.datasets import ImageData, load_cifar10, load_conv_data, load_fashion_mnist
+from l2l_helpers.optimizees.neural_art import (
+    CONTENT_PHOTOS,
+    NeuralArtProblem,
+    gram,
+    load_style,
+    task_photos,
+    total_variation,
+)
+from l2l_helpers.optimizer.baselines import (
+    BASELINES,
+    DEFAULT_LR_GRID,
+    NAG,
+    SGD,
+    Adam,
+    RMSprop,
+    UpdateRule,
+    make_baseline,
+)
+from l2l_helpers.optimizer.coordinatewise_lstm import (
+    CoordinatewiseLSTM,
+    LearnedRule,
+    OptimizerConfig,
+    count_parameters,
+    global_average,
+    memory_write_read,
+)
+from l2l_helpers.optimizer.grouped_lstm import GroupedConfig, GroupedLSTM, build_optimizer, config_from_dict, route_for
+from l2l_helpers.optimizer.learned_optimizer import LearnedOptimizer
+from l2l_helpers.optimizer.preprocessing import PAPER_P, log_sign, log_sign_smooth, preprocess
+from l2l_helpers.runtime import check_parameters, resolve_device, seed_everything, setup
 
 __version__ = "0.1.0"
 
 #: Sub-namespaces, imported on first use (plotly and ipywidgets load only when a notebook asks for them).
 _NAMESPACES = {
-    "plot": "plotting",
-    "panels": "panels",
-    "studies": "studies",
+    "plot": "notebook.plotting",
+    "diagrams": "notebook.diagrams",
+    "panels": "notebook.panels",
     "kernels": "kernels",
     "settings": "settings",
-    "step_cost": "step_cost",
-    "rules": "rules",
-    "plan": "plan",
+    "step_cost": "evaluation.step_cost",
+    "rules": "evaluation.rules",
+    "plan": "notebook.plan",
 }
 
 
@@ -248,6 +289,8 @@ __all__ = [
     "relu_bn_markdown",
     "report_claims",
     "resolve_device",
+    "retrained_optimizer",
+    "retrained_optimizers",
     "route_for",
     "run_rule",
     "save_checkpoint",

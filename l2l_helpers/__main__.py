@@ -1,7 +1,7 @@
-"""``python -m l2l_helpers``: the command line (see :mod:`l2l_helpers.cli`)."""
+"""``python -m l2l_helpers``: the command line (see :mod:`l2l_helpers.cli.main`)."""
 
 import sys
 
-from .cli import main
+from l2l_helpers.cli.main import main
 
 sys.exit(main())

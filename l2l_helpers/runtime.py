@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from . import settings
+from l2l_helpers import settings
 
 DEVICES = ("auto", "cpu", "cuda")
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -10,7 +10,8 @@
 | :func:`native_mode`: which LSTM step | ``L2L_NATIVE=auto|1|0`` | ``auto`` (the faster, measured) |
 | :func:`native_target`: the native step's build | ``L2L_NATIVE_MARCH`` | ``native`` (this CPU) |
 | :func:`plotly_renderer` | ``L2L_PLOTLY_RENDERER`` | ``plotly_mimetype`` (offline in JupyterLab) |
-| :func:`keep_memory`: :func:`~l2l_helpers.runtime.setup` keeps freed memory | ``L2L_KEEP_MEMORY=1|0`` | ``1`` |
+| :func:`plain_paths`: fast paths pinned to the plain PyTorch path | ``L2L_PLAIN=1`` or names | none |
+| :func:`keep_memory`: :func:`~l2l_helpers.runtime.setup` keeps freed memory | ``L2L_KEEP_MEMORY`` | off (runner: on) |
 
 Functions, not constants: a variable set after import (the notebook runner, a test) is seen.
 """
@@ -30,6 +31,8 @@ CHECKOUT_DIR: Path | None = (
 PRETRAINED_DIR = PACKAGE_DIR / "pretrained_weights"
 _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 NATIVE_TARGETS = ("native", "haswell", "skylake-avx512")
+#: The fast paths of :mod:`l2l_helpers.kernels`, each beside a plain PyTorch path that computes the same numbers.
+FAST_PATHS = ("native", "fused", "conv_block", "style_loss")
 
 
 def _env(name: str) -> str:
@@ -103,15 +106,31 @@ def native_target() -> str:
     return value
 
 
+def plain_paths() -> frozenset[str]:
+    """The fast paths ``L2L_PLAIN`` pins to their plain PyTorch path: ``1`` (or ``all``) every one of
+    :data:`FAST_PATHS`, or a comma-separated list of them (``L2L_PLAIN=conv_block,style_loss``); unset: none."""
+    value = _env("L2L_PLAIN").lower()
+    if value in ("", *_OFF):
+        return frozenset()
+    if value in ("all", *_ON):
+        return frozenset(FAST_PATHS)
+    names = {name.strip() for name in value.split(",") if name.strip()}
+    unknown = names - set(FAST_PATHS)
+    if unknown:
+        raise ValueError(f"L2L_PLAIN={value!r}: unknown fast path(s) {sorted(unknown)}; use 1 or some of {FAST_PATHS}")
+    return frozenset(names)
+
+
 def keep_memory() -> bool:
-    """``L2L_KEEP_MEMORY`` (unset means on): whether :func:`~l2l_helpers.runtime.setup` asks malloc to keep freed
-    memory (:func:`~l2l_helpers.runtime.keep_freed_memory`); other values than on/off are an error."""
+    """``L2L_KEEP_MEMORY`` (unset means off): whether :func:`~l2l_helpers.runtime.setup` asks malloc to keep freed
+    memory (:func:`~l2l_helpers.runtime.keep_freed_memory`), a setting of the whole process; the headless runner
+    (``make run``) sets it for its kernels. Other values than on/off are an error."""
     value = _env("L2L_KEEP_MEMORY").lower()
-    if value == "" or value in _ON:
+    if value in _ON:
         return True
-    if value in _OFF:
+    if value == "" or value in _OFF:
         return False
-    raise ValueError(f"L2L_KEEP_MEMORY={value!r}: use 1 (keep freed memory, the default) or 0 (malloc's defaults)")
+    raise ValueError(f"L2L_KEEP_MEMORY={value!r}: use 1 (keep freed memory) or 0 (malloc's defaults, the default)")
 
 
 def plotly_renderer() -> str:

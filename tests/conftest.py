@@ -35,6 +35,8 @@ def load_benchmark():
 
 def _load_benchmark(name: str):
     path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    if str(path.parent) not in sys.path:  # the scripts import each other (the reference epoch) by name
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers import checkpoints
-from l2l_helpers.cli import main
+from l2l_helpers.cli.main import main
+from l2l_helpers.meta import checkpoints
 
 #: Chromium's flags for a headless run on a machine with no network and no GPU (never `playwright install`).
 CHROMIUM_ARGS = [

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from l2l_helpers.baselines import BASELINES, DEFAULT_LR_GRID, NAG, SGD, Adam, RMSprop, make_baseline
+from l2l_helpers.optimizer.baselines import BASELINES, DEFAULT_LR_GRID, NAG, SGD, Adam, RMSprop, make_baseline
 
 STEPS = 10
 

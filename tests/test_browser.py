@@ -1,6 +1,6 @@
 """End to end, as a reader uses the companion: JupyterLab in a real browser (Chromium driven by Playwright).
 
-The JupyterLab server starts the way ``make lab`` starts it (:func:`l2l_helpers.lab.lab_command`), on
+The JupyterLab server starts the way ``make lab`` starts it (:func:`l2l_helpers.notebook.lab.lab_command`), on
 127.0.0.1 with a random token and a free port, serving temporary copies of notebooks 01 and 02. The test
 checks that the server's default URL opens notebook 01 at its title, then runs all cells of notebook 02
 from the Run menu, checks that the plotly figures render, moves a slider of the meta-training panel with
@@ -27,7 +27,7 @@ import nbformat
 import pytest
 from helpers import CHROMIUM_ARGS
 
-from l2l_helpers import lab
+from l2l_helpers.notebook import lab
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "02_coordinatewise_lstm.ipynb"

@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 
-from l2l_helpers import checkpoints as ckpt_mod
-from l2l_helpers.checkpoints import load_optimizer, load_state_into, read_checkpoint, save_checkpoint
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
+from l2l_helpers.meta import checkpoints as ckpt_mod
+from l2l_helpers.meta.checkpoints import load_optimizer, load_state_into, read_checkpoint, save_checkpoint
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
 
 
 def make_net(seed=0, **kwargs):
@@ -189,7 +189,7 @@ def test_an_interrupt_during_a_write_arrives_after_the_file_is_complete(tmp_path
     KeyboardInterrupt comes after the checkpoint is written and in place, and the old handler is back."""
     import signal
 
-    from l2l_helpers import checkpoints
+    from l2l_helpers.meta import checkpoints
 
     real_save = torch.save
 
@@ -216,7 +216,7 @@ def test_an_ignored_interrupt_stays_ignored_during_a_write(tmp_path, monkeypatch
     """A process started with SIGINT ignored (nohup, a background job) is not stopped by a checkpoint write."""
     import signal
 
-    from l2l_helpers import checkpoints
+    from l2l_helpers.meta import checkpoints
 
     real_save = torch.save
 
@@ -241,7 +241,7 @@ def test_full_disk_is_a_checkpoint_write_error_and_keeps_the_old_file(tmp_path, 
     the cause; the previous checkpoint is intact and no temporary file is left."""
     import errno
 
-    from l2l_helpers.checkpoints import CheckpointWriteError
+    from l2l_helpers.meta.checkpoints import CheckpointWriteError
 
     good = make_net(seed=0)
     path = save_checkpoint(tmp_path / "opt.pt", good, {"which": "good"})

@@ -25,7 +25,7 @@ def test_neural_art_seeds_beat_tuned_adam_and_rmsprop():
     from l2l_helpers.optimizees.neural_art import NeuralArtProblem
 
     problem = NeuralArtProblem(size=64)
-    trained = l2l.optimizers_for("neural_art", progress=False)
+    trained = l2l.optimizers_for("neural_art")
     nets = l2l.labelled_seeds(trained)
     tuned = l2l.tune_baselines(problem, ("Adam", "RMSprop"), problem.lr_grid, n_tasks=4, progress=False)
     results = l2l.held_out_comparison(problem, nets, tuned, 8, progress=False)

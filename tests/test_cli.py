@@ -17,8 +17,8 @@ from helpers import error_line, same_weights
 
 import l2l_helpers as l2l
 from l2l_helpers import read_checkpoint
-from l2l_helpers.cli import main
-from l2l_helpers.pretrained import pretrained_path
+from l2l_helpers.cli.main import main
+from l2l_helpers.meta.pretrained import pretrained_path
 
 TINY = ["--steps", "10", "--unroll", "5", "--tasks-per-epoch", "2", "--val-every", "1", "--val-tasks", "2"]
 
@@ -255,7 +255,8 @@ def test_cli_signal_saves_and_resume_matches_uninterrupted(tmp_path, sig):
 
 def test_mnist_training_records_its_images_and_evaluate_refuses_seen_ones(tmp_path, capsys):
     """An MNIST optimizer stores which images it was meta-trained on; evaluating it on any of them is refused."""
-    from l2l_helpers.cli import CLIError, _check_unseen
+    from l2l_helpers.cli.main import _check_unseen
+    from l2l_helpers.cli.parser import CLIError
 
     out = tmp_path / "m.pt"
     args = ["train", "--problem", "mnist", "--epochs", "1", *TINY, "--out", str(out), "--quiet"]
@@ -394,13 +395,13 @@ def test_version_without_the_installed_package_reads_pyproject(monkeypatch):
     import importlib.metadata
 
     tomllib = pytest.importorskip("tomllib")
-    from l2l_helpers import cli
+    from l2l_helpers.cli import parser as cli
 
     def not_installed(name):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
-    pyproject = Path(cli.__file__).resolve().parent.parent / "pyproject.toml"
+    pyproject = Path(cli.__file__).resolve().parents[2] / "pyproject.toml"
     assert cli.package_version() == tomllib.loads(pyproject.read_text())["project"]["version"]
 
 
@@ -408,7 +409,7 @@ def _without_help(parser, where: str) -> list[str]:
     """Every action of ``parser`` and of its subcommands' parsers (but -h) that has no help text."""
     import argparse
 
-    from l2l_helpers.cli import subcommands
+    from l2l_helpers.cli.parser import subcommands
 
     missing = []
     for action in parser._actions:
@@ -426,7 +427,7 @@ def _without_help(parser, where: str) -> list[str]:
 
 def test_every_flag_of_every_command_has_a_help_text():
     """--help explains each option of each command (and each command) in the list."""
-    from l2l_helpers.cli import build_parser
+    from l2l_helpers.cli.parser import build_parser
 
     assert _without_help(build_parser(), "l2l") == []
 
@@ -434,7 +435,8 @@ def test_every_flag_of_every_command_has_a_help_text():
 def test_list_reads_every_shipped_optimizer_and_trains_nothing(capsys, monkeypatch):
     """`list --json`: one record per shipped optimizer with its seeds grouped, its problem, recipe and each seed's
     best validation score as stored in its file; nothing is meta-trained."""
-    from l2l_helpers import cli, pretrained
+    from l2l_helpers.cli import train as cli
+    from l2l_helpers.meta import pretrained
 
     def no_training(*args, **kwargs):
         raise AssertionError("list must not train")
@@ -472,7 +474,7 @@ def test_list_table(capsys):
 
 def test_run_notebooks_only_is_passed_as_a_list(monkeypatch, tmp_path):
     """--only 06,07 reaches run_notebooks as only=["06", "07"], beside the other options as they were."""
-    from l2l_helpers import runner
+    from l2l_helpers.notebook import runner
 
     calls = []
 

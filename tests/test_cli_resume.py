@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from helpers import disk_full_after, error_line
 
-from l2l_helpers.checkpoints import load_optimizer, read_checkpoint, save_checkpoint
-from l2l_helpers.cli import main
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM
-from l2l_helpers.meta_training import MetaTrainConfig
+from l2l_helpers.cli.main import main
+from l2l_helpers.meta.checkpoints import load_optimizer, read_checkpoint, save_checkpoint
+from l2l_helpers.meta.config import MetaTrainConfig
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM
 
 #: The recipe of the trained checkpoint below; --lr and --checkpoint-every differ from the train command's defaults.
 RECIPE = ["--steps", "10", "--unroll", "5", "--tasks-per-epoch", "2", "--val-every", "1", "--val-tasks", "2"]

@@ -1,4 +1,4 @@
-"""l2l_helpers.comparison: the same held-out tasks for everyone, verdicts and tables."""
+"""l2l_helpers.evaluation.comparison: the same held-out tasks for everyone, verdicts and tables."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
-from l2l_helpers.preprocessing import preprocess
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule, OptimizerConfig, count_parameters
+from l2l_helpers.optimizer.preprocessing import preprocess
 
 
 def reference_cells(net):

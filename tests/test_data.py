@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from l2l_helpers import data as data_mod
-from l2l_helpers.data import MNIST_FILES, MNIST_MIRRORS, OFFLINE_TRAIN_SIZE, load_mnist, read_idx
+from l2l_helpers.optimizees import data as data_mod
+from l2l_helpers.optimizees.data import MNIST_FILES, MNIST_MIRRORS, OFFLINE_TRAIN_SIZE, load_mnist, read_idx
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "MNIST" / "raw"
 TEST_IMAGES = SHIPPED / "t10k-images-idx3-ubyte.gz"
@@ -110,7 +110,7 @@ def test_offline_split_is_fixed():
 
 def test_cache_and_description(capsys):
     """The first load prints which data it uses; later calls return the cached object quietly."""
-    from l2l_helpers import data as data_module
+    from l2l_helpers.optimizees import data as data_module
 
     data_module._CACHE.clear()
     a = load_mnist()

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from l2l_helpers import datasets, settings
-from l2l_helpers.datasets import DEBIAN_FASHION, FASHION_FILES, load_fashion_mnist
+from l2l_helpers import settings
+from l2l_helpers.optimizees import datasets
+from l2l_helpers.optimizees.datasets import DEBIAN_FASHION, FASHION_FILES, load_fashion_mnist
 
 SHIPPED = settings.data_dir() / "FashionMNIST" / "raw"
 
@@ -68,7 +69,7 @@ def test_fashion_mnist_arrays_are_torchvisions_decoding(tmp_path):
     are its uint8 images at the fixed permutation's positions divided by 255, as float32, and its int64 labels."""
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
-    from l2l_helpers.data import offline_split
+    from l2l_helpers.optimizees.data import offline_split
 
     raw = _copy_test_set(tmp_path)
     for part in ("test_images", "test_labels"):
@@ -170,7 +171,7 @@ def test_cifar10_through_torchvision_gives_the_handwritten_decodings_arrays(fake
 def test_cifar10_tarball_is_unpacked_and_split_like_fashion_mnist(fake_cifar, monkeypatch, capsys):
     """A tarball on disk is checked and unpacked by torchvision; training uses the five batches, evaluation the
     offline permutation's 2,000 held-out test images, as for Fashion-MNIST."""
-    from l2l_helpers.data import offline_split
+    from l2l_helpers.optimizees.data import offline_split
 
     root, blobs = fake_cifar(n_test=10_000)
     tarball = root / "cifar-10-python.tar.gz"
@@ -220,7 +221,7 @@ def test_failed_cifar_download_says_how_to_get_it_and_leaves_no_file(tmp_path, m
 
 
 def test_missing_cifar_says_how_to_get_it_and_auto_falls_back_to_fashion_mnist(tmp_path, monkeypatch, capsys):
-    from l2l_helpers.datasets import load_cifar10, load_conv_data
+    from l2l_helpers.optimizees.datasets import load_cifar10, load_conv_data
 
     with pytest.raises(FileNotFoundError, match=r"CIFAR-10 is not in .*kriz/cifar-10-python.tar.gz"):
         load_cifar10(tmp_path, download=False)

@@ -13,9 +13,9 @@ import torch
 from helpers import TINY, fresh_net, lively_net
 
 import l2l_helpers as l2l
-from l2l_helpers.baselines import make_baseline
-from l2l_helpers.coordinatewise_lstm import LearnedRule
-from l2l_helpers.evaluation import evaluate_grid, evaluate_rules
+from l2l_helpers.evaluation.loops import evaluate_grid, evaluate_rules
+from l2l_helpers.optimizer.baselines import make_baseline
+from l2l_helpers.optimizer.coordinatewise_lstm import LearnedRule
 
 DEVICE = l2l.resolve_device(os.environ.get("L2L_TEST_DEVICE", "cpu"))
 CPU = torch.device("cpu")

@@ -1,4 +1,5 @@
-"""l2l_helpers.evaluation: the optimization loop, loss summaries, learning-rate grid searches on training tasks."""
+"""l2l_helpers.evaluation.loops: the optimization loop, loss summaries, learning-rate grid searches on training
+tasks."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import torch
 from helpers import lively_net
 
 import l2l_helpers as l2l
-from l2l_helpers.baselines import SGD
-from l2l_helpers.coordinatewise_lstm import LearnedRule
-from l2l_helpers.evaluation import evaluate, run_rule, trajectory, tune_learning_rate
+from l2l_helpers.evaluation.loops import evaluate, run_rule, trajectory
+from l2l_helpers.evaluation.tuning import tune_learning_rate
 from l2l_helpers.optimizees import QuadraticProblem
+from l2l_helpers.optimizer.baselines import SGD
+from l2l_helpers.optimizer.coordinatewise_lstm import LearnedRule
 
 
 def test_tune_near_searches_around_each_best_rate_on_training_tasks():

@@ -10,9 +10,10 @@ import torch
 from helpers import lively_net
 
 import l2l_helpers as l2l
-from l2l_helpers.baselines import BASELINES, make_baseline
-from l2l_helpers.coordinatewise_lstm import LearnedRule
-from l2l_helpers.evaluation import RuleStack, evaluate, evaluate_grid, evaluate_rules, grid_search, optimize
+from l2l_helpers.evaluation.loops import RuleStack, evaluate, evaluate_grid, evaluate_rules, optimize
+from l2l_helpers.evaluation.tuning import grid_search
+from l2l_helpers.optimizer.baselines import BASELINES, make_baseline
+from l2l_helpers.optimizer.coordinatewise_lstm import LearnedRule
 
 #: A small member of every problem family, and rates at which every baseline is stable on it for STEPS steps (RMSprop
 #: at 0.1 on the MLP takes steps of about 1 per coordinate from the first, where float rounding decides signs).
@@ -256,7 +257,7 @@ def test_a_bound_on_rows_per_pass_changes_nothing_but_the_passes(monkeypatch):
         calls.append(kwargs.get("copies", 1))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("l2l_helpers.evaluation.optimize", counted)
+    monkeypatch.setattr("l2l_helpers.evaluation.loops.optimize", counted)
     monkeypatch.setattr(problem, "rows_per_pass", 2)
     split = evaluate_grid("adam", problem, rates, n_tasks=2, steps=5), evaluate_rules(rules, problem, 3, 5)
     assert calls == [1, 1, 1, 2, 2, 2]  # a rate per pass; a task (both rules) per pass
@@ -268,7 +269,7 @@ def test_a_bound_on_rows_per_pass_changes_nothing_but_the_passes(monkeypatch):
 def test_a_run_reuses_a_tuning_it_already_did(tmp_path, monkeypatch):
     """Under make run (a run cache is set) notebook 08 reads notebook 06's tuning of the same baseline, problem,
     grid and tasks; a different problem or grid tunes anew; outside a run nothing is kept."""
-    from l2l_helpers import evaluation
+    from l2l_helpers.evaluation import tuning as evaluation
 
     problem = l2l.MNISTProblem(hidden=(6,), batch_size=16)
     grid = [1e-2, 1e-1, 1.0]

@@ -7,8 +7,8 @@ import torch
 
 import l2l_helpers as l2l
 from l2l_helpers import CoordinatewiseLSTM, OptimizerConfig, read_checkpoint, save_checkpoint
-from l2l_helpers.cli import main
-from l2l_helpers.coordinatewise_lstm import global_average
+from l2l_helpers.cli.main import main
+from l2l_helpers.optimizer.coordinatewise_lstm import global_average
 
 
 def _pair(gac: int, seed: int = 0) -> tuple[CoordinatewiseLSTM, CoordinatewiseLSTM]:

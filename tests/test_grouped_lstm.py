@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers.checkpoints import load_state_into, read_checkpoint
-from l2l_helpers.grouped_lstm import GroupedConfig, GroupedLSTM, build_optimizer, route_for
+from l2l_helpers.meta.checkpoints import load_state_into, read_checkpoint
 from l2l_helpers.optimizees.conv import ConvProblem
+from l2l_helpers.optimizer.grouped_lstm import GroupedConfig, GroupedLSTM, build_optimizer, route_for
 from tests.test_optimizees_conv import synthetic
 
 

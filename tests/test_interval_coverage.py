@@ -1,9 +1,10 @@
 """The paired 95% interval keeps its word: simulated coverage of the sign-test interval on per-task log ratios.
 
-A claim's interval (:func:`l2l_helpers.intervals.paired`) is the sign test's interval of the median log ratio.
+A claim's interval (:func:`l2l_helpers.evaluation.intervals.paired`) is the sign test's interval of the median log
+ratio.
 Here thousands of claims are simulated at every task count a claim uses (6, 8, 16, 20, 40 and each n of
 ``notebooks/PLAN.md``), with log ratios drawn from a normal, from two skewed distributions, and resampled from the
-log ratios of real ``dev`` runs (``tests/data/dev_log_ratios.json``, written by ``python -m l2l_helpers.plan
+log ratios of real ``dev`` runs (``tests/data/dev_log_ratios.json``, written by ``python -m l2l_helpers.notebook.power
 dev-log-ratios RUN OUT`` from a ``make run PROFILE=dev``): the interval must hold the true median at least 93% of
 the time for a nominal 95%. A t-interval of the mean fails the real populations (the last test shows it), which is
 why the claims use the median.
@@ -18,8 +19,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from l2l_helpers.intervals import MIN_TASKS, median_interval, paired, power, tasks_for_power
-from l2l_helpers.plan import parse_plan, plan_file
+from l2l_helpers.evaluation.intervals import MIN_TASKS, median_interval, paired, power, tasks_for_power
+from l2l_helpers.notebook.plan import parse_plan, plan_file
 
 DRAWS = 20_000
 LEAST = 0.93

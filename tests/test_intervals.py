@@ -1,4 +1,4 @@
-"""l2l_helpers.intervals: paired t-intervals on per-task log ratios and the verdicts claims get from them."""
+"""l2l_helpers.evaluation.intervals: paired t-intervals on per-task log ratios and the verdicts claims get from them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers.evaluation import EvalResult
-from l2l_helpers.intervals import combined, lower_than, paired, per_task
+from l2l_helpers.evaluation import intervals, verdicts
+from l2l_helpers.evaluation.intervals import paired, per_task
+from l2l_helpers.evaluation.loops import EvalResult
+from l2l_helpers.evaluation.verdicts import combined, lower_than
+from l2l_helpers.notebook import results
 
 
 def result(name, finals, steps=3):
@@ -61,8 +64,8 @@ def test_the_interval_is_the_sign_tests_on_the_log_ratios():
     assert p.ratio_interval == pytest.approx((np.exp(found.low), np.exp(found.high)))
     assert p.ratio_interval == pytest.approx((np.exp(logs[1]), np.exp(logs[8])))
     assert p.verdict == ("reproduced" if logs[8] < 0 else "not reproduced" if logs[1] > 0 else "inconclusive")
-    assert l2l.intervals.order_statistic(10) == 2 and l2l.intervals.order_statistic(6) == 1
-    assert l2l.intervals.order_statistic(5) == 0 and l2l.intervals.MIN_TASKS == 6
+    assert intervals.order_statistic(10) == 2 and intervals.order_statistic(6) == 1
+    assert intervals.order_statistic(5) == 0 and intervals.MIN_TASKS == 6
 
 
 def test_crops_of_one_photo_count_as_one_task():
@@ -135,7 +138,7 @@ def test_lower_than_decides_on_the_closest_baseline_and_every_seed():
 def test_a_claim_carries_its_verdict_interval_and_sizes():
     row = l2l.claim("LSTM beats Adam", "numbers", verdict="inconclusive", interval=[0.9, 1.1], metric="m", tasks=20)
     assert row["verdict"] == "inconclusive" and row["reproduced"] is None and row["interval"] == [0.9, 1.1]
-    assert row["n"] == 20 and all(key in row for key in l2l.results.CLAIM_FIELDS)
+    assert row["n"] == 20 and all(key in row for key in results.CLAIM_FIELDS)
     assert l2l.claim("x", "y", True)["verdict"] == "reproduced"
     assert l2l.claim("x", "y", False)["verdict"] == "not reproduced"
     assert l2l.claim("x", "y", None)["verdict"] == "not tested"
@@ -152,20 +155,20 @@ def test_a_claim_carries_its_verdict_interval_and_sizes():
 
 def test_wilson_interval_matches_a_textbook_value():
     """Oracle: 8 of 10 gives [0.490, 0.943] (Wilson 1927; e.g. Newcombe 1998, Table I, method 3)."""
-    low, high = l2l.intervals.wilson(8, 10)
+    low, high = intervals.wilson(8, 10)
     assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
-    assert l2l.intervals.wilson(0, 5)[0] == 0.0 and l2l.intervals.wilson(5, 5)[1] == 1.0
+    assert intervals.wilson(0, 5)[0] == 0.0 and intervals.wilson(5, 5)[1] == 1.0
     with pytest.raises(ValueError, match="successes"):
-        l2l.intervals.wilson(3, 2)
+        intervals.wilson(3, 2)
 
 
 def test_most_tasks_needs_the_interval_above_one_half():
     lstm = result("LSTM", [0.1] * 54 + [0.3] * 46)
     best = result("Adam", [0.2] * 100)
-    fields = l2l.intervals.win_fraction(lstm, best)
+    fields = verdicts.win_fraction(lstm, best)
     assert fields["ratio"] == 0.54 and fields["verdict"] == "inconclusive"  # 54% of 100: [0.44, 0.64]
-    assert l2l.intervals.win_fraction(result("LSTM", [0.1] * 70 + [0.3] * 30), best)["verdict"] == "reproduced"
-    assert l2l.intervals.win_fraction(result("LSTM", [0.3] * 70 + [0.1] * 30), best)["verdict"] == "not reproduced"
+    assert verdicts.win_fraction(result("LSTM", [0.1] * 70 + [0.3] * 30), best)["verdict"] == "reproduced"
+    assert verdicts.win_fraction(result("LSTM", [0.3] * 70 + [0.1] * 30), best)["verdict"] == "not reproduced"
 
 
 def test_by_seed_splits_one_comparison_per_optimizer():

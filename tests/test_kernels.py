@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from l2l_helpers import kernels
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM
 
 
 def test_forced_backends_are_used_and_restored():

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from l2l_helpers import kernels
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
 from l2l_helpers.kernels.fused import FusedLSTMStep
-from l2l_helpers.meta_training import unroll
+from l2l_helpers.meta.meta_training import unroll
 from l2l_helpers.optimizees import MNISTProblem, QuadraticProblem
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
 
 CONFIGS = [
     OptimizerConfig(num_layers=2, hidden_size=5, preprocessing="log_sign", output_scale=0.7),

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from l2l_helpers import kernels
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
 from l2l_helpers.kernels import native
-from l2l_helpers.meta_training import unroll
+from l2l_helpers.meta.meta_training import unroll
 from l2l_helpers.optimizees import MNISTProblem, QuadraticProblem
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
 
 pytestmark = pytest.mark.skipif(native.load() is None, reason="the native LSTM step cannot be built here")
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from l2l_helpers import settings
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM
 from l2l_helpers.kernels import native, selection
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM
 
 AVX2_ONLY = "fpu sse sse2 avx fma avx2"
 NO_AVX2 = "fpu sse sse2 sse4_2 avx"

@@ -1,4 +1,5 @@
-"""l2l_helpers.lab (``make lab``): the JupyterLab command line, the URL it prints, and its start without a server."""
+"""l2l_helpers.notebook.lab (``make lab``): the JupyterLab command line, the URL it prints, and its start without a
+server."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import sys
 
 import pytest
 
-from l2l_helpers import lab
+from l2l_helpers.notebook import lab
 
 
 def option(command: list[str], name: str) -> str | None:
@@ -89,7 +90,7 @@ def test_pick_port_skips_a_taken_port():
 
 
 def test_main_starts_the_server_and_prints_the_url(monkeypatch, capsys):
-    """``python -m l2l_helpers.lab``: the command it starts and the URL it prints once the server answers."""
+    """``python -m l2l_helpers.notebook.lab``: the command it starts and the URL it prints once the server answers."""
     started = []
 
     class Server:

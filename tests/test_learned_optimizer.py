@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import l2l_helpers as l2l
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
-from l2l_helpers.learned_optimizer import LearnedOptimizer
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
+from l2l_helpers.optimizer.learned_optimizer import LearnedOptimizer
 
 
 def make_net(seed=0):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
-from l2l_helpers.meta_training import MetaTrainConfig, unroll
+from l2l_helpers.meta.config import MetaTrainConfig
+from l2l_helpers.meta.meta_training import unroll
 from l2l_helpers.optimizees import QuadraticProblem
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM, OptimizerConfig
 
 LENGTH = 3
 WEIGHTS = [1.0, 1.0, 1.0]

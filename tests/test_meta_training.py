@@ -1,4 +1,4 @@
-"""l2l_helpers.meta_training: truncated BPTT, meta-steps, validation and the best weights (paper, Section 2)."""
+"""l2l_helpers.meta.meta_training: truncated BPTT, meta-steps, validation and the best weights (paper, Section 2)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import pytest
 import torch
 from helpers import TINY, lively_net
 
-from l2l_helpers import meta_training as mt
-from l2l_helpers.baselines import make_baseline
-from l2l_helpers.checkpoints import read_checkpoint
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
-from l2l_helpers.evaluation import EvalResult, evaluate, tune_learning_rate
-from l2l_helpers.meta_training import MetaTrainConfig, meta_train, training_indices, unroll_trajectory
+from l2l_helpers.evaluation.loops import EvalResult, evaluate
+from l2l_helpers.evaluation.tuning import tune_learning_rate
+from l2l_helpers.meta import meta_training as mt
+from l2l_helpers.meta.checkpoints import read_checkpoint
+from l2l_helpers.meta.config import MetaTrainConfig, training_indices
+from l2l_helpers.meta.meta_training import meta_train, unroll_trajectory
 from l2l_helpers.optimizees import QuadraticProblem, TaskBatch
+from l2l_helpers.optimizer.baselines import make_baseline
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM, LearnedRule
 
 
 def quad_loss(tasks, theta):

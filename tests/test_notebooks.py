@@ -64,7 +64,7 @@ def test_next_pointers_follow_the_numbering():
         assert following.name in last, f"{path.name} does not point to {following.name}"
 
 
-#: Where readers find the interactive panels (notebook -> panel of l2l_helpers.panels).
+#: Where readers find the interactive panels (notebook -> panel of l2l_helpers.notebook.panels).
 PANELS = {
     "02_coordinatewise_lstm": "architecture_training_panel",
     "04_meta_training": "architecture_training_panel",

@@ -8,8 +8,8 @@ import torch
 
 import l2l_helpers as l2l
 from l2l_helpers import CoordinatewiseLSTM, OptimizerConfig, read_checkpoint
-from l2l_helpers.cli import main
-from l2l_helpers.coordinatewise_lstm import memory_write_read
+from l2l_helpers.cli.main import main
+from l2l_helpers.optimizer.coordinatewise_lstm import memory_write_read
 
 
 def _run(net: CoordinatewiseLSTM, grads: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -9,15 +9,8 @@ import torch
 from torch import nn
 
 import l2l_helpers as l2l
-from l2l_helpers.data import MNISTData, load_mnist
-from l2l_helpers.optimizees import (
-    SPLIT_SIZE,
-    MNISTProblem,
-    QuadraticProblem,
-    QuadraticTasks,
-    make_problem,
-    task_seeds,
-)
+from l2l_helpers.optimizees import SPLIT_SIZE, MNISTProblem, QuadraticProblem, QuadraticTasks, make_problem, task_seeds
+from l2l_helpers.optimizees.data import MNISTData, load_mnist
 
 
 def synthetic_data(n_train=300, n_test=100, seed=0):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from l2l_helpers.datasets import ImageData
 from l2l_helpers.optimizees.conv import GROUPS, ConvProblem, check_labels
+from l2l_helpers.optimizees.datasets import ImageData
 
 
 def synthetic(n: int = 64, size: int = 28, channels: int = 1, classes: int = 10, seed: int = 0) -> ImageData:

@@ -141,7 +141,7 @@ def test_gram_matches_a_loop():
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_gram_gradient_is_autograds_of_the_plain_formula(layout):
-    """The one-product backward of ``gram`` against autograd through ``F F^T / n`` written plainly (float64, both
+    """``gram``'s gradient against autograd through ``F F^T / n`` written plainly (float64, both
     memory layouts), and finite differences for the first and second derivatives (meta-training may differentiate
     through the optimizee's gradient), with a non-symmetric upstream gradient."""
     feat = torch.randn(2, 4, 6, 5, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
@@ -292,7 +292,7 @@ def test_vgg19_weights_failed_download_or_bad_file_say_what_to_do(empty_hub, mon
 
 def test_cli_knows_neural_art(tmp_path, capsys):
     """train --problem neural_art runs (tiny) and writes a checkpoint that evaluate reads at another size."""
-    from l2l_helpers.cli import main
+    from l2l_helpers.cli.main import main
 
     out = tmp_path / "art.pt"
     args = ["train", "--problem", "neural_art", "--size", "16", "--epochs", "1", "--steps", "4", "--unroll", "2"]

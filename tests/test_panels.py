@@ -1,4 +1,4 @@
-"""l2l_helpers.panels: every panel renders its defaults headless and re-renders when a control moves."""
+"""l2l_helpers.notebook.panels: every panel renders its defaults headless and re-renders when a control moves."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers.plotting import (
-    figure_data,
-)
+from l2l_helpers.notebook.plotting import figure_data
 
 
 def test_lstm_vs_baselines_and_the_optimizee_panel():
     """The panel's function compares the learned optimizer with Adam tuned on the given grid."""
     net = l2l.CoordinatewiseLSTM()
-    results = l2l.studies.lstm_vs_baselines(net, (5,), "relu", n_tasks=1, steps=3, grid=(0.01,), baselines=("Adam",))
+    results = l2l.lstm_vs_baselines(net, (5,), "relu", n_tasks=1, steps=3, grid=(0.01,), baselines=("Adam",))
     assert list(results) == ["LSTM", "Adam"] and results["Adam"].lr == 0.01
     assert results["LSTM"].losses.shape == (1, 4)
     panel = l2l.panels.optimizee_panel(net, hidden=5, activation="tanh", n_tasks=1)
@@ -110,7 +108,7 @@ def test_architecture_training_panel_trains_on_the_given_device(monkeypatch):
 
     import IPython.display
 
-    from l2l_helpers import panels
+    from l2l_helpers.notebook import panels
 
     monkeypatch.setattr(IPython.display, "display", lambda *objs, **_: None)
     devices = []
@@ -124,7 +122,7 @@ def test_architecture_training_panel_trains_on_the_given_device(monkeypatch):
         return kwargs
 
     monkeypatch.setattr(panels, "tune_learning_rate", tune)
-    monkeypatch.setattr(panels.studies, "quick_meta_training", train)
+    monkeypatch.setattr(panels, "quick_meta_training", train)
     monkeypatch.setattr(panels, "plot_quick_training", lambda run: run)
     device = torch.device("meta")  # any device the notebook's l2l.setup returned
     panel = panels.architecture_training_panel(epochs=2, tasks_per_epoch=2, eval_tasks=2, device=device)

@@ -1,12 +1,13 @@
-"""l2l_helpers.plan: the evaluation plan's tables, and claims checked against them."""
+"""l2l_helpers.notebook.plan: the evaluation plan's tables, and claims checked against them."""
 
 from __future__ import annotations
 
 import pytest
 
 import l2l_helpers as l2l
-from l2l_helpers.plan import COLUMNS, claim_power, parse_plan, plan_file, planned
-from l2l_helpers.results import fill_plan
+from l2l_helpers.notebook.plan import COLUMNS, parse_plan, plan_file, planned
+from l2l_helpers.notebook.power import claim_power
+from l2l_helpers.notebook.results import fill_plan
 
 PLAN = """# Plan
 

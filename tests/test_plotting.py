@@ -1,4 +1,4 @@
-"""l2l_helpers.plotting: figures carry the data they are given."""
+"""l2l_helpers.notebook.plotting: figures carry the data they are given."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers.plotting import (
-    figure_data,
-    plot_computational_graph,
-    plot_loss_curves,
-    plot_meta_training,
-    plot_preprocessing,
-)
+from l2l_helpers.notebook.diagrams import plot_computational_graph, plot_preprocessing
+from l2l_helpers.notebook.plotting import figure_data, plot_loss_curves, plot_meta_training
 
 
 def test_loss_curve_figure_matches_results():
@@ -53,7 +48,7 @@ def test_other_figures():
 
 def test_image_grid():
     """One image trace per named picture, clipped to [0, 255] bytes, titled by name."""
-    from l2l_helpers.plotting import plot_images
+    from l2l_helpers.notebook.plotting import plot_images
 
     fig = plot_images({"a": torch.full((3, 4, 5), 2.0), "b": torch.zeros(3, 4, 5)}, cols=2)
     assert [t.name for t in fig.data] == ["a", "b"]

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2l_helpers.preprocessing import PAPER_P, PREPROCESSING_INPUTS, log_sign, log_sign_smooth, preprocess
+from l2l_helpers.optimizer.preprocessing import PAPER_P, PREPROCESSING_INPUTS, log_sign, log_sign_smooth, preprocess
 
 
 def paper_formula(g: float, p: float) -> tuple[float, float]:

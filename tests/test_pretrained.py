@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
+from l2l_helpers.meta import pretrained
 
 SHIPPED = ("mnist", "neural_art", "quadratic")
 
@@ -70,17 +71,17 @@ def test_convnet_optimizers_are_the_papers_two_lstms_their_ablation_and_lstm_sub
         assert "Fashion-MNIST" in l2l.pretrained_info(name)["meta_training_images"]["images"]
 
 
-def test_optimizers_for_hands_the_problem_to_each_retraining(monkeypatch):
-    """Notebook 09 retrains on its own problem (e.g. VGG-19 features): optimizers_for passes it to every seed."""
+def test_retrained_optimizers_hand_the_problem_to_each_retraining(monkeypatch):
+    """Notebook 09 retrains on its own problem (e.g. VGG-19 features): retrained_optimizers passes it to every seed."""
     seen = []
-    monkeypatch.setattr(l2l.pretrained, "optimizer_for", lambda name, *args: seen.append((name, args[-1])) or (0, ""))
+    monkeypatch.setattr(pretrained, "retrained_optimizer", lambda name, *args: seen.append((name, args[-1])) or (0, ""))
     marker = object()
-    l2l.optimizers_for("quadratic", True, seeds=2, progress=False, problem=marker)
+    l2l.retrained_optimizers("quadratic", seeds=2, progress=False, problem=marker)
     assert seen == [("quadratic", marker), ("quadratic_seed1", marker)]
 
 
 def test_optimizers_for_gives_every_seed_or_the_first_ones():
-    out = l2l.optimizers_for("quadratic", seeds=2, progress=False)
+    out = l2l.optimizers_for("quadratic", seeds=2)
     assert [name for name, _, _ in out] == ["quadratic", "quadratic_seed1"]
     assert all("shipped optimizer" in source for _, _, source in out)
     assert len(l2l.optimizers_for("quadratic")) == 3
@@ -93,7 +94,7 @@ def test_optimizers_for_gives_every_seed_or_the_first_ones():
 
 
 def test_labelled_seeds_names_the_networks_as_the_notebooks_show_them():
-    trained = l2l.optimizers_for("quadratic", seeds=2, progress=False)
+    trained = l2l.optimizers_for("quadratic", seeds=2)
     nets = l2l.labelled_seeds(trained)
     assert list(nets) == ["LSTM s0", "LSTM s1"] and nets["LSTM s1"] is trained[1][1]
     assert list(l2l.labelled_seeds(trained, "LSTM-paper")) == ["LSTM-paper s0", "LSTM-paper s1"]
@@ -127,7 +128,7 @@ def result(name: str, finals: list[float], lr: float | None = None) -> l2l.EvalR
 def test_recipe_and_optimizer_for():
     """The shipped quadratic optimizer loads as stored; retraining rebuilds it from the stored recipe."""
     recipe = l2l.recipe_of("quadratic")
-    stored = l2l.read_checkpoint(l2l.pretrained.pretrained_path("quadratic"))
+    stored = l2l.read_checkpoint(pretrained.pretrained_path("quadratic"))
     assert recipe.optimizer.to_dict() == stored["config"]
     assert recipe.training.epochs == stored["training"]["config"]["epochs"]
     assert recipe.command.startswith("python -m l2l_helpers train --problem quadratic")
@@ -136,17 +137,17 @@ def test_recipe_and_optimizer_for():
     shipped = l2l.load_pretrained("quadratic")
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), shipped.state_dict().values(), strict=True))
     assert "shipped" in source and recipe.command in source
-    fresh, source = l2l.optimizer_for("quadratic", retrain=True, epochs=1, progress=False)
+    fresh, source = l2l.retrained_optimizer("quadratic", epochs=1, progress=False)
     assert "retrained here" in source and "1 epochs" in source
     assert fresh.config == shipped.config
     assert not torch.equal(fresh.output.weight, shipped.output.weight)
     with pytest.raises(ValueError, match="no pretrained optimizer named 'nope'"):
         l2l.optimizer_for("nope")
     with pytest.raises(ValueError, match="epochs"):
-        l2l.optimizer_for("quadratic", retrain=True, epochs=0)
+        l2l.retrained_optimizer("quadratic", epochs=0)
 
 
-def test_optimizer_for_retrains_on_the_given_problem():
+def test_retrained_optimizer_trains_on_the_given_problem():
     """``problem=`` replaces the recipe's problem family when retraining (notebook 09: other features)."""
 
     class Spy(l2l.QuadraticProblem):
@@ -157,24 +158,24 @@ def test_optimizer_for_retrains_on_the_given_problem():
             return super().tasks(split, indices, device)
 
     spy = Spy(scale=10.0)
-    l2l.optimizer_for("quadratic", retrain=True, epochs=1, progress=False, problem=spy)
+    l2l.retrained_optimizer("quadratic", epochs=1, progress=False, problem=spy)
     assert "train" in spy.splits
 
 
 def test_retrained_optimizer_is_shared_within_a_run(tmp_path, monkeypatch):
     """Under the runner (L2L_RETRAIN_DIR set) the first notebook retrains, the next ones load its result."""
     monkeypatch.setenv(l2l.settings.RETRAIN_DIR_ENV, str(tmp_path))
-    first, source = l2l.optimizer_for("quadratic", retrain=True, epochs=2, progress=False)
+    first, source = l2l.retrained_optimizer("quadratic", epochs=2, progress=False)
     assert "retrained here" in source
     (path,) = tmp_path.glob("quadratic-*.pt")
-    again, source = l2l.optimizer_for("quadratic", retrain=True, epochs=2, progress=False)
+    again, source = l2l.retrained_optimizer("quadratic", epochs=2, progress=False)
     assert "retrained earlier in this run" in source and str(path) in source
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True))
-    _, source = l2l.optimizer_for("quadratic", retrain=True, epochs=3, progress=False)  # another recipe
+    _, source = l2l.retrained_optimizer("quadratic", epochs=3, progress=False)  # another recipe
     assert "retrained here" in source and len(list(tmp_path.glob("quadratic-*.pt"))) == 2
     monkeypatch.delenv(l2l.settings.RETRAIN_DIR_ENV)
     recipe = l2l.recipe_of("quadratic")
-    assert l2l.pretrained.retrain_path("quadratic", recipe.optimizer, recipe.training, l2l.QuadraticProblem()) is None
+    assert pretrained.retrain_path("quadratic", recipe.optimizer, recipe.training, l2l.QuadraticProblem()) is None
 
 
 def test_interrupted_retraining_continues_in_the_next_notebook(tmp_path, monkeypatch):
@@ -184,8 +185,14 @@ def test_interrupted_retraining_continues_in_the_next_notebook(tmp_path, monkeyp
     def stop(record, result):
         raise KeyboardInterrupt
 
-    l2l.optimizer_for("quadratic", retrain=True, epochs=3, progress=False, callback=stop)
+    l2l.retrained_optimizer("quadratic", epochs=3, progress=False, callback=stop)
     (path,) = tmp_path.glob("quadratic-*.pt")
     assert l2l.read_checkpoint(path)["training"]["epoch"] == 1  # the finished epoch is kept
-    _, source = l2l.optimizer_for("quadratic", retrain=True, epochs=3, progress=False)
+    _, source = l2l.retrained_optimizer("quadratic", epochs=3, progress=False)
     assert "retrained here" in source and l2l.read_checkpoint(path)["training"]["epoch"] == 3
+
+
+def test_loading_never_trains():
+    """Loading a shipped optimizer is one call and retraining another: a flag where the device goes is an error."""
+    with pytest.raises(TypeError, match="retrained_optimizers"):
+        l2l.optimizers_for("quadratic", True)

@@ -96,7 +96,8 @@ def test_save_figure_without_a_browser_says_so_and_does_not_wait(tmp_path, monke
     import plotly.graph_objects as go
     from choreographer.browsers.chromium import Chromium
 
-    from l2l_helpers import results, save_figure
+    from l2l_helpers import save_figure
+    from l2l_helpers.notebook import results
 
     monkeypatch.setenv("L2L_RESULTS_DIR", str(tmp_path))
     monkeypatch.setattr(Chromium, "find_browser", staticmethod(lambda **kwargs: None))
@@ -116,7 +117,7 @@ def test_png_figures_are_embedded_in_the_report(tmp_path, monkeypatch):
     import plotly.graph_objects as go
 
     from l2l_helpers import save_figure
-    from l2l_helpers.runner import RunSummary, write_report
+    from l2l_helpers.notebook.report import RunSummary, write_report
 
     pytest.importorskip("kaleido", reason="kaleido is missing (pip install -e '.[dev]')")
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):

@@ -1,4 +1,4 @@
-"""l2l_helpers.rules: the claim rules are symmetric (reproduced only when the data show it)."""
+"""l2l_helpers.evaluation.rules: the claim rules are symmetric (reproduced only when the data show it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers.evaluation import EvalResult
+from l2l_helpers.evaluation.loops import EvalResult
 
 
 def ends(name, finals, steps=4):

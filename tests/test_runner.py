@@ -8,8 +8,8 @@ import os
 import nbformat
 import pytest
 
-from l2l_helpers import runner
-from l2l_helpers.runner import notebook_parameters, run_notebooks, select_notebooks
+from l2l_helpers.notebook import runner
+from l2l_helpers.notebook.runner import notebook_parameters, run_notebooks, select_notebooks
 
 
 def write_notebook(path, body: str, params: str = "SMOKE = False\nINTERACTIVE = True\nDEVICE = 'auto'") -> None:

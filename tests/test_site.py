@@ -16,9 +16,9 @@ import nbformat
 import pytest
 from helpers import CHROMIUM_ARGS
 
-from l2l_helpers import claims_table, site
-from l2l_helpers.claims_table import FIGURES, NOTEBOOK_FIGURES, claims_by_figure, figure_of
-from l2l_helpers.results import claim
+from l2l_helpers.notebook import claims_table, pages, site
+from l2l_helpers.notebook.claims_table import FIGURES, NOTEBOOK_FIGURES, claims_by_figure, figure_of
+from l2l_helpers.notebook.results import claim
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,7 +125,7 @@ def test_figure_table_markdown_and_html():
     assert lines[3].startswith("|  | an old row | **not reproduced** |")
     assert "| the LSTM \\| outperforms SGD (Figure 4, left) | reproduced | 0.777 [0.353, 0.923]" in md
     assert "| 20 | 3 | 05_quadratics |" in md
-    rendered = site.markdown_html(md)
+    rendered = pages.markdown_html(md)
     assert rendered.count("<tr>") == 7 and "<strong>not reproduced</strong>" in rendered
     assert "the LSTM | outperforms" in rendered  # the escaped pipe stays inside its cell
     page = claims_table.figure_table_html(groups, {"05_quadratics": "05_quadratics.html"})
@@ -139,11 +139,11 @@ def test_markdown_html_rebases_relative_links_only():
     """The report rendered one folder down: its figures and links get ``../``; URLs, anchors and raw HTML do not."""
     text = "![A curve](results/figures/a.png)\n\n[page](results/figures/a.html) [paper](https://arxiv.org/abs/1) "
     text += "[x](#y)\n\n<script>alert(1)</script>"
-    out = site.markdown_html(text, base="../")
+    out = pages.markdown_html(text, base="../")
     assert '<img src="../results/figures/a.png" alt="A curve"' in out
     assert '<a href="../results/figures/a.html">' in out and '<a href="https://arxiv.org/abs/1">' in out
     assert '<a href="#y">' in out and "<script>" not in out and "&lt;script&gt;" in out
-    assert '<img src="results/figures/a.png"' in site.markdown_html(text)
+    assert '<img src="results/figures/a.png"' in pages.markdown_html(text)
 
 
 def write_run(run_dir: Path, profile: str = "default", png_size: tuple[int, int] = (1400, 900)) -> Path:
@@ -307,9 +307,9 @@ def test_notebook_pages_and_index_from_papermill_metadata(tmp_path):
 def test_tex_that_latex2mathml_cannot_read_stays_readable():
     """Math is MathML where it converts, and its TeX source (escaped) where it does not."""
     pytest.importorskip("latex2mathml", reason="latex2mathml is missing: math shows as TeX")
-    assert site.tex_to_mathml("x^2", display=False).startswith("<math")
+    assert pages.tex_to_mathml("x^2", display=False).startswith("<math")
     unreadable = "\\begin{foo} x < 1"  # an environment never closed
-    assert site.tex_to_mathml(unreadable, display=True) == "<code class='tex'>$$\\begin{foo} x &lt; 1$$</code>"
+    assert pages.tex_to_mathml(unreadable, display=True) == "<code class='tex'>$$\\begin{foo} x &lt; 1$$</code>"
 
 
 # ------------------------------------------------------------------------------------- a SMOKE run in Chromium
@@ -341,7 +341,7 @@ def test_a_smoke_runs_site_reads_offline_in_chromium(tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium)")
-    from l2l_helpers.runner import run_notebooks
+    from l2l_helpers.notebook.runner import run_notebooks
 
     run = tmp_path / "run"
     summary = run_notebooks(ROOT / "notebooks", run, profile="smoke", only=SMOKE_NOTEBOOKS, clock=False, echo=print)

@@ -1,15 +1,17 @@
-"""l2l_helpers.stacked_training: K meta-training runs in one batched pass give each run what meta_train gives it."""
+"""l2l_helpers.meta.stacked_training: K meta-training runs in one batched pass give each run what meta_train gives
+it."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from l2l_helpers.coordinatewise_lstm import CoordinatewiseLSTM
-from l2l_helpers.meta_training import MetaTrainConfig, meta_train
+from l2l_helpers.meta.config import MetaTrainConfig
+from l2l_helpers.meta.meta_training import meta_train
+from l2l_helpers.meta.stacked_training import StackedWeights, meta_train_stack, stacked_step
 from l2l_helpers.optimizees import MNISTProblem, QuadraticProblem
-from l2l_helpers.preprocessing import preprocess
-from l2l_helpers.stacked_training import StackedWeights, meta_train_stack, stacked_step
+from l2l_helpers.optimizer.coordinatewise_lstm import CoordinatewiseLSTM
+from l2l_helpers.optimizer.preprocessing import preprocess
 
 
 def nets_for(kinds, scales=None):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import l2l_helpers as l2l
-from l2l_helpers.step_cost import (
+from l2l_helpers.evaluation.step_cost import (
     lstm_step_macs,
     mlp_step_macs,
     state_bytes_per_coordinate,

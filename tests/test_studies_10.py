@@ -7,10 +7,9 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers import studies
-from l2l_helpers.departures import paper_vs_run
-from l2l_helpers.grouped_lstm import GroupedConfig, GroupedLSTM
+from l2l_helpers.notebook.departures import paper_vs_run
 from l2l_helpers.optimizees.conv import ConvProblem
+from l2l_helpers.optimizer.grouped_lstm import GroupedConfig, GroupedLSTM
 from tests.test_optimizees_conv import synthetic
 
 
@@ -25,14 +24,14 @@ def _result(name: str, final: list[float]) -> l2l.EvalResult:
 
 def test_class_samples_give_one_rgb_image_per_label():
     data = synthetic(n=30, size=8)
-    samples = studies.class_samples(data)
+    samples = l2l.class_samples(data)
     assert list(samples) == [f"{k}: {k}" for k in range(10)]
     first = samples["3: 3"]
     assert first.shape == (3, 8, 8)
     assert torch.equal(first[0], data.test_images[(data.test_labels == 3).nonzero()[0, 0], 0])
-    assert len(studies.class_samples(data, per_class=2)) == 20
+    assert len(l2l.class_samples(data, per_class=2)) == 20
     with pytest.raises(ValueError, match="split"):
-        studies.class_samples(data, split="val")
+        l2l.class_samples(data, split="val")
 
 
 def test_comparisons_by_condition_run_everyone_on_the_same_held_out_networks():
@@ -42,7 +41,7 @@ def test_comparisons_by_condition_run_everyone_on_the_same_held_out_networks():
     net = GroupedLSTM(GroupedConfig.same(l2l.OptimizerConfig(), ("conv", "fc")))
     problems = {"all": _tiny(), "two": _tiny([0, 1])}
     learned = {"all": {"LSTM s0": net}, "two": {"LSTM s0": net}}
-    results, tuned = studies.comparisons_by_condition(problems, learned, [0.01, 0.1], 1, 2, 4, progress=False)
+    results, tuned = l2l.comparisons_by_condition(problems, learned, [0.01, 0.1], 1, 2, 4, progress=False)
     assert set(results["two"]) == {"final", "sum"}  # one comparison per metric, against baselines tuned for it
     assert set(results["two"]["final"]) == {"LSTM s0", "SGD", "NAG", "RMSprop", "Adam"}
     for key, problem in problems.items():
@@ -55,20 +54,20 @@ def test_comparisons_by_condition_run_everyone_on_the_same_held_out_networks():
     near = tuned["two"]["final"]["Adam"].scores
     assert tuned["all"]["final"]["Adam"].best_lr in near  # the subsets' search is centred on the first set's rate
     with pytest.raises(ValueError, match="no learned optimizers for"):
-        studies.comparisons_by_condition(problems, {"all": {}}, [0.1], progress=False)
+        l2l.comparisons_by_condition(problems, {"all": {}}, [0.1], progress=False)
 
 
 def test_seed_means_stack_each_kinds_seeds():
     results = {"A s0": _result("A s0", [1.0, 3.0]), "A s1": _result("A s1", [5.0, 7.0]), "SGD": _result("SGD", [2.0])}
-    out = studies.seed_means(results, {"A": ["A s0", "A s1"]})
+    out = l2l.seed_means(results, {"A": ["A s0", "A s1"]})
     assert list(out) == ["A", "SGD"] and out["A"].mean_final == pytest.approx(4.0)
     with pytest.raises(ValueError, match="not among the results"):
-        studies.seed_means(results, {"B": ["B s0"]})
+        l2l.seed_means(results, {"B": ["B s0"]})
 
 
 def test_gradient_scales_cover_every_coordinate_of_each_group():
     problem = _tiny()
-    out = studies.group_gradient_scales(problem)
+    out = l2l.group_gradient_scales(problem)
     assert sum(t["coordinates"] for t in out["table"].values()) == problem.dim
     tasks = problem.tasks("dev", [0])
     theta = tasks.init_theta().requires_grad_(True)
@@ -86,12 +85,12 @@ def test_relu_bn_sentence_reports_each_seed_against_the_best_baseline():
         "NAG": _result("NAG", [2.0, 2.0]),
         "Adam": _result("Adam", [4.0, 4.0]),
     }
-    text = studies.relu_bn_markdown(results, ["LSTM s0", "LSTM s1"])
+    text = l2l.relu_bn_markdown(results, ["LSTM s0", "LSTM s1"])
     assert "0.50, 1.50 times that of the best tuned baseline, NAG (2)" in text
     assert "some seeds end below" in text
-    assert "every seed ends below" in studies.relu_bn_markdown(results, ["LSTM s0"])
+    assert "every seed ends below" in l2l.relu_bn_markdown(results, ["LSTM s0"])
     with pytest.raises(ValueError, match="at least one learned"):
-        studies.relu_bn_markdown(results, [])
+        l2l.relu_bn_markdown(results, [])
 
 
 def test_figure_6_panels_share_colours_and_the_legend():

@@ -1,4 +1,4 @@
-"""l2l_helpers.torch_loops: plain nn.Module training with torch.optim optimizers and LearnedOptimizer."""
+"""l2l_helpers.evaluation.torch_loops: plain nn.Module training with torch.optim optimizers and LearnedOptimizer."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_sequential_comparison_tunes_every_baseline_then_tests_on_held_out_model
 
 def test_sequential_comparison_nag_is_nesterov_momentum_and_bad_input_is_refused():
     """NAG is torch.optim.SGD with Nesterov momentum 0.9; unknown baselines and clashing names fail clearly."""
-    from l2l_helpers.torch_loops import TORCH_BASELINES
+    from l2l_helpers.evaluation.torch_loops import TORCH_BASELINES
 
     nag = TORCH_BASELINES["NAG"]([torch.zeros(2, requires_grad=True)], 0.1)
     assert isinstance(nag, torch.optim.SGD)

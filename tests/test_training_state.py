@@ -1,4 +1,4 @@
-"""l2l_helpers.training_state: checkpoints, resume bit for bit, interrupts, skipped and rolled-back steps."""
+"""l2l_helpers.meta.training_state: checkpoints, resume bit for bit, interrupts, skipped and rolled-back steps."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import torch
 from helpers import TINY, disk_full_after, fresh_net, lively_net, same_weights, train
 
 import l2l_helpers as l2l
-from l2l_helpers.checkpoints import load_optimizer, read_checkpoint, save_checkpoint
-from l2l_helpers.meta_training import MetaTrainConfig, meta_train
+from l2l_helpers.meta.checkpoints import load_optimizer, read_checkpoint, save_checkpoint
+from l2l_helpers.meta.config import MetaTrainConfig, training_indices
+from l2l_helpers.meta.meta_training import meta_train
 from l2l_helpers.optimizees import QuadraticProblem, QuadraticTasks
 
 
@@ -132,7 +133,7 @@ class NaNTasks(QuadraticTasks):
 def epoch_first_index(epoch: int) -> int:
     """The first training seed of an epoch in the TINY configuration."""
     config = l2l.MetaTrainConfig(epochs=10, **TINY)
-    return l2l.meta_training.training_indices(config, epoch)[0]
+    return training_indices(config, epoch)[0]
 
 
 def test_interrupt_between_epochs_saves_and_resumes_bit_for_bit(tmp_path):
@@ -200,7 +201,7 @@ def test_exploding_meta_gradient_is_skipped_and_phi_kept():
 def test_full_disk_names_the_lost_epoch_and_the_kept_checkpoint(tmp_path, monkeypatch, writes):
     """A checkpoint write that fails (ENOSPC) stops the run with CheckpointWriteError: the epoch it was saving and
     the epoch of the checkpoint still on disk, which loads and is intact."""
-    from l2l_helpers.checkpoints import CheckpointWriteError
+    from l2l_helpers.meta.checkpoints import CheckpointWriteError
 
     path = tmp_path / "full.pt"
     config = MetaTrainConfig(epochs=4, checkpoint_every=1, **TINY)

@@ -2,7 +2,7 @@
 
 The notebook's cell marked ``# meta_step_by_hand`` writes one truncated-BPTT meta-step in plain PyTorch
 (gradients of f detached, the weighted losses summed on the graph, one backward pass). The package gets the
-same meta-gradient from a surrogate (:func:`l2l_helpers.meta_training.unroll`); these tests run the cell as the
+same meta-gradient from a surrogate (:func:`l2l_helpers.meta.meta_training.unroll`); these tests run the cell as the
 notebook does and its function on fresh cases, in float64, mid-trajectory.
 """
 
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import l2l_helpers as l2l
-from l2l_helpers.meta_training import unroll
+from l2l_helpers.meta.meta_training import unroll
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "04_meta_training.ipynb"
 MARKER = "# meta_step_by_hand"

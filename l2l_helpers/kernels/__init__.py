@@ -1,6 +1,6 @@
 """How one step of the coordinatewise LSTM is computed: speed as a switch beside the plain path (paper, Section 2.1).
 
-The optimizer network (:mod:`l2l_helpers.coordinatewise_lstm`) is the paper's LSTM written plainly with
+The optimizer network (:mod:`l2l_helpers.optimizer.coordinatewise_lstm`) is the paper's LSTM written plainly with
 ``nn.LSTMCell``; this package holds two faster ways to compute the same step, with the same numbers to float
 rounding:
 
@@ -23,9 +23,10 @@ from collections.abc import Iterator
 
 import torch
 
-from . import native, selection
-from .fused import fused_step
-from .native import native_step
+from l2l_helpers.kernels import native, selection
+from l2l_helpers.kernels.fused import fused_step
+from l2l_helpers.kernels.native import native_step
+from l2l_helpers.kernels.plain import plain_only, plain_wanted
 
 #: ``auto``: the fastest that applies (native where measured faster, else fused); ``cells``: the plain
 #: ``nn.LSTMCell`` stack, which autograd can differentiate twice.
@@ -57,6 +58,10 @@ def backend_for(x: torch.Tensor, state: torch.Tensor) -> str:
     want = _forced[-1] if _forced else "auto"
     if x.requires_grad or want == "cells":
         return "cells"
+    if want == "auto":  # L2L_PLAIN pins the plain path of the steps it names
+        if not plain_wanted("native") and selection.supports(x, state):
+            return "native"
+        return "cells" if plain_wanted("fused") else "fused"
     if want == "native":
         if not native.shape_supported(x, state) or native.load() is None:
             raise ValueError(
@@ -64,9 +69,18 @@ def backend_for(x: torch.Tensor, state: torch.Tensor) -> str:
                 "1 or 2 inputs and a C++ compiler; use forced('fused') or forced('auto')"
             )
         return "native"
-    if want == "fused":
-        return "fused"
-    return "native" if selection.supports(x, state) else "fused"
+    return "fused"
 
 
-__all__ = ["BACKENDS", "STEPS", "backend_for", "forced", "fused_step", "native", "native_step", "selection"]
+__all__ = [
+    "BACKENDS",
+    "STEPS",
+    "backend_for",
+    "forced",
+    "fused_step",
+    "native",
+    "native_step",
+    "plain_only",
+    "plain_wanted",
+    "selection",
+]

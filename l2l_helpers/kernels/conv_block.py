@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .. import settings
-from . import native
-from .plain import plain_only, plain_wanted
+from l2l_helpers import settings
+from l2l_helpers.kernels import native
+from l2l_helpers.kernels.plain import plain_only, plain_wanted
 
 __all__ = ["bn_relu_pool", "load", "plain", "plain_only", "supported"]
 SOURCE = Path(__file__).resolve().parent / "csrc" / "conv_block.cpp"
@@ -40,7 +40,7 @@ def plain(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float =
 def supported(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> bool:
     """Whether the native block runs for these tensors: float32 on the CPU, square maps of at least 2 x 2."""
     return (
-        not plain_wanted()  # inside plain_only(): a graph differentiated twice
+        not plain_wanted("conv_block")  # inside plain_only(): a graph differentiated twice
         and settings.native_mode() != "off"
         and y.device.type == "cpu"
         and all(t.dtype == torch.float32 for t in (y, gamma, beta))

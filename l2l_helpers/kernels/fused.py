@@ -164,7 +164,7 @@ def fused_step(
     ``state`` has shape (num_layers, 2, N, H). Keeps the autograd graph (one node per step) when a
     gradient is needed, and nothing otherwise (evaluation, ``LearnedOptimizer.step``). ``x`` itself
     must not need a gradient: second-order meta-training uses the ``nn.LSTMCell`` path. On CPUs
-    :class:`~l2l_helpers.coordinatewise_lstm.CoordinatewiseLSTM` runs the C++ version of this step
+    :class:`~l2l_helpers.optimizer.coordinatewise_lstm.CoordinatewiseLSTM` runs the C++ version of this step
     (:mod:`l2l_helpers.kernels.native`) instead, where it can be built.
     """
     if needs_graph(state, params):

@@ -21,7 +21,7 @@ process needs it, 30-90 s, into a folder of torch's extension cache (``TORCH_EXT
 of the source's content, the flags, the target, the CPU (for ``native``) and the torch and Python versions:
 two checkouts or an installed copy with the same source share one build, and a changed source gets its own.
 Where the build fails (no compiler, Windows, ...) or the CPU lacks the target's instructions, a warning says
-why once and :class:`~l2l_helpers.coordinatewise_lstm.CoordinatewiseLSTM` uses the Python step
+why once and :class:`~l2l_helpers.optimizer.coordinatewise_lstm.CoordinatewiseLSTM` uses the Python step
 (:func:`l2l_helpers.kernels.fused.fused_step`). The native step covers float32 tensors on the CPU with 20
 hidden units (the paper's size) and 1 or 2 inputs per coordinate; everything else takes the Python step.
 """
@@ -41,8 +41,8 @@ from typing import Any
 
 import torch
 
-from .. import settings
-from .fused import layer_weights, needs_graph
+from l2l_helpers import settings
+from l2l_helpers.kernels.fused import layer_weights, needs_graph
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lstm_step.cpp"
 HIDDEN_SIZE = 20  # the sizes the C++ code is built for

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import settings
-from . import native
-from .fused import fused_step
+from l2l_helpers import settings
+from l2l_helpers.kernels import native
+from l2l_helpers.kernels.fused import fused_step
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from .plain import plain_wanted
+from l2l_helpers.kernels.plain import plain_wanted
 
 
 def _rows(feat: torch.Tensor) -> torch.Tensor:
@@ -144,7 +144,7 @@ class StyleContentLoss(torch.autograd.Function):
 def supported(images: torch.Tensor) -> bool:
     """Whether :class:`StyleContentLoss` runs: its gradient is wanted, once (not inside
     :func:`~l2l_helpers.kernels.plain.plain_only`)."""
-    return images.requires_grad and torch.is_grad_enabled() and not plain_wanted()
+    return images.requires_grad and torch.is_grad_enabled() and not plain_wanted("style_loss")
 
 
 #: ``style_content_loss(images, features, content_target, style_grams, content_layer, coefficients)``: see

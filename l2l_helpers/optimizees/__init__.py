@@ -9,9 +9,17 @@
   on first use.
 """
 
-from .base import PROBLEMS, SPLIT_OFFSETS, SPLIT_SIZE, Problem, TaskBatch, make_problem, task_seeds
-from .mnist import ACTIVATIONS, INITS, MLPTasks, MNISTProblem, mlp_model
-from .quadratic import QuadraticProblem, QuadraticTasks, landscape
+from l2l_helpers.optimizees.base import (
+    PROBLEMS,
+    SPLIT_OFFSETS,
+    SPLIT_SIZE,
+    Problem,
+    TaskBatch,
+    make_problem,
+    task_seeds,
+)
+from l2l_helpers.optimizees.mnist import ACTIVATIONS, INITS, MLPTasks, MNISTProblem, mlp_model
+from l2l_helpers.optimizees.quadratic import QuadraticProblem, QuadraticTasks, landscape
 
 __all__ = [
     "ACTIVATIONS",

@@ -10,7 +10,7 @@ A :class:`Problem` is a family of functions. ``problem.tasks(split, indices)`` d
 Tasks are independent, so the gradient of ``loss.sum()`` with respect to ``theta`` holds every task's
 own gradient. ``tasks.loss`` also takes *copies* of the batch, theta of shape ``(copies * n_tasks, dim)``
 where row ``c * n_tasks + i`` is a copy of task i (same function, same minibatches): how several optimizers
-or a whole grid of learning rates run on the same tasks as one batch (:mod:`~l2l_helpers.evaluation`).
+or a whole grid of learning rates run on the same tasks as one batch (:mod:`~l2l_helpers.evaluation.loops`).
 The splits ``train``, ``val``, ``dev`` and ``test`` use disjoint seed ranges: meta-training draws ``train``
 tasks and selects on ``val``; every development look (choosing a recipe, a task count, a rule) evaluates
 ``dev`` tasks; ``test`` is the locked range the notebooks' claims are measured on, opened only for them
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ..baselines import DEFAULT_LR_GRID
+from l2l_helpers.optimizer.baselines import DEFAULT_LR_GRID
 
 #: First seed of each split; a split holds SPLIT_SIZE seeds, so the splits are disjoint.
 SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000_000, "dev": 2_000_000_000, "test": 3_000_000_000}

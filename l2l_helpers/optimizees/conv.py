@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..datasets import CONV_DATASETS, ImageData, load_conv_data
-from ..kernels.conv_block import bn_relu_pool
-from .base import HELD_OUT_SPLITS, MinibatchTasks, Problem
+from l2l_helpers.kernels.conv_block import bn_relu_pool
+from l2l_helpers.optimizees.base import HELD_OUT_SPLITS, MinibatchTasks, Problem
+from l2l_helpers.optimizees.datasets import CONV_DATASETS, ImageData, load_conv_data
 
 #: Learning rates the baselines are tuned over (half-decades from 0.003 to 0.3; the search steps past either end, so
 #: a best rate on an edge is never kept as tuned: measured bests on Fashion-MNIST were 0.003-0.3).
@@ -86,7 +86,8 @@ class ConvProblem(Problem):
     """The paper's convnet (Section 3.3) on images (n, C, H, W) with labels, optionally a subset of the labels.
 
     ``data`` holds ``train_images``, ``train_labels`` (meta-training) and ``test_images``, ``test_labels`` (held
-    out); by default ``dataset``'s (:func:`~l2l_helpers.datasets.load_conv_data`: ``"fashion_mnist"``, ``"cifar10"``
+    out); by default ``dataset``'s (:func:`~l2l_helpers.optimizees.datasets.load_conv_data`: ``"fashion_mnist"``,
+    ``"cifar10"``
     or ``"auto"``). ``labels`` keeps only those classes (the
     paper's CIFAR-5 and CIFAR-2), renumbered 0..k-1 in the order given, with a k-way output layer.
     """

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import MNISTData, load_mnist
-from .base import HELD_OUT_SPLITS, MinibatchTasks, Problem
+from l2l_helpers.optimizees.base import HELD_OUT_SPLITS, MinibatchTasks, Problem
+from l2l_helpers.optimizees.data import MNISTData, load_mnist
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
 INITS = ("normal", "pytorch", "mixed")

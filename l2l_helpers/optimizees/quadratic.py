@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from .base import Problem, TaskBatch
+from l2l_helpers.optimizees.base import Problem, TaskBatch
 
 
 class QuadraticTasks(TaskBatch):
