@@ -3,9 +3,10 @@
 The notebook's cell marked ``# neural_art_loss_by_hand`` writes the Gram matrix of a layer's feature maps, the
 style, content and total-variation terms and their weighted sum in plain PyTorch; the cell marked
 ``# image_step_by_hand`` takes one step of gradient descent on the pixels with autograd's gradient of that loss.
-The package computes the same loss with a hand-written image gradient (:mod:`l2l_helpers.kernels.style_loss`) and
-a Gram matrix with a one-product backward (``l2l.gram``). These tests run the cells' functions on fresh small tasks
-in float64 and compare them with the package, with an einsum and a loop over pixels, and with finite differences.
+The package computes the same loss with a hand-written image gradient (:mod:`l2l_helpers.kernels.style_loss`), and
+its Gram matrix (``l2l.gram``) reads channels-last maps without a copy. These tests run the cells' functions on
+fresh small tasks in float64 and compare them with the package, with an einsum and a loop over pixels, with the
+Gram matrix's gradient by formula, and with finite differences.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def test_gram_is_the_packages_and_the_definition(cells, shape, channels_last):
 
 
 def test_gram_gradient_is_the_packages_one_product_backward(cells):
-    """Autograd through the cell's Gram matrix gives l2l.gram's hand-written backward, dX = X (dG + dG^T) / n."""
+    """Autograd through the cell's Gram matrix gives l2l.gram's gradient and the formula dF = (dG + dG^T) F / n."""
     gen = torch.Generator().manual_seed(3)
     feat = torch.randn(2, 5, 4, 3, generator=gen, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     weight = torch.randn(2, 5, 5, generator=gen, dtype=torch.float64)  # not symmetric: dG + dG^T matters
