@@ -138,3 +138,12 @@ def test_the_build_is_named_by_content_not_by_path(monkeypatch, tmp_path):
     monkeypatch.setattr(native, "cpu_flags", lambda: AVX2_ONLY)
     assert native.build_name("native") != here  # -march=native: this CPU's binary
     assert native.build_name("haswell") == haswell  # a fixed target: the same binary on any CPU
+
+
+def test_measuring_leaves_the_global_random_state_alone():
+    """The first LSTM step on a new machine measures both steps; a notebook's random draws stay the same."""
+    if native.load() is None:
+        pytest.skip("no native build here")
+    before = torch.get_rng_state()
+    selection.measure(n_coords=256, steps=1, repeats=1)
+    assert torch.equal(torch.get_rng_state(), before)
