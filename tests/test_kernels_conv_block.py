@@ -1,12 +1,13 @@
-"""The convnet's fused block (l2l_helpers.kernels.conv_block) against PyTorch's batch_norm, relu and max_pool2d."""
+"""The convnet's fused block (l2l_helpers.kernels.conv_block), swapped in for the optimizee's plain bn_relu_pool."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from l2l_helpers import kernels
 from l2l_helpers.kernels import conv_block
-from l2l_helpers.optimizees.conv import ConvProblem
+from l2l_helpers.optimizees.conv import ConvProblem, bn_relu_pool
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def both(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, d_out: torch.
     if native:
         out = conv_block.NativeBNReLUPool.apply(y, gamma, beta, 1e-5)
     else:
-        out = conv_block.plain(y, gamma, beta, 1e-5)
+        out = bn_relu_pool.plain(y, gamma, beta, 1e-5)
     grads = torch.autograd.grad((out * d_out).sum(), (y, gamma, beta))
     return out.detach(), grads
 
@@ -67,10 +68,10 @@ def test_the_plain_path_runs_where_the_native_block_does_not(module, monkeypatch
     block. Twice-differentiated, the plain path works."""
     y, gamma, beta = torch.randn(2, 3, 4, 4, requires_grad=True), torch.ones(3), torch.zeros(3)
     assert conv_block.supported(y, gamma, beta)
-    assert type(conv_block.bn_relu_pool(y, gamma, beta).grad_fn).__name__.startswith("NativeBNReLUPool")
+    assert type(bn_relu_pool(y, gamma, beta).grad_fn).__name__.startswith("NativeBNReLUPool")
     assert not conv_block.supported(y.double(), gamma.double(), beta.double())
-    with conv_block.plain_only():
-        out = conv_block.bn_relu_pool(y, gamma, beta)
+    with kernels.plain_only():
+        out = bn_relu_pool(y, gamma, beta)
         assert not type(out.grad_fn).__name__.startswith("NativeBNReLUPool")
         (g,) = torch.autograd.grad(out.square().sum(), y, create_graph=True)
         assert g.requires_grad

@@ -10,10 +10,12 @@ rounding:
 
 :func:`backend_for` picks one for a step; :func:`forced` pins one for a block of code (tests, benchmarks).
 
-Two more kernels are optimizees', not the LSTM's: :mod:`.conv_block` (``csrc/conv_block.cpp``) fuses batch
-normalization, ReLU and max pooling at the end of each block of notebook 10's convnet, and :mod:`.style_loss`
-computes neural art's image gradient by hand (notebook 09). PyTorch's operators are their plain path, and
-:func:`.plain.plain_only` pins it for graphs that are differentiated twice.
+Two more kernels are optimizees', not the LSTM's, swapped in for plain functions of the optimizee modules
+(:func:`.plain.swappable`): :mod:`.conv_block` (``csrc/conv_block.cpp``) fuses batch normalization, ReLU and max
+pooling at the end of each block of notebook 10's convnet, and :mod:`.style_loss` computes neural art's image
+gradient by hand (notebook 09). ``L2L_PLAIN`` pins any plain path, and :func:`.plain.plain_only` pins the
+optimizees' for graphs that are differentiated twice. Each fast path stays only while it makes its notebook's whole
+run at least 1.3x faster (``benchmarks/bench_fast_paths.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Iterator
 
 import torch
 
-from l2l_helpers.kernels import native, selection
+from l2l_helpers.kernels import conv_block, native, selection, style_loss  # the optimizees' kernels register
 from l2l_helpers.kernels.fused import fused_step
 from l2l_helpers.kernels.native import native_step
 from l2l_helpers.kernels.plain import plain_only, plain_wanted
@@ -76,6 +78,7 @@ __all__ = [
     "BACKENDS",
     "STEPS",
     "backend_for",
+    "conv_block",
     "forced",
     "fused_step",
     "native",
@@ -83,4 +86,5 @@ __all__ = [
     "plain_only",
     "plain_wanted",
     "selection",
+    "style_loss",
 ]

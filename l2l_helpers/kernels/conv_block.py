@@ -3,9 +3,11 @@
 The paper's convnet (Section 3.3; :mod:`l2l_helpers.optimizees.conv`) ends each convolutional block with these
 three operations. PyTorch runs them as separate passes over the block's maps, forward and backward; on a 2-core
 CPU they were about half of a network's step (batch 128 of 28 x 28 images). ``csrc/conv_block.cpp`` computes
-them in one forward and one backward (built like the LSTM step, :func:`~l2l_helpers.kernels.native.load_source`);
-:func:`plain` is the same computation in PyTorch's operators, what runs wherever the native one does not (GPU,
-float64, ``L2L_NATIVE=0``, no compiler, a second-order graph), and what the tests compare it with.
+them in one forward and one backward (built like the LSTM step, :func:`~l2l_helpers.kernels.native.load_source`).
+It is swapped in for :func:`l2l_helpers.optimizees.conv.bn_relu_pool`, the same computation in PyTorch's operators,
+which runs wherever the native one does not (GPU, float64, ``L2L_NATIVE=0``, ``L2L_PLAIN=conv_block``, no compiler,
+a second-order graph) and which the tests compare it with. Measured on notebook 10's whole run
+(``benchmarks/bench_fast_paths.py``).
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ from types import ModuleType
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from l2l_helpers import settings
 from l2l_helpers.kernels import native
-from l2l_helpers.kernels.plain import plain_only, plain_wanted
+from l2l_helpers.kernels.plain import plain_wanted, register
 
-__all__ = ["bn_relu_pool", "load", "plain", "plain_only", "supported"]
+__all__ = ["load", "native_bn_relu_pool", "supported"]
 SOURCE = Path(__file__).resolve().parent / "csrc" / "conv_block.cpp"
 
 
@@ -31,13 +32,7 @@ def load() -> ModuleType | None:
     return native.load_source(SOURCE, "the convnet's fused block (batch norm, ReLU, pooling)")
 
 
-def plain(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """max_pool2d(relu(batch_norm(y))) with batch statistics, (B, C, S, S) -> (B, C, S // 2, S // 2)."""
-    h = F.batch_norm(y, None, None, gamma, beta, training=True, eps=eps)
-    return F.max_pool2d(F.relu(h), 2)
-
-
-def supported(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> bool:
+def supported(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> bool:
     """Whether the native block runs for these tensors: float32 on the CPU, square maps of at least 2 x 2."""
     return (
         not plain_wanted("conv_block")  # inside plain_only(): a graph differentiated twice
@@ -51,7 +46,8 @@ def supported(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> bool:
 
 
 class NativeBNReLUPool(torch.autograd.Function):
-    """:func:`plain`, forward and backward, by ``csrc/conv_block.cpp``."""
+    """The plain block (:func:`l2l_helpers.optimizees.conv.bn_relu_pool`), forward and backward, by
+    ``csrc/conv_block.cpp``."""
 
     @staticmethod
     def forward(ctx: Any, y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float) -> torch.Tensor:
@@ -70,10 +66,11 @@ class NativeBNReLUPool(torch.autograd.Function):
         return dy, d_gamma, d_beta, None
 
 
-def bn_relu_pool(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def native_bn_relu_pool(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Batch normalization of ``y`` (B, C, S, S) with its own statistics, scale ``gamma`` and shift ``beta`` (C,),
-    then ReLU and 2x2 max pooling: the native block where :func:`supported`, else :func:`plain`. The same
-    numbers to float rounding (the statistics are summed in another order)."""
-    if supported(y, gamma, beta):
-        return NativeBNReLUPool.apply(y.contiguous(), gamma.contiguous(), beta.contiguous(), float(eps))
-    return plain(y, gamma, beta, eps)
+    then ReLU and 2x2 max pooling, by the native block: the plain version's numbers to float rounding (the statistics
+    are summed in another order)."""
+    return NativeBNReLUPool.apply(y.contiguous(), gamma.contiguous(), beta.contiguous(), float(eps))
+
+
+register("conv_block", native_bn_relu_pool, supported)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from l2l_helpers.kernels.plain import plain_wanted
+from l2l_helpers.kernels.plain import plain_wanted, register
 
 
 def _rows(feat: torch.Tensor) -> torch.Tensor:
@@ -141,12 +141,15 @@ class StyleContentLoss(torch.autograd.Function):
         return d_images, None, None, None, None, None
 
 
-def supported(images: torch.Tensor) -> bool:
+def supported(images: torch.Tensor, features: torch.nn.Module | None = None, *args: Any) -> bool:
     """Whether :class:`StyleContentLoss` runs: its gradient is wanted, once (not inside
-    :func:`~l2l_helpers.kernels.plain.plain_only`)."""
-    return images.requires_grad and torch.is_grad_enabled() and not plain_wanted("style_loss")
+    :func:`~l2l_helpers.kernels.plain.plain_only`), and ``features`` are the random-feature network whose forward it
+    repeats operation for operation (VGG-19's are not)."""
+    random_features = features is None or type(features).__name__ == "RandomFeatures"
+    return images.requires_grad and torch.is_grad_enabled() and not plain_wanted("style_loss") and random_features
 
 
 #: ``style_content_loss(images, features, content_target, style_grams, content_layer, coefficients)``: see
-#: :class:`StyleContentLoss`.
+#: :class:`StyleContentLoss`; swapped in for :func:`l2l_helpers.optimizees.neural_art.style_content_loss`.
 style_content_loss = StyleContentLoss.apply
+register("style_loss", style_content_loss, supported)

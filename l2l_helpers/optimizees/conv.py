@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from l2l_helpers.kernels.conv_block import bn_relu_pool
+from l2l_helpers.kernels.plain import swappable
 from l2l_helpers.optimizees.base import HELD_OUT_SPLITS, MinibatchTasks, Problem
 from l2l_helpers.optimizees.datasets import CONV_DATASETS, ImageData, load_conv_data
 
@@ -30,6 +30,15 @@ CONV_LR_GRID: tuple[float, ...] = tuple(round(10.0 ** (k / 2), 10) for k in rang
 #: The two parameter groups of the paper's two LSTMs: every tensor belongs to a convolutional or a fully connected
 #: layer (batch normalization's scale and shift belong to the layer they follow).
 GROUPS = ("conv", "fc")
+
+
+@swappable("conv_block")
+def bn_relu_pool(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """The end of each convolutional block: batch normalization with the minibatch's own statistics (training mode),
+    scale ``gamma`` and shift ``beta`` (C,), then ReLU and 2x2 max pooling; (B, C, S, S) -> (B, C, S // 2, S // 2).
+    On CPUs ``kernels/conv_block.py`` swaps in a fused native version (``L2L_PLAIN=conv_block`` pins this one)."""
+    h = F.batch_norm(y, None, None, gamma, beta, training=True, eps=eps)
+    return F.max_pool2d(F.relu(h), 2)
 
 
 def conv_model(
@@ -204,7 +213,7 @@ class ConvProblem(Problem):
             for layer in range(a["conv_layers"]):
                 w, b, scale, shift = (params[4 * layer + j][r] for j in range(4))
                 h = F.conv2d(h, w.view(a["channels"], -1, a["kernel"], a["kernel"]), b, padding=a["kernel"] // 2)
-                h = bn_relu_pool(h, scale, shift, eps)  # batch norm, ReLU, 2x2 max pooling (fused on CPUs)
+                h = bn_relu_pool(h, scale, shift, eps)  # batch norm, ReLU, 2x2 max pooling
             features.append(h.flatten(1))  # (batch, C * H * W), as nn.Flatten
         h = torch.stack(features)  # (rows, batch, features)
         w, b, scale, shift, w_out, b_out = params[n_conv:]

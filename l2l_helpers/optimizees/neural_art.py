@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from l2l_helpers import settings
-from l2l_helpers.kernels import style_loss
+from l2l_helpers.kernels.plain import swappable
 from l2l_helpers.optimizees.base import LOCKED_SPLIT, SPLIT_OFFSETS, SPLIT_SIZE, Problem, TaskBatch
 
 #: Content photos by split. ``train``, ``val`` and ``dev`` are photos that ship inside scikit-image
@@ -276,8 +276,8 @@ class NeuralArtTasks(TaskBatch):
             self.photo_style = self._style_term(content_feats)  # (B,): the photos' own style loss, for style_ratio
 
     def _style_term(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        """Unweighted style loss (B,) of feature maps: their Gram matrices against the painting's over all scales."""
-        return sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, self.style_grams, strict=True))
+        """Unweighted style loss (B,) of feature maps against the painting's (:func:`style_term`)."""
+        return style_term(feats, self.style_grams)
 
     def init_theta(self) -> torch.Tensor:
         return self.content.reshape(self.n_tasks, -1).clone()  # start from the content photo
@@ -304,19 +304,38 @@ class NeuralArtTasks(TaskBatch):
         p = self.problem
         copies = self.copies(theta)
         target = self.content_feat if copies == 1 else self.content_feat.repeat(copies, 1, 1, 1)
-        if isinstance(p.features, RandomFeatures) and style_loss.supported(theta):  # same loss, a faster gradient
-            coefficients = (p.content_weight, p.style_weight, p.tv_weight)
-            images = self.images(theta)
-            return style_loss.style_content_loss(
-                images, p.features, target, self.style_grams, p.content_layer, coefficients
-            )
-        feats = p.features(self.images(theta))
-        content = ((feats[p.content_layer] - target) ** 2).mean(dim=(1, 2, 3))
-        style = self._style_term(feats)
-        total = p.content_weight * content + p.style_weight * style
-        if p.tv_weight:
-            total = total + p.tv_weight * total_variation(self.images(theta))
-        return total
+        coefficients = (p.content_weight, p.style_weight, p.tv_weight)
+        return style_content_loss(
+            self.images(theta), p.features, target, self.style_grams, p.content_layer, coefficients
+        )
+
+
+@swappable("style_loss")
+def style_content_loss(
+    images: torch.Tensor,
+    features: torch.nn.Module,
+    content_target: torch.Tensor,
+    style_grams: Sequence[torch.Tensor],
+    content_layer: int,
+    coefficients: tuple[float, float, float],
+) -> torch.Tensor:
+    """Gatys et al.'s loss per image (B,) of ``images`` (B, 3, H, W): ``a * content + b * style + c * TV`` with
+    ``coefficients`` (a, b, c). Content: the squared difference of layer ``content_layer``'s maps from the photo's;
+    style: every layer's Gram matrix against the painting's (:func:`style_term`); TV: :func:`total_variation`.
+    Autograd differentiates it; for :class:`RandomFeatures` ``kernels/style_loss.py`` swaps in a hand-written image
+    gradient (``L2L_PLAIN=style_loss`` pins this one)."""
+    a, b, c = coefficients
+    feats = features(images)
+    content = ((feats[content_layer] - content_target) ** 2).mean(dim=(1, 2, 3))
+    total = a * content + b * style_term(feats, style_grams)
+    if c:
+        total = total + c * total_variation(images)
+    return total
+
+
+def style_term(feats: Sequence[torch.Tensor], style_grams: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Unweighted style loss (B,) of feature maps: their Gram matrices against the painting's over all scales."""
+    return sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(feats, style_grams, strict=True))
 
 
 class NeuralArtProblem(Problem):
