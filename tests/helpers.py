@@ -1,11 +1,15 @@
 """Small pieces several test files share: tiny meta-training settings, seeded optimizer networks, the CLI's error
-line, a full disk, and how the browser tests start the system's Chromium."""
+line, a full disk, how the browser tests start the system's Chromium, and a notebook's marked teaching cell."""
 
 from __future__ import annotations
 
+import ast
 import errno
 import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 
@@ -81,3 +85,27 @@ def disk_full_after(monkeypatch: pytest.MonkeyPatch, writes: int) -> None:
         return real_save(obj, fh, *args, **kwargs)
 
     monkeypatch.setattr(checkpoints.torch, "save", save)
+
+
+def teaching_cell(notebook: Path, marker: str) -> str:
+    """The source of the notebook's one code cell that starts with ``marker`` (its plain-PyTorch cell)."""
+    cells = [c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
+    found = [s for s in cells if s.startswith(marker)]
+    assert len(found) == 1, f"{notebook.name} needs exactly one code cell starting with {marker!r}"
+    return found[0]
+
+
+def cell_functions(
+    notebook: Path, marker: str, namespace: dict, names: Sequence[str] | None = None
+) -> dict[str, Callable]:
+    """The functions the marked cell defines (only ``names`` where given), and nothing else of the cell.
+
+    They are exec'd in ``namespace``, which holds only what the test gives them (``torch``, ``math``, ...), so a
+    function that leans on a name the cell's other lines define fails here instead of passing by accident.
+    """
+    tree = ast.parse(teaching_cell(notebook, marker))
+    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and (names is None or node.name in names)]
+    missing = set(names or ()) - {node.name for node in defs}
+    assert defs and not missing, f"the cell {marker!r} of {notebook.name} defines no {sorted(missing) or 'function'}"
+    exec(compile(ast.Module(body=defs, type_ignores=[]), str(notebook), "exec"), namespace)
+    return {node.name: namespace[node.name] for node in defs}

@@ -9,42 +9,26 @@ cases, against :class:`l2l.QuadraticProblem`'s tasks, :func:`l2l.tune_learning_r
 
 from __future__ import annotations
 
-import ast
 import math
 import random
 from collections.abc import Callable
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
+from helpers import cell_functions, teaching_cell
 
 import l2l_helpers as l2l
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_quadratics.ipynb"
 
 
-def teaching_cell(marker: str) -> str:
-    """The source of the notebook's one code cell that starts with ``marker``."""
-    cells = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
-    found = [s for s in cells if s.startswith(marker)]
-    assert len(found) == 1, f"{NOTEBOOK.name} needs exactly one code cell starting with {marker!r}"
-    return found[0]
-
-
-def cell_functions(marker: str, namespace: dict | None = None) -> dict[str, Callable]:
-    """The functions the marked cell defines, and nothing else of the cell, exec'd with only torch and math."""
-    tree = ast.parse(teaching_cell(marker))
-    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-    namespace = {"torch": torch, "math": math} if namespace is None else namespace
-    exec(compile(ast.Module(body=defs, type_ignores=[]), str(NOTEBOOK), "exec"), namespace)
-    return {node.name: namespace[node.name] for node in defs}
-
-
 def by_hand() -> dict[str, Callable]:
     """Both cells' functions in one namespace (the search's Adam calls the first cell's f_and_grad)."""
     namespace = {"torch": torch, "math": math}
-    return cell_functions("# quadratic_by_hand", namespace) | cell_functions("# tune_by_hand", namespace)
+    return cell_functions(NOTEBOOK, "# quadratic_by_hand", namespace) | cell_functions(
+        NOTEBOOK, "# tune_by_hand", namespace
+    )
 
 
 def drawn(tasks, dim: int, init_scale: float) -> tuple[torch.Tensor, ...]:
@@ -60,9 +44,11 @@ def test_the_notebook_cells_run_and_agree_with_the_package():
     tuned = l2l.tune_baselines(problem, names=("Adam",), n_tasks=3, steps=15, progress=False)
     namespace = {"torch": torch, "math": math, "l2l": l2l, "problem": problem, "TUNE_TASKS": 3, "STEPS": 15}
     namespace["tuned"] = tuned
-    exec(compile(teaching_cell("# quadratic_by_hand"), str(NOTEBOOK), "exec"), namespace)
+    exec(compile(teaching_cell(NOTEBOOK, "# quadratic_by_hand"), str(NOTEBOOK), "exec"), namespace)
     assert namespace["same"] is True
-    exec(compile(teaching_cell("# tune_by_hand"), str(NOTEBOOK), "exec"), namespace)  # its own l2l.check decides
+    exec(
+        compile(teaching_cell(NOTEBOOK, "# tune_by_hand"), str(NOTEBOOK), "exec"), namespace
+    )  # its own l2l.check decides
     assert namespace["best_lr"] == tuned["Adam"].best_lr
     assert namespace["scores"] == pytest.approx(tuned["Adam"].scores, rel=1e-4)  # the same rates tried, same scores
 

@@ -10,38 +10,26 @@ does, on a small case, and their functions on fresh inputs, against :class:`l2l.
 
 from __future__ import annotations
 
-import ast
 import math
 from collections.abc import Callable
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import cell_functions, teaching_cell
 
 import l2l_helpers as l2l
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_mnist.ipynb"
 
 
-def teaching_cell(marker: str) -> str:
-    """The source of the notebook's one code cell that starts with ``marker``."""
-    cells = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
-    found = [s for s in cells if s.startswith(marker)]
-    assert len(found) == 1, f"{NOTEBOOK.name} needs exactly one code cell starting with {marker!r}"
-    return found[0]
-
-
 def by_hand() -> dict[str, Callable]:
     """The functions both cells define, and nothing else of the cells, exec'd in one namespace with only torch."""
     namespace: dict = {"torch": torch, "math": math}
-    names = []
-    for marker in ("# mlp_loss_by_hand", "# held_out_by_hand"):
-        defs = [node for node in ast.parse(teaching_cell(marker)).body if isinstance(node, ast.FunctionDef)]
-        exec(compile(ast.Module(body=defs, type_ignores=[]), str(NOTEBOOK), "exec"), namespace)
-        names += [node.name for node in defs]
-    return {name: namespace[name] for name in names}
+    return cell_functions(NOTEBOOK, "# mlp_loss_by_hand", namespace) | cell_functions(
+        NOTEBOOK, "# held_out_by_hand", namespace
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +52,12 @@ def test_the_notebook_cells_run_and_agree_with_the_package(problem):
     namespace = {"torch": torch, "math": math, "l2l": l2l, "problem": problem, "data": problem.data, "SEED": 0}
     namespace |= {"device": device, "SPLIT": "dev", "STEPS": 12, "learned": learned, "tuned": tuned_at[12]}
     namespace["results"] = results
-    exec(compile(teaching_cell("# mlp_loss_by_hand"), str(NOTEBOOK), "exec"), namespace)
+    exec(compile(teaching_cell(NOTEBOOK, "# mlp_loss_by_hand"), str(NOTEBOOK), "exec"), namespace)
     assert namespace["same"] is True
     assert (namespace["package"] - math.log(10)).abs().min() > 0.05  # a point where the layout matters
-    exec(compile(teaching_cell("# held_out_by_hand"), str(NOTEBOOK), "exec"), namespace)  # its l2l.check decides
+    exec(
+        compile(teaching_cell(NOTEBOOK, "# held_out_by_hand"), str(NOTEBOOK), "exec"), namespace
+    )  # its l2l.check decides
     assert namespace["same_draws"] is True and namespace["gap"] < 1e-4
 
 

@@ -10,13 +10,14 @@ surrounds them, and run the notebook's check cell.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
+from helpers import cell_functions
+from helpers import teaching_cell as notebook_cell
 
 import l2l_helpers as l2l
 
@@ -31,19 +32,13 @@ def notebook_code_cells() -> list[str]:
 
 def teaching_cell() -> str:
     """The source of the notebook's cell that writes the updates out."""
-    found = [s for s in notebook_code_cells() if s.startswith(MARKER)]
-    assert len(found) == 1, f"{NOTEBOOK.name} needs exactly one code cell starting with {MARKER!r}"
-    return found[0]
+    return notebook_cell(NOTEBOOK, MARKER)
 
 
 def coordinatewise_updates() -> Updates:
     """The function the cell defines, and nothing else of the cell."""
-    tree = ast.parse(teaching_cell())
-    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "coordinatewise_updates"]
-    assert len(defs) == 1
     namespace = {"torch": torch, "l2l": l2l}
-    exec(compile(ast.Module(body=defs, type_ignores=[]), str(NOTEBOOK), "exec"), namespace)
-    return namespace["coordinatewise_updates"]
+    return cell_functions(NOTEBOOK, MARKER, namespace, ["coordinatewise_updates"])["coordinatewise_updates"]
 
 
 def shipped() -> l2l.CoordinatewiseLSTM:

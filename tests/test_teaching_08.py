@@ -9,15 +9,15 @@ These tests run its function on fresh samples, with ties and unequal sizes, agai
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
-import nbformat
 import numpy as np
 import pytest
 import torch
+from helpers import cell_functions
+from helpers import teaching_cell as notebook_cell
 from scipy import stats
 
 import l2l_helpers as l2l
@@ -28,20 +28,12 @@ MARKER = "# ks_by_hand"
 
 def teaching_cell() -> str:
     """The source of the notebook's cell that writes the KS distance out."""
-    cells = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
-    found = [s for s in cells if s.startswith(MARKER)]
-    assert len(found) == 1, f"{NOTEBOOK.name} needs exactly one code cell starting with {MARKER!r}"
-    return found[0]
+    return notebook_cell(NOTEBOOK, MARKER)
 
 
 def ks_by_hand() -> Callable[[np.ndarray, np.ndarray], float]:
     """The function the cell defines, and nothing else of the cell, in a namespace holding only numpy."""
-    tree = ast.parse(teaching_cell())
-    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "ks_by_hand"]
-    assert len(defs) == 1
-    namespace = {"np": np}
-    exec(compile(ast.Module(body=defs, type_ignores=[]), str(NOTEBOOK), "exec"), namespace)
-    return namespace["ks_by_hand"]
+    return cell_functions(NOTEBOOK, MARKER, {"np": np}, ["ks_by_hand"])["ks_by_hand"]
 
 
 def log_channel(n: int, zero_share: float, scale: float, rng: np.random.Generator) -> np.ndarray:

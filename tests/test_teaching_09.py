@@ -11,13 +11,12 @@ Gram matrix's gradient by formula, and with finite differences.
 
 from __future__ import annotations
 
-import ast
 import types
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
+from helpers import cell_functions, teaching_cell
 
 import l2l_helpers as l2l
 
@@ -27,21 +26,11 @@ MARKERS = ("# neural_art_loss_by_hand", "# image_step_by_hand")
 TIGHT = {"rtol": 1e-10, "atol": 1e-12}
 
 
-def teaching_cell(marker: str) -> str:
-    """The source of the notebook's code cell that starts with ``marker``."""
-    cells = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
-    found = [s for s in cells if s.startswith(marker)]
-    assert len(found) == 1, f"{NOTEBOOK.name} needs exactly one code cell starting with {marker!r}"
-    return found[0]
-
-
 def by_hand() -> types.SimpleNamespace:
     """The functions the two cells define (gram_by_hand, loss_by_hand, image_step_by_hand), and nothing else."""
     namespace: dict[str, object] = {"torch": torch}
     for marker in MARKERS:
-        defs = [node for node in ast.parse(teaching_cell(marker)).body if isinstance(node, ast.FunctionDef)]
-        assert defs, f"the cell {marker!r} defines no function"
-        exec(compile(ast.Module(body=defs, type_ignores=[]), str(NOTEBOOK), "exec"), namespace)
+        cell_functions(NOTEBOOK, marker, namespace)
     names = ("gram_by_hand", "loss_by_hand", "image_step_by_hand")
     return types.SimpleNamespace(**{name: namespace[name] for name in names})
 
@@ -107,7 +96,7 @@ def test_the_notebook_cells_run_and_agree_with_the_package(capsys):
     namespace = {"torch": torch, "l2l": l2l, "held_out": problem.tasks("dev", range(2)), "device": "cpu"}
     state = torch.get_rng_state()
     for marker in MARKERS:
-        exec(compile(teaching_cell(marker), str(NOTEBOOK), "exec"), namespace)
+        exec(compile(teaching_cell(NOTEBOOK, marker), str(NOTEBOOK), "exec"), namespace)
     assert torch.equal(torch.get_rng_state(), state), "the cells must not draw from the global random generator"
     out = capsys.readouterr().out
     for name in ("loss", "gradient", "step"):

@@ -15,7 +15,7 @@ import ast
 from collections.abc import Callable
 from pathlib import Path
 
-import nbformat
+import helpers
 import pytest
 import torch
 import torch.nn.functional as F
@@ -32,21 +32,9 @@ ARCHS = {
 }
 
 
-def teaching_cell(marker: str) -> str:
-    """The source of the notebook's one code cell that starts with ``marker``."""
-    cells = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
-    found = [s for s in cells if s.startswith(marker)]
-    assert len(found) == 1, f"{NOTEBOOK.name} needs exactly one code cell starting with {marker!r}"
-    return found[0]
-
-
 def cell_functions(marker: str) -> dict[str, Callable]:
     """The functions the cell defines, and nothing else of the cell, exec'd with only torch and F."""
-    tree = ast.parse(teaching_cell(marker))
-    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-    namespace = {"torch": torch, "F": F}
-    exec(compile(ast.Module(body=defs, type_ignores=[]), str(NOTEBOOK), "exec"), namespace)
-    return {node.name: namespace[node.name] for node in defs}
+    return helpers.cell_functions(NOTEBOOK, marker, {"torch": torch, "F": F})
 
 
 def synthetic(n: int = 96, size: int = 28, channels: int = 1, classes: int = 10, seed: int = 0) -> l2l.ImageData:
@@ -142,7 +130,11 @@ def test_a_wrong_batch_norm_is_caught():
     tasks.images = tasks.images.double()
     torch.testing.assert_close(right, tasks.loss(theta, 0)[0], rtol=1e-12, atol=1e-12)
     namespace = {"torch": torch, "F": F}
-    defs = [node for node in ast.parse(teaching_cell(NET_MARKER)).body if isinstance(node, ast.FunctionDef)]
+    defs = [
+        node
+        for node in ast.parse(helpers.teaching_cell(NOTEBOOK, NET_MARKER)).body
+        if isinstance(node, ast.FunctionDef)
+    ]
     source = ast.unparse(ast.Module(body=defs, type_ignores=[]))
     assert "unbiased=False" in source
     exec(source.replace("unbiased=False", "unbiased=True"), namespace)
@@ -197,8 +189,8 @@ def test_the_notebook_cells_run_and_agree_with_the_package():
         "problems": {"all 10 labels": make_problem("paper", batch_size=32)},
         "learned": {"LSTM": {"LSTM s0": lively_grouped_net(seed=0)}},
     }
-    exec(compile(teaching_cell(NET_MARKER), str(NOTEBOOK), "exec"), namespace)
+    exec(compile(helpers.teaching_cell(NOTEBOOK, NET_MARKER), str(NOTEBOOK), "exec"), namespace)
     torch.testing.assert_close(namespace["by_hand"], namespace["package"], rtol=1e-4, atol=1e-5)
-    exec(compile(teaching_cell(ROUTE_MARKER), str(NOTEBOOK), "exec"), namespace)
+    exec(compile(helpers.teaching_cell(NOTEBOOK, ROUTE_MARKER), str(NOTEBOOK), "exec"), namespace)
     torch.testing.assert_close(namespace["by_hand"], namespace["package"])
     assert namespace["package"].abs().max() > 0  # a real update, not two zeros agreeing

@@ -9,13 +9,12 @@ against a mean computed element by element, and inside a GAC network's step.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
+from helpers import cell_functions, teaching_cell
 
 import l2l_helpers as l2l
 
@@ -23,22 +22,9 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "11_beyond_the
 GAC_MARKER, MEMORY_MARKER = "# global_average_by_hand", "# memory_by_hand"
 
 
-def teaching_cell(marker: str) -> str:
-    """The source of the notebook's one code cell that starts with ``marker``."""
-    cells = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
-    found = [s for s in cells if s.startswith(marker)]
-    assert len(found) == 1, f"{NOTEBOOK.name} needs exactly one code cell starting with {marker!r}"
-    return found[0]
-
-
 def cell_function(marker: str, name: str) -> Callable:
     """The function ``name`` the cell defines, and nothing else of the cell, exec'd with only torch."""
-    tree = ast.parse(teaching_cell(marker))
-    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
-    assert len(defs) == 1
-    namespace = {"torch": torch}
-    exec(compile(ast.Module(body=defs, type_ignores=[]), str(NOTEBOOK), "exec"), namespace)
-    return namespace[name]
+    return cell_functions(NOTEBOOK, marker, {"torch": torch}, [name])[name]
 
 
 def mean_by_elements(h: torch.Tensor, cells: int, optimizees: int) -> torch.Tensor:
@@ -132,12 +118,12 @@ def test_an_empty_memory_reads_r():
 def test_the_notebook_cells_run_and_agree_with_the_package():
     """Both cells as the notebook runs them; the memory cell draws the same random numbers as before its function."""
     namespace = {"torch": torch, "l2l": l2l, "SEED": 0}
-    exec(compile(teaching_cell(GAC_MARKER), str(NOTEBOOK), "exec"), namespace)
+    exec(compile(teaching_cell(NOTEBOOK, GAC_MARKER), str(NOTEBOOK), "exec"), namespace)
     expected = torch.arange(24.0).view(6, 4)
     expected[:3, :2], expected[3:, :2] = torch.tensor([4.0, 5.0]), torch.tensor([16.0, 17.0])  # means of 3 rows
     torch.testing.assert_close(namespace["by_hand"], expected, rtol=0, atol=0)
     torch.testing.assert_close(namespace["package"], expected, rtol=0, atol=0)
-    exec(compile(teaching_cell(MEMORY_MARKER), str(NOTEBOOK), "exec"), namespace)
+    exec(compile(teaching_cell(NOTEBOOK, MEMORY_MARKER), str(NOTEBOOK), "exec"), namespace)
     torch.testing.assert_close(namespace["by_hand"], namespace["package"], rtol=1e-5, atol=1e-6)
     after_cell = torch.get_rng_state()
     torch.manual_seed(0)
