@@ -49,6 +49,10 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -305,12 +309,6 @@ def _typed(argv: Sequence[str]) -> set[str]:
             action.default = argparse.SUPPRESS  # an option not typed then leaves no attribute
     typed, _ = parser.parse_known_args(list(argv))
     return set(vars(typed)) - {"command"}
-
-
-_positive_int = _int_at_least(1)
-
-
-_non_negative_int = _int_at_least(0)
 
 
 def _optimizer_path(spec: str, flag: str) -> Path:
