@@ -7,7 +7,7 @@ import torch
 
 from l2l_helpers.kernels import style_loss
 from l2l_helpers.kernels.plain import plain_only
-from l2l_helpers.optimizees.neural_art import NeuralArtProblem
+from l2l_helpers.optimizees.neural_art import NeuralArtProblem, RandomFeatures
 
 
 def loss_and_grad(tasks, theta: torch.Tensor, weights: torch.Tensor, plain: bool):
@@ -53,6 +53,19 @@ def test_the_hand_written_gradient_runs_where_it_applies_and_only_there():
     assert not style_loss.supported(theta.detach())  # no gradient wanted
     with torch.no_grad():
         assert not style_loss.supported(theta)
+
+
+def test_only_features_whose_forward_it_repeats_take_the_hand_written_gradient():
+    """The kernel repeats RandomFeatures' forward; a feature network that does not say so (VGG-19, a subclass with
+    another forward) keeps autograd."""
+    images = torch.rand(1, 3, 8, 8, requires_grad=True)
+
+    class OtherForward(RandomFeatures):
+        style_loss_kernel = False
+
+    assert style_loss.supported(images, RandomFeatures(channels=(4,)))
+    assert not style_loss.supported(images, OtherForward(channels=(4,)))
+    assert not style_loss.supported(images, torch.nn.Identity())
 
 
 def test_second_derivatives_need_plain_only():

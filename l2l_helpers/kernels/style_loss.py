@@ -143,10 +143,10 @@ class StyleContentLoss(torch.autograd.Function):
 
 def supported(images: torch.Tensor, features: torch.nn.Module | None = None, *args: Any) -> bool:
     """Whether :class:`StyleContentLoss` runs: its gradient is wanted, once (not inside
-    :func:`~l2l_helpers.kernels.plain.plain_only`), and ``features`` are the random-feature network whose forward it
-    repeats operation for operation (VGG-19's are not)."""
-    random_features = features is None or type(features).__name__ == "RandomFeatures"
-    return images.requires_grad and torch.is_grad_enabled() and not plain_wanted("style_loss") and random_features
+    :func:`~l2l_helpers.kernels.plain.plain_only`), and ``features`` are a network whose forward it repeats operation
+    for operation, which says so by ``style_loss_kernel = True`` (:class:`RandomFeatures` does; VGG-19 does not)."""
+    repeated = features is None or getattr(features, "style_loss_kernel", False) is True
+    return images.requires_grad and torch.is_grad_enabled() and not plain_wanted("style_loss") and repeated
 
 
 #: ``style_content_loss(images, features, content_target, style_grams, content_layer, coefficients)``: see

@@ -57,6 +57,10 @@ NEURAL_ART_LR_GRID: tuple[float, ...] = tuple(round(10.0 ** (k / 2), 10) for k i
 class RandomFeatures(torch.nn.Module):
     """A fixed multi-scale convolutional feature extractor with seeded random (He-normal) weights."""
 
+    #: Its forward is the one ``kernels/style_loss.py`` differentiates by hand (3x3 convolutions, padding 1, ReLU,
+    #: 2x2 average pooling between scales); a subclass that changes the forward sets this to False.
+    style_loss_kernel = True
+
     def __init__(self, channels: Sequence[int] = (32, 64, 128), seed: int = 0) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
@@ -273,11 +277,7 @@ class NeuralArtTasks(TaskBatch):
             self.style_grams = [gram(f) for f in feats(problem.style_image().unsqueeze(0).to(device))]
             content_feats = feats(self.content)
             self.content_feat = content_feats[problem.content_layer]
-            self.photo_style = self._style_term(content_feats)  # (B,): the photos' own style loss, for style_ratio
-
-    def _style_term(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        """Unweighted style loss (B,) of feature maps against the painting's (:func:`style_term`)."""
-        return style_term(feats, self.style_grams)
+            self.photo_style = style_term(content_feats, self.style_grams)  # (B,): the photos' own, for style_ratio
 
     def init_theta(self) -> torch.Tensor:
         return self.content.reshape(self.n_tasks, -1).clone()  # start from the content photo
@@ -290,7 +290,7 @@ class NeuralArtTasks(TaskBatch):
         """The style term alone, unweighted, per image (B,): the image's Gram matrices against the painting's."""
         self.copies(theta)  # a clear error for a wrong shape
         with torch.no_grad():
-            return self._style_term(self.problem.features(self.images(theta)))
+            return style_term(self.problem.features(self.images(theta)), self.style_grams)
 
     def style_ratio(self, theta: torch.Tensor) -> torch.Tensor:
         """Style loss of each image relative to its content photo's own, per image (B,): 1 is the photo untouched,
