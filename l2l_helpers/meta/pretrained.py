@@ -1,8 +1,9 @@
 """Trained optimizer networks shipped with the project, and their recipes (produced by ``l2l train``; notebooks 05-09).
 
 :func:`load_pretrained` gives a shipped network; :func:`recipe_of` the settings it was meta-trained with;
-:func:`optimizer_for` either one, or one meta-trained here from scratch with that recipe (``RETRAIN``), shared
-between the notebooks of one ``make run``.
+:func:`optimizer_for` / :func:`optimizers_for` load one or every seed with a line saying where it came from (loading
+never trains); :func:`retrained_optimizer` / :func:`retrained_optimizers` meta-train them here from scratch with their
+recipes (a notebook's ``RETRAIN``), shared between the notebooks of one ``make run``.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ def shipped_optimizers() -> list[dict[str, Any]]:
 def optimizer_for(name: str, device: torch.device | str = "cpu") -> tuple[OptimizerNet, str]:
     """The shipped optimizer ``name`` and a line saying where it came from. Loading never trains: a network
     meta-trained here is :func:`retrained_optimizer`'s."""
-    return load_pretrained(name, device), f"shipped optimizer '{name}' (trained by: {recipe_of(name).command})"
+    net, meta = load_optimizer(pretrained_path(name), device)  # one read of the file: weights and metadata
+    return net, f"shipped optimizer '{name}' (trained by: {meta.get('command', '')})"
 
 
 def retrained_optimizer(

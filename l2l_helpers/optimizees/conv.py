@@ -96,9 +96,8 @@ class ConvProblem(Problem):
 
     ``data`` holds ``train_images``, ``train_labels`` (meta-training) and ``test_images``, ``test_labels`` (held
     out); by default ``dataset``'s (:func:`~l2l_helpers.optimizees.datasets.load_conv_data`: ``"fashion_mnist"``,
-    ``"cifar10"``
-    or ``"auto"``). ``labels`` keeps only those classes (the
-    paper's CIFAR-5 and CIFAR-2), renumbered 0..k-1 in the order given, with a k-way output layer.
+    ``"cifar10"`` or ``"auto"``). ``labels`` keeps only those classes (the paper's CIFAR-5 and CIFAR-2), renumbered
+    0..k-1 in the order given, with a k-way output layer.
     """
 
     lr_grid = CONV_LR_GRID
