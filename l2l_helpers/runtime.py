@@ -63,7 +63,7 @@ _memory_kept = False
 
 def keep_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed memory for the next allocation instead of handing it back to the kernel;
-    True where that is in effect (glibc on Linux, ``L2L_KEEP_MEMORY`` not 0), False elsewhere (nothing changed).
+    True where that is in effect (glibc on Linux, ``L2L_KEEP_MEMORY=1``), False elsewhere (nothing changed).
 
     Every optimizer step here allocates tensors of tens to hundreds of MB (a batch of 128x128 images' feature
     maps, a grid of MNIST networks' activations) and frees them before the next step. glibc serves anything over
@@ -72,7 +72,8 @@ def keep_freed_memory() -> bool:
     faulted in and zeroed. With mmap off (``M_MMAP_MAX = 0``) and trimming above 2 GB only, the same pages are
     reused: measured 2026-12-03 on 2 cores, a step of 16 neural-art images at 128x128 took 165 instead of 210 ms.
     The arithmetic is the same (results are equal bit for bit); the cost is that the process keeps its peak memory
-    until it exits. :func:`setup` calls this; it holds for the whole process, and glibc offers no way back.
+    until it exits. :func:`setup` calls this, so it takes effect only where asked (the headless runner asks for its
+    kernels, which exit after their notebook); it holds for the whole process, and glibc offers no way back.
     """
     global _memory_kept
     if _memory_kept:
@@ -142,7 +143,7 @@ def versions() -> dict[str, str]:
 
 def setup(seed: int = 0, device: str | torch.device = "auto", verbose: bool = True) -> torch.device:
     """Seed everything, pick the device, set plotly's offline renderer, keep freed memory for reuse
-    (:func:`keep_freed_memory`, unless ``L2L_KEEP_MEMORY=0``) and print versions.
+    (:func:`keep_freed_memory`, only where ``L2L_KEEP_MEMORY=1`` asks: the headless runner does) and print versions.
 
     Returns the ``torch.device`` to use. Notebooks call this once, in their first code cell.
     """

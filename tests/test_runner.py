@@ -115,6 +115,21 @@ def test_run_notebooks_writes_report(tmp_path, monkeypatch, capfd):
 
 
 @pytest.mark.slow
+def test_without_the_checkouts_benchmarks_the_run_goes_on_in_seconds(tmp_path, monkeypatch):
+    """An installed package run on a folder of notebooks has no benchmarks/reference.py: the run says so and goes
+    on, timed in seconds only."""
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    write_notebook(nbs / "01_ok.ipynb", RECORD)
+    monkeypatch.setattr(runner, "CHECKOUT_DIR", None)
+    lines: list[str] = []
+    summary = run_notebooks(nbs, tmp_path / "run", profile="smoke", device="cpu", echo=lines.append)
+    assert lines[1].startswith("times in seconds only, no reference epochs: benchmarks/reference.py not found")
+    assert not summary.failed and summary.reference_s is None and summary.runs[0].reference_s is None
+    assert "ref. epochs" not in lines[2] and "reference epochs" not in lines[3]
+
+
+@pytest.mark.slow
 def test_the_reference_clock_times_an_epoch():
     """The clock make run uses: one timed epoch of the plain reference per call, after a warm-up."""
     clock = runner._reference_clock("cpu")
